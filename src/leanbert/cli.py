@@ -1,0 +1,58 @@
+"""``leanbert <verb>``: thin argument parsing; each verb lives in ``leanbert/commands/<verb>.py`` and calls
+library functions. A verb module exposes ``add_parser(subparsers)`` which registers itself and sets
+``func(args) -> int``.
+
+Errors a user can fix (bad config, bad file) are raised as ``UserError`` (or ``ConfigError``) and printed as
+one line on stderr with exit status 2; they never end in a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from leanbert.config import ConfigError
+from leanbert.errors import UserError
+
+# Order here is the order in `leanbert --help`.
+VERBS = ("demo", "params", "tokenizer", "prepare", "pretrain", "finetune", "export", "import")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leanbert",
+        description="Pretrain, compress and fine-tune compact BERT-family encoders "
+                    "(BERT, ALBERT, ELECTRA, TUPE, TNF, MC-BERT, TinyBERT).",
+        epilog="Run `leanbert VERB --help` for each verb's options and examples.",
+    )
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb in VERBS:
+        try:
+            module = importlib.import_module(f"leanbert.commands.{verb.replace('-', '_')}_cmd")
+        except ModuleNotFoundError as err:
+            if err.name and err.name.startswith("leanbert.commands."):
+                continue  # verb not built yet
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ConfigError) as err:
+        print(f"leanbert {args.verb}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"leanbert {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

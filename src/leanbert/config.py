@@ -1,0 +1,258 @@
+"""Typed configs: dataclasses validated in ``__post_init__``, loaded from YAML/JSON dicts, and changed with
+dotted ``key=value`` overrides (``train.lr=1e-3``). Nothing here evaluates config text as code.
+
+Every config class is a plain dataclass; the helpers below work for any of them, including nested ones
+(a field whose type is another dataclass).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value or key is wrong; the message names the key and what is allowed."""
+
+
+def _check_choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
+
+
+def _check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
+    if not isinstance(value, int | float) or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name}={value!r} must be a {'non-negative' if allow_zero else 'positive'} number")
+
+
+def _check_probability(name: str, value: Any) -> None:
+    if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name}={value!r} must be a probability in [0, 1]")
+
+
+ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
+SHARING_MODES = ("none", "all", "attention", "ffn")
+POSITION_MODES = ("absolute",)
+FAMILIES = ("bert", "albert", "electra")
+HEADS = ("mlm", "nsp", "sop", "rtd", "classifier")
+
+
+@dataclass
+class ModelConfig:
+    """One encoder, many shapes. Field names follow the issue tracker's contract (CLI and YAML use them).
+
+    ``family`` names the Hugging Face architecture this shape corresponds to. It decides whether there is a
+    pooler (BERT/ALBERT yes, ELECTRA no) and what ``leanbert export`` writes; it never changes the math of
+    the layers themselves.
+    """
+
+    vocab_size: int = 30522
+    embedding_size: int = 0  # 0 means "same as hidden_size" (no factorization)
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    max_positions: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    sharing: str = "none"
+    num_groups: int = 1
+    position: str = "absolute"
+    family: str = "bert"
+    pad_token_id: int = 0
+    heads: list[str] = field(default_factory=list)
+    num_labels: int = 2  # classifier head: 1 means regression
+
+    def __post_init__(self) -> None:
+        if self.embedding_size == 0:
+            self.embedding_size = self.hidden_size
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads",
+                     "intermediate_size", "max_positions", "num_groups", "num_labels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"model.{name}={value!r} must be a positive integer")
+        if self.type_vocab_size < 0:
+            raise ConfigError(f"model.type_vocab_size={self.type_vocab_size!r} must be >= 0")
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(f"model.hidden_size={self.hidden_size} must be divisible by "
+                              f"model.num_heads={self.num_heads}")
+        _check_choice("model.hidden_act", self.hidden_act, ACTIVATIONS)
+        _check_choice("model.sharing", self.sharing, SHARING_MODES)
+        _check_choice("model.position", self.position, POSITION_MODES)
+        _check_choice("model.family", self.family, FAMILIES)
+        _check_probability("model.hidden_dropout", self.hidden_dropout)
+        _check_probability("model.attention_dropout", self.attention_dropout)
+        _check_positive("model.layer_norm_eps", self.layer_norm_eps)
+        _check_positive("model.initializer_range", self.initializer_range)
+        if self.num_groups > 1 and self.sharing == "none":
+            raise ConfigError("model.num_groups > 1 only makes sense with model.sharing=all|attention|ffn")
+        if self.num_layers % self.num_groups:
+            raise ConfigError(f"model.num_layers={self.num_layers} must be divisible by "
+                              f"model.num_groups={self.num_groups}")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise ConfigError(f"model.pad_token_id={self.pad_token_id} must be in [0, vocab_size)")
+        self.heads = list(self.heads)
+        for head in self.heads:
+            _check_choice("model.heads entry", head, HEADS)
+        if "nsp" in self.heads and "sop" in self.heads:
+            raise ConfigError("model.heads may hold nsp or sop, not both")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def has_pooler(self) -> bool:
+        return self.family != "electra"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Generic dict <-> dataclass machinery
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp`` (ints widen to floats); raise ConfigError if wrong."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, value, option)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{key}={value!r} has the wrong type")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}={value!r} must be a list")
+        (item_type, *_) = typing.get_args(tp) or (Any,)
+        return [_coerce(f"{key}[{i}]", v, item_type) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}={value!r} must be a mapping")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}={value!r} must be an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}={value!r} must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}={value!r} must be a string")
+        return value
+    if _is_dataclass_type(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of {tp.__name__} fields")
+        return from_dict(tp, value, prefix=key + ".")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build ``cls`` from a plain dict; unknown keys and wrong types raise ConfigError naming the key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or cls.__name__} must be a mapping, got {type(data).__name__}")
+    hints = _field_types(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ConfigError(f"unknown key {prefix}{unknown[0]!r}; allowed keys: {', '.join(names)}")
+    kwargs = {k: _coerce(prefix + k, v, hints[k]) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def parse_value(text: str) -> Any:
+    """The value half of ``key=value``: YAML scalar/list syntax (``1e-3``, ``true``, ``[a, b]``), no code."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML 1.1 reads "1e-3" as a string; accept it as a float since users type it everywhere.
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in ".eE") and value.strip() else value
+        except ValueError:
+            return value
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], allowed_roots: tuple[str, ...] | None = None,
+                    ) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings to a nested dict (in place) and return it.
+
+    Validation happens when the dict is turned into dataclasses, so a wrong key is reported with the list of
+    allowed keys there.
+    """
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. train.lr=1e-3)")
+        parts = key.strip().split(".")
+        if allowed_roots is not None and parts[0] not in allowed_roots:
+            raise ConfigError(f"override {item!r}: unknown group {parts[0]!r}; "
+                              f"allowed: {', '.join(allowed_roots)}")
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a group of keys")
+            node = child
+        node[parts[-1]] = parse_value(raw)
+    return data
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON config file into a dict, with errors naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
