@@ -1,0 +1,338 @@
+"""Import/export between leanbert model directories and Hugging Face BERT / ALBERT / ELECTRA checkpoints.
+
+All parameter-name maps live in this file. leanbert stores Q, K and V as one fused ``qkv`` matrix; Hugging
+Face keeps three, so the maps split/concatenate them. Export builds the ``transformers`` model, loads the
+mapped weights strictly and lets ``save_pretrained`` write the files, so what we write is exactly what
+``from_pretrained`` expects.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from leanbert.config import ACTIVATIONS, ModelConfig
+from leanbert.errors import UserError
+from leanbert.model.model import LeanBertModel
+from leanbert.model_dir import (
+    TOKENIZER_FILES,
+    copy_tokenizer_files,
+    load_model,
+    load_state_strict,
+    read_weights,
+    save_model,
+    write_dir_atomically,
+)
+
+BASE_PREFIX = {"bert": "bert", "albert": "albert", "electra": "electra"}
+
+# (family, heads) -> transformers class name written to config.json's "architectures".
+HF_CLASSES = {
+    ("bert", ()): "BertModel",
+    ("bert", ("mlm",)): "BertForMaskedLM",
+    ("bert", ("nsp",)): "BertForNextSentencePrediction",
+    ("bert", ("mlm", "nsp")): "BertForPreTraining",
+    ("bert", ("classifier",)): "BertForSequenceClassification",
+    ("albert", ()): "AlbertModel",
+    ("albert", ("mlm",)): "AlbertForMaskedLM",
+    ("albert", ("mlm", "sop")): "AlbertForPreTraining",
+    ("albert", ("classifier",)): "AlbertForSequenceClassification",
+    ("electra", ()): "ElectraModel",
+    ("electra", ("mlm",)): "ElectraForMaskedLM",
+    ("electra", ("rtd",)): "ElectraForPreTraining",
+    ("electra", ("classifier",)): "ElectraForSequenceClassification",
+}
+
+# Per-layer names: leanbert block attribute -> HF suffix, for BERT/ELECTRA layers and ALBERT groups.
+LAYER_NAMES = {
+    "bert": {"attention.out": "attention.output.dense", "attention.norm": "attention.output.LayerNorm",
+             "ffn.fc_in": "intermediate.dense", "ffn.fc_out": "output.dense", "ffn.norm": "output.LayerNorm",
+             "qkv": ("attention.self.query", "attention.self.key", "attention.self.value")},
+    "albert": {"attention.out": "attention.dense", "attention.norm": "attention.LayerNorm",
+               "ffn.fc_in": "ffn", "ffn.fc_out": "ffn_output", "ffn.norm": "full_layer_layer_norm",
+               "qkv": ("attention.query", "attention.key", "attention.value")},
+}
+
+# Head module names: leanbert "heads.<name>.<sub>" -> HF name, per family.
+HEAD_NAMES = {
+    "bert": {"mlm.dense": "cls.predictions.transform.dense", "mlm.norm": "cls.predictions.transform.LayerNorm",
+             "mlm.bias": "cls.predictions.bias", "nsp.classifier": "cls.seq_relationship",
+             "classifier.classifier": "classifier"},
+    "albert": {"mlm.dense": "predictions.dense", "mlm.norm": "predictions.LayerNorm",
+               "mlm.bias": "predictions.bias", "sop.classifier": "sop_classifier.classifier",
+               "classifier.classifier": "classifier"},
+    "electra": {"mlm.dense": "generator_predictions.dense", "mlm.norm": "generator_predictions.LayerNorm",
+                "mlm.bias": "generator_lm_head.bias", "rtd.dense": "discriminator_predictions.dense",
+                "rtd.classifier": "discriminator_predictions.dense_prediction",
+                "classifier.dense": "classifier.dense", "classifier.classifier": "classifier.out_proj"},
+}
+# Tied copies Hugging Face also expects in its state dict: HF name -> leanbert name.
+TIED_NAMES = {
+    "bert": {"cls.predictions.decoder.weight": "encoder.embeddings.word_embeddings.weight",
+             "cls.predictions.decoder.bias": "heads.mlm.bias"},
+    "albert": {"predictions.decoder.weight": "encoder.embeddings.word_embeddings.weight",
+               "predictions.decoder.bias": "heads.mlm.bias"},
+    "electra": {"generator_lm_head.weight": "encoder.embeddings.word_embeddings.weight"},
+}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Configs
+
+
+def check_exportable(config: ModelConfig) -> None:
+    """Refuse shapes Hugging Face cannot represent, with the reason."""
+    family = config.family
+    if config.position != "absolute":
+        raise UserError(f"cannot export position={config.position!r}: transformers' {family} models only have "
+                        f"absolute position embeddings")
+    if config.sharing in ("attention", "ffn"):
+        raise UserError(f"cannot export sharing={config.sharing!r}: transformers has no model that shares only "
+                        f"the {config.sharing} blocks (ALBERT shares all or nothing)")
+    if config.sharing == "all" and family != "albert":
+        raise UserError(f"cannot export sharing='all' with family={family!r}: only ALBERT shares layers in "
+                        f"transformers; set family=albert")
+    if family == "bert" and config.embedding_size != config.hidden_size:
+        raise UserError("cannot export a factorized embedding (embedding_size != hidden_size) as BERT; "
+                        "use family=albert or family=electra")
+    if config.type_vocab_size == 0:
+        raise UserError("cannot export type_vocab_size=0: transformers' models always have token types")
+    if (family, tuple(sorted(config.heads))) not in HF_CLASSES:
+        raise UserError(f"cannot export heads {config.heads} for family {family!r}; transformers has classes for "
+                        f"{sorted({h for f, hs in HF_CLASSES if f == family for h in [hs]})}")
+
+
+def hf_config_dict(config: ModelConfig) -> dict[str, Any]:
+    family = config.family
+    d: dict[str, Any] = {
+        "model_type": family,
+        "architectures": [HF_CLASSES[(family, tuple(sorted(config.heads)))]],
+        "vocab_size": config.vocab_size,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_layers,
+        "num_attention_heads": config.num_heads,
+        "intermediate_size": config.intermediate_size,
+        "hidden_act": config.hidden_act,
+        "hidden_dropout_prob": config.hidden_dropout,
+        "attention_probs_dropout_prob": config.attention_dropout,
+        "max_position_embeddings": config.max_positions,
+        "type_vocab_size": config.type_vocab_size,
+        "layer_norm_eps": config.layer_norm_eps,
+        "initializer_range": config.initializer_range,
+        "pad_token_id": config.pad_token_id,
+        "position_embedding_type": "absolute",
+    }
+    if family in ("albert", "electra"):
+        d["embedding_size"] = config.embedding_size
+    if family == "albert":
+        d["num_hidden_groups"] = config.num_groups if config.sharing == "all" else config.num_layers
+        d["inner_group_num"] = 1
+        d["classifier_dropout_prob"] = config.hidden_dropout
+    if "classifier" in config.heads:
+        d["num_labels"] = config.num_labels
+        d["problem_type"] = "regression" if config.num_labels == 1 else "single_label_classification"
+    return d
+
+
+def model_config_from_hf(hf: dict[str, Any], source: Path) -> ModelConfig:
+    family = hf.get("model_type")
+    if family not in BASE_PREFIX:
+        raise UserError(f"{source}: model_type {family!r} is not supported; leanbert imports bert, albert, electra")
+    act = hf.get("hidden_act", "gelu")
+    if act not in ACTIVATIONS:
+        raise UserError(f"{source}: hidden_act {act!r} is not supported; leanbert has {', '.join(ACTIVATIONS)}")
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise UserError(f"{source}: position_embedding_type {hf['position_embedding_type']!r} is not supported")
+    sharing, groups = "none", 1
+    if family == "albert":
+        if hf.get("inner_group_num", 1) != 1:
+            raise UserError(f"{source}: inner_group_num={hf['inner_group_num']} is not supported (only 1)")
+        sharing, groups = "all", hf.get("num_hidden_groups", 1)
+    try:
+        hidden = hf["hidden_size"]
+        return ModelConfig(
+            vocab_size=hf["vocab_size"], embedding_size=hf.get("embedding_size", hidden), hidden_size=hidden,
+            num_layers=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"],
+            intermediate_size=hf["intermediate_size"], hidden_act=act,
+            hidden_dropout=hf.get("hidden_dropout_prob", 0.1),
+            attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
+            max_positions=hf.get("max_position_embeddings", 512), type_vocab_size=hf.get("type_vocab_size", 2),
+            layer_norm_eps=hf.get("layer_norm_eps", 1e-12), initializer_range=hf.get("initializer_range", 0.02),
+            sharing=sharing, num_groups=groups, family=family, pad_token_id=hf.get("pad_token_id") or 0)
+    except KeyError as err:
+        raise UserError(f"{source}: missing field {err.args[0]!r}") from None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Weights
+
+
+def _name_pairs(config: ModelConfig) -> list[tuple[str, str]]:
+    """(leanbert module path, HF module path) for every Linear/LayerNorm/Embedding except fused QKV."""
+    family, base = config.family, BASE_PREFIX[config.family]
+    pairs = [(f"encoder.embeddings.{n}", f"{base}.embeddings.{n}")
+             for n in ("word_embeddings", "position_embeddings", "token_type_embeddings")]
+    pairs.append(("encoder.embeddings.norm", f"{base}.embeddings.LayerNorm"))
+    if config.embedding_size != config.hidden_size:
+        pairs.append(("encoder.embeddings.project", {"albert": "albert.encoder.embedding_hidden_mapping_in",
+                                                     "electra": "electra.embeddings_project"}[family]))
+    if config.has_pooler:
+        pairs.append(("encoder.pooler", {"bert": "bert.pooler.dense", "albert": "albert.pooler"}[family]))
+    layer_names = LAYER_NAMES["albert" if family == "albert" else "bert"]
+    for i in range(len(_blocks(config))):
+        hf_layer = (f"albert.encoder.albert_layer_groups.{i}.albert_layers.0" if family == "albert"
+                    else f"{base}.encoder.layer.{i}")
+        for ours, theirs in layer_names.items():
+            if ours != "qkv":
+                kind, sub = ours.split(".")
+                pairs.append((f"encoder.{kind}.{i}.{sub}", f"{hf_layer}.{theirs}"))
+    for ours, theirs in HEAD_NAMES[family].items():
+        if ours.split(".")[0] in config.heads:
+            pairs.append((f"heads.{ours}", theirs))
+    return pairs
+
+
+def _blocks(config: ModelConfig) -> range:
+    return range(config.num_groups if config.sharing == "all" else config.num_layers)
+
+
+def _qkv_names(config: ModelConfig, i: int) -> tuple[str, tuple[str, str, str]]:
+    family = config.family
+    prefix = (f"albert.encoder.albert_layer_groups.{i}.albert_layers.0" if family == "albert"
+              else f"{BASE_PREFIX[family]}.encoder.layer.{i}")
+    qkv = LAYER_NAMES["albert" if family == "albert" else "bert"]["qkv"]
+    return f"encoder.attention.{i}.qkv", tuple(f"{prefix}.{n}" for n in qkv)
+
+
+def to_hf_state(model: LeanBertModel) -> dict[str, torch.Tensor]:
+    config = model.config
+    ours = model.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    for mine, theirs in _name_pairs(config):
+        if mine in ours:  # a Parameter itself (the MLM bias)
+            out[theirs] = ours[mine]
+            continue
+        for suffix in ("weight", "bias"):
+            if f"{mine}.{suffix}" in ours:
+                out[f"{theirs}.{suffix}"] = ours[f"{mine}.{suffix}"]
+    for i in _blocks(config):
+        mine, theirs = _qkv_names(config, i)
+        for suffix in ("weight", "bias"):
+            for name, part in zip(theirs, ours[f"{mine}.{suffix}"].chunk(3, dim=0)):
+                out[f"{name}.{suffix}"] = part.clone()
+    for theirs, mine in TIED_NAMES[config.family].items():
+        if "mlm" in config.heads:
+            out[theirs] = ours[mine]
+    return out
+
+
+def from_hf_state(hf_state: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
+    """Map an HF state dict (with or without the base-model prefix) onto leanbert names."""
+    base = BASE_PREFIX[config.family]
+    state = dict(hf_state)
+    if not any(k.startswith(base + ".") for k in state):  # saved from BertModel etc.: no prefix
+        state = {f"{base}.{k}": v for k, v in state.items()}
+    out: dict[str, torch.Tensor] = {}
+    for mine, theirs in _name_pairs(config):
+        if theirs in state:
+            out[mine] = state[theirs]
+        for suffix in ("weight", "bias"):
+            if f"{theirs}.{suffix}" in state:
+                out[f"{mine}.{suffix}"] = state[f"{theirs}.{suffix}"]
+    for i in _blocks(config):
+        mine, theirs = _qkv_names(config, i)
+        for suffix in ("weight", "bias"):
+            try:
+                out[f"{mine}.{suffix}"] = torch.cat([state[f"{n}.{suffix}"] for n in theirs], dim=0)
+            except KeyError as err:
+                raise UserError(f"Hugging Face weights lack {err.args[0]!r}") from None
+    return out
+
+
+def detect_heads(hf_state: dict[str, torch.Tensor], family: str) -> tuple[list[str], int]:
+    """Which heads an HF checkpoint carries (from its weight names), and the classifier's label count."""
+    heads, num_labels = [], 2
+    for ours, theirs in HEAD_NAMES[family].items():
+        head = ours.split(".")[0]
+        if head not in heads and any(k == theirs or k.startswith(theirs + ".") for k in hf_state):
+            heads.append(head)
+    if "classifier" in heads:
+        key = HEAD_NAMES[family]["classifier.classifier"] + ".weight"
+        num_labels = hf_state[key].shape[0]
+    return heads, num_labels
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Directories
+
+
+def build_hf_model(model: LeanBertModel):
+    """The ``transformers`` model equivalent to ``model``, with its weights (float32, eval mode)."""
+    import transformers
+
+    check_exportable(model.config)
+    hf_dict = hf_config_dict(model.config)
+    config_cls = transformers.AutoConfig.for_model(hf_dict["model_type"]).__class__
+    hf_config = config_cls(**{k: v for k, v in hf_dict.items() if k != "model_type"})
+    hf_model = getattr(transformers, hf_dict["architectures"][0])(hf_config)
+    state = to_hf_state(model)
+    prefix = hf_model.base_model_prefix + "."
+    if not hasattr(hf_model, hf_model.base_model_prefix):  # a bare BertModel etc. has no prefix in its names
+        state = {k.removeprefix(prefix): v for k, v in state.items()}
+    result = hf_model.load_state_dict(state, strict=False)
+    # Only non-persistent buffers (position_ids, token_type_ids) may be missing; nothing may be unexpected.
+    missing = [k for k in result.missing_keys if not k.endswith(("position_ids", "token_type_ids"))]
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"internal name-map error: missing {missing}, unexpected {result.unexpected_keys}")
+    return hf_model.eval()
+
+
+def export_to_hf(model_dir: str | Path, out_dir: str | Path) -> Path:
+    """leanbert model directory -> Hugging Face directory (config.json, model.safetensors, tokenizer files)."""
+    model = load_model(model_dir)
+    hf_model = build_hf_model(model)
+
+    def fill(tmp: Path) -> None:
+        hf_model.save_pretrained(str(tmp), safe_serialization=True)
+        copy_tokenizer_files(model_dir, tmp)
+
+    return write_dir_atomically(out_dir, fill)
+
+
+def read_hf_dir(hf_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """config.json and weights of a local HF directory (safetensors, else a .bin read with weights_only)."""
+    hf_dir = Path(hf_dir)
+    config_path = hf_dir / "config.json"
+    try:
+        hf_config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{config_path}: missing (expected a Hugging Face model directory)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{config_path}: not valid JSON ({err})") from None
+    if (hf_dir / "model.safetensors").is_file():
+        return hf_config, read_weights(hf_dir / "model.safetensors")
+    bin_path = hf_dir / "pytorch_model.bin"
+    if bin_path.is_file():
+        try:  # weights_only refuses arbitrary pickled objects: only tensors and plain containers load
+            return hf_config, torch.load(bin_path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - report any unpickling refusal as a user error
+            raise UserError(f"{bin_path}: cannot read with weights_only=True ({err})") from None
+    raise UserError(f"{hf_dir}: no model.safetensors or pytorch_model.bin (sharded checkpoints are not "
+                    f"supported)")
+
+
+def import_from_hf(hf_dir: str | Path, out_dir: str | Path) -> Path:
+    """Local HF BERT/ALBERT/ELECTRA directory -> leanbert model directory (heads detected from the weights)."""
+    hf_dir = Path(hf_dir)
+    hf_config, hf_state = read_hf_dir(hf_dir)
+    config = model_config_from_hf(hf_config, hf_dir / "config.json")
+    heads, num_labels = detect_heads(hf_state, config.family)
+    config = ModelConfig(**{**config.__dict__, "heads": heads, "num_labels": num_labels})
+    model = LeanBertModel(config)
+    state = from_hf_state(hf_state, config)
+    load_state_strict(model, state, hf_dir)
+    tokenizer_dir = hf_dir if any((hf_dir / n).is_file() for n in TOKENIZER_FILES) else None
+    return save_model(model, out_dir, tokenizer_dir=tokenizer_dir)

@@ -1,0 +1,87 @@
+"""Multi-head self-attention with an additive-bias hook, and the position-wise feed-forward block.
+
+Both are post-LayerNorm residual blocks as in BERT: ``x = LN(x + dropout(sublayer(x)))``.
+
+The attention takes an optional additive ``bias`` of shape (B or 1, heads, T, T) or broadcastable: the
+padding mask and, for TUPE, a per-head position term that is computed once per forward and added to every
+layer's logits. The default path is ``F.scaled_dot_product_attention``; only when the caller asks for the
+PRE-softmax scores (TinyBERT distils them) does it materialise the (B, heads, T, T) matrix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from leanbert.config import ModelConfig
+
+ACTIVATION_FUNCTIONS = {
+    "gelu": F.gelu,  # exact erf form (BERT, ELECTRA)
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),  # tanh approximation (ALBERT)
+    "relu": F.relu,
+    "silu": F.silu,
+}
+
+
+class SelfAttention(nn.Module):
+    """One attention block: fused QKV projection, attention, output projection, residual + LayerNorm."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        hidden = config.hidden_size
+        self.num_heads = config.num_heads
+        self.head_dim = config.head_dim
+        self.qkv = nn.Linear(hidden, 3 * hidden)  # one matmul for Q, K and V; rows ordered [Q; K; V]
+        self.out = nn.Linear(hidden, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
+        self.attention_dropout = config.attention_dropout
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, x: torch.Tensor, padding_bias: torch.Tensor | None = None,
+                position_bias: torch.Tensor | None = None, scale: float | None = None,
+                return_scores: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (B, T, H); padding_bias: (B, 1, 1, T) additive, dtype-min at padded keys;
+        position_bias: additive logits term broadcastable to (B, heads, T, T) (TUPE), or None.
+
+        Returns the block output (B, T, H) and, if ``return_scores``, the pre-softmax scores
+        (B, heads, T, T) = QK^T * scale + position_bias (without the padding mask).
+        """
+        B, T, H = x.shape
+        qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, nh, d)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, d)
+        dropout_p = self.attention_dropout if self.training else 0.0
+        scores = None
+        if return_scores:
+            scale = 1.0 / math.sqrt(self.head_dim) if scale is None else scale
+            scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # (B, nh, T, T)
+            if position_bias is not None:
+                scores = scores + position_bias
+            logits = scores if padding_bias is None else scores + padding_bias
+            probs = F.dropout(logits.softmax(dim=-1), p=dropout_p, training=self.training)
+            context = torch.matmul(probs, v)  # (B, nh, T, d)
+        else:
+            bias = padding_bias
+            if position_bias is not None:
+                bias = position_bias if bias is None else bias + position_bias
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p,
+                                                     scale=scale)  # (B, nh, T, d)
+        context = context.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
+        return self.norm(x + self.dropout(self.out(context))), scores
+
+
+class FeedForward(nn.Module):
+    """Position-wise FFN block: H -> intermediate -> H with the configured activation, residual + LayerNorm."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.fc_in = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.fc_out = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.activation = ACTIVATION_FUNCTIONS[config.hidden_act]
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x + self.dropout(self.fc_out(self.activation(self.fc_in(x)))))  # (B, T, H)

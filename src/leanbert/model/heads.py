@@ -1,0 +1,77 @@
+"""Prediction heads on top of the encoder.
+
+- ``MaskedLMHead``: dense H -> E, activation, LayerNorm(E), then the word-embedding matrix (tied) + bias.
+  With ``positions`` it scores only the selected tokens (sparse prediction): the V-sized projection, the
+  most expensive matmul of pretraining, never runs on the ~85% of tokens that carry no target.
+- ``SentencePairHead``: 2-way logits on the pooled [CLS] vector (BERT's NSP, ALBERT's SOP).
+- ``ReplacedTokenHead``: ELECTRA's discriminator, one "replaced?" logit per token.
+- ``SequenceClassifierHead``: classification/regression; on the pooled vector when the encoder has a pooler
+  (BERT, ALBERT), else ELECTRA's dense-GELU-dense head on the [CLS] hidden state.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from leanbert.config import ModelConfig
+from leanbert.model.attention import ACTIVATION_FUNCTIONS
+
+
+class MaskedLMHead(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.embedding_size)
+        self.activation = ACTIVATION_FUNCTIONS[config.hidden_act]
+        self.norm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden: (B, T, H); word_embeddings: (V, E), the tied input table; positions: optional (B, T) bool.
+
+        Returns (B, T, V) logits, or (N, V) for the N selected positions in row-major order.
+        """
+        if positions is not None:
+            hidden = hidden[positions]  # (N, H)
+        x = self.norm(self.activation(self.dense(hidden)))  # (..., E)
+        return torch.nn.functional.linear(x, word_embeddings, self.bias)  # (..., V)
+
+
+class SentencePairHead(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.classifier = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled))  # (B, 2)
+
+
+class ReplacedTokenHead(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACTIVATION_FUNCTIONS[config.hidden_act]
+        self.classifier = nn.Linear(config.hidden_size, 1)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.activation(self.dense(hidden))).squeeze(-1)  # (B, T)
+
+
+class SequenceClassifierHead(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.uses_pooler = config.has_pooler
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        # ELECTRA has no pooler: it classifies from [CLS] through its own dense + GELU layer.
+        self.dense = None if self.uses_pooler else nn.Linear(config.hidden_size, config.hidden_size)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, hidden: torch.Tensor, pooled: torch.Tensor | None) -> torch.Tensor:
+        if self.uses_pooler:
+            x = pooled  # (B, H)
+        else:
+            x = self.dropout(hidden[:, 0])
+            x = torch.nn.functional.gelu(self.dense(x))  # (B, H)
+        return self.classifier(self.dropout(x))  # (B, num_labels)
