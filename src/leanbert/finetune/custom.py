@@ -36,10 +36,12 @@ def _sorted_labels(keys: set[str]) -> tuple[str, ...]:
     return tuple(sorted(keys))
 
 
-def collect_labels(path: str | Path, fmt: str, label_column: str) -> tuple[str, ...]:
-    """The distinct labels of a file, in index order (see the module docstring)."""
-    keys = {label_key(values[0], f"{path}:{line}", label_column)
-            for line, values in read_rows(path, fmt, [label_column])}
+def collect_labels(path: str | Path, fmt: str, label_column: str,
+                   text_columns: Sequence[str] = ()) -> tuple[str, ...]:
+    """The distinct labels of a file, in index order (see the module docstring). ``text_columns`` are
+    only checked to exist, so a wrong column name is reported before a label problem."""
+    keys = {label_key(values[-1], f"{path}:{line}", label_column)
+            for line, values in read_rows(path, fmt, [*text_columns, label_column])}
     if len(keys) < 2:
         raise UserError(f"{path}: column {label_column!r} holds {len(keys)} distinct label(s) "
                         f"({', '.join(sorted(keys)) or 'none'}); classification needs at least 2 "
@@ -65,7 +67,7 @@ def custom_spec(train: str | Path, dev: str | Path, text_columns: str | Sequence
     if regression:
         labels, metrics = None, ("pearson", "spearman")
     else:
-        labels = collect_labels(train, train_fmt, label_column)
+        labels = collect_labels(train, train_fmt, label_column, columns)
         metrics = ("accuracy", "f1", "mcc") if len(labels) == 2 else ("accuracy", "mcc")
     return TaskSpec("custom", "", columns, label_column, labels, metrics, train_file=str(train),
                     dev_files={"dev": str(dev)}, fmt=train_fmt, recipe=Recipe())
