@@ -152,3 +152,22 @@ def test_format_override_and_crlf(tmp_path):
     assert [(e.text_a, e.label) for e in data.train] == [("a", 1), ("b", 0)]
     with pytest.raises(UserError, match="unknown file format 'xml'"):
         load_custom(train, train, "t", "y", fmt="xml")
+
+
+def test_load_task_data_dispatch(tmp_path):
+    from leanbert.finetune.data import load_task_data
+
+    train = _tsv(tmp_path / "train.tsv", [["t", "y"], ["a", "pos"], ["b", "neg"]])
+    data = load_task_data("custom", train=train, dev=train, text_columns="t", label_column="y")
+    assert data.spec.name == "custom" and len(data.train) == 2
+    with pytest.raises(UserError, match="needs --dev, --label-column"):
+        load_task_data("custom", train=train, text_columns="t")
+    with pytest.raises(UserError, match="--train, --regression only apply to --task custom"):
+        load_task_data("sst2", data=tmp_path, train=train, regression=True)
+    with pytest.raises(UserError, match="needs --data DIR"):
+        load_task_data("sst2")
+    sst = tmp_path / "SST-2"
+    sst.mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        _tsv(sst / name, [["sentence", "label"], ["good ", "1"], ["bad ", "0"]])
+    assert [e.label for e in load_task_data("sst2", data=tmp_path).dev["dev"]] == [1, 0]
