@@ -157,7 +157,7 @@ def test_format_override_and_crlf(tmp_path):
 def test_load_task_data_dispatch(tmp_path):
     from leanbert.finetune.data import load_task_data
 
-    train = _tsv(tmp_path / "train.tsv", [["t", "y"], ["a", "pos"], ["b", "neg"]])
+    train = _tsv(tmp_path / "mine.tsv", [["t", "y"], ["a", "pos"], ["b", "neg"]])
     data = load_task_data("custom", train=train, dev=train, text_columns="t", label_column="y")
     assert data.spec.name == "custom" and len(data.train) == 2
     with pytest.raises(UserError, match="needs --dev, --label-column"):
