@@ -185,6 +185,7 @@ def save_tokenizer(tokenizer: Tokenizer, out_dir: str | Path, model_max_length: 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the tokenizer should not be
     try:
         tokenizer.save(str(tmp / "tokenizer.json"))
         special = dict(zip((f"{r}_token" for r in _ROLES), SPECIAL_TOKENS))

@@ -1,0 +1,198 @@
+"""The pretraining data stream: prepared dataset -> masked instances -> ``leanbert.batch.Batch``.
+
+Stable API for the trainer::
+
+    from leanbert.data import DataConfig, build_loader, resolve_tokenizer
+
+    tokenizer = resolve_tokenizer(data_config)            # TokenizerInfo: vocab_size, pad_id, mask_id, ...
+    loader = build_loader(data_config, tokenizer, batch_size=32, split="train", seed=0,
+                          rank=0, world_size=1)          # PretrainStream (a torch IterableDataset)
+    for batch in loader:                                  # Batch(input_ids, attention_mask, token_type_ids,
+        ...                                               #       labels, sentence_labels), all (B, seq_len)
+        state = loader.state_dict()                       # position after this batch; JSON-serializable
+    loader.load_state_dict(state)                         # a new loader continues with the exact next batch
+
+``build_loader(config, tokenizer=None, batch_size=32, split="train", seed=0, rank=0, world_size=1, *,
+shuffle=None, loop=None, drop_last=None)``:
+
+* ``split="train"``: shuffled, endless (epoch after epoch; ``loader.epoch`` says which), last partial batch
+  dropped. ``split="valid"``: the ``config.valid_split`` split of ``config.valid_path or config.path``, in
+  order, one pass, the last partial batch kept, the same masks every time (epoch 0).
+* Batches are built in the calling process (no workers needed: numpy, a few ms per batch); do not wrap the
+  stream in a multi-worker DataLoader, the saved position would be wrong.
+* Every batch has shape (batch_size, seq_len) (padding to seq_len); ``labels`` is IGNORE_INDEX (-100) except
+  at MLM targets; ``sentence_labels`` is set only with ``config.pairs`` sop/nsp (0 = in order / real next,
+  1 = swapped / random); ``token_type_ids`` is 0 for [CLS] A [SEP] and 1 for B [SEP].
+* Deterministic given (seed, epoch, rank, world_size): rank r of W reads instances r, r+W, r+2W, ... of the
+  epoch's permutation, so ranks are disjoint and every rank has the same number of batches per epoch.
+* ``len(loader)`` = batches per epoch for this rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from leanbert.batch import IGNORE_INDEX, Batch
+from leanbert.data.config import DataConfig
+from leanbert.data.instances import PackedPlan, PairPlan
+from leanbert.data.masking import Masker
+from leanbert.data.shards import PreparedDataset, open_dataset
+from leanbert.data.tokenizer import TokenizerInfo, load_tokenizer
+from leanbert.errors import UserError
+
+_PLAN_STREAM = 0x9A1  # RNG stream ids keep plan, order and per-instance randomness independent
+_ORDER_STREAM = 0x0D3
+
+
+def resolve_tokenizer(config: DataConfig) -> TokenizerInfo:
+    """The tokenizer for ``config``: ``config.tokenizer`` or the copy inside the prepared dataset."""
+    if not config.path:
+        raise UserError("data.path is required: a dataset directory made by `leanbert prepare`")
+    directory = Path(config.tokenizer) if config.tokenizer else Path(config.path) / "tokenizer"
+    return load_tokenizer(directory)
+
+
+class PretrainStream(IterableDataset):
+    """Endless (or one-pass) stream of ``Batch`` over one split; see the module docstring."""
+
+    def __init__(self, dataset: PreparedDataset, split: str, tokenizer: TokenizerInfo, config: DataConfig,
+                 batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True,
+                 loop: bool = True, drop_last: bool = True):
+        if batch_size < 1:
+            raise UserError(f"batch_size={batch_size} must be >= 1")
+        if not 0 <= rank < world_size:
+            raise UserError(f"rank={rank} must be in [0, world_size={world_size})")
+        self.dataset, self.split, self.tokenizer, self.config = dataset, split, tokenizer, config
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.shuffle, self.loop, self.drop_last = shuffle, loop, drop_last
+        self.shards = dataset.split(split)
+        if config.pairs == "none":
+            self.plan: PackedPlan | PairPlan = PackedPlan(self.shards, config.seq_len)
+        else:
+            self.plan = PairPlan(self.shards, config.seq_len, config.short_seq_prob,
+                                 np.random.default_rng([seed, _PLAN_STREAM]))
+        self.masker = Masker.from_config(config, tokenizer)
+        self.per_rank = len(self.plan) // world_size
+        if drop_last:
+            self.batches_per_epoch = self.per_rank // batch_size
+        else:
+            self.batches_per_epoch = -(-self.per_rank // batch_size)
+        if self.batches_per_epoch == 0:
+            raise UserError(f"{dataset.directory} ({split}): {len(self.plan)} instances of seq_len "
+                            f"{config.seq_len} are too few for {world_size} rank(s) x batch_size {batch_size}")
+        self.epoch = 0
+        self.batch = 0  # next batch to produce within the epoch
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    # --- position -----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "batch": self.batch, "seed": self.seed, "rank": self.rank,
+                "world_size": self.world_size, "batch_size": self.batch_size, "split": self.split,
+                "num_instances": len(self.plan), "fingerprint": self.tokenizer.fingerprint}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("seed", "world_size", "batch_size", "split", "num_instances", "fingerprint"):
+            if key in state and state[key] != self.state_dict()[key]:
+                raise UserError(f"cannot resume the data stream: saved {key}={state[key]!r} but this run has "
+                                f"{self.state_dict()[key]!r}; the exact next batch would differ")
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
+
+    # --- building -----------------------------------------------------------------------------------------
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if self._order is None or self._order[0] != epoch:
+            if self.shuffle:
+                order = np.random.default_rng([self.seed, _ORDER_STREAM, epoch]).permutation(len(self.plan))
+            else:
+                order = np.arange(len(self.plan))
+            self._order = (epoch, order[self.rank::self.world_size][:self.per_rank])
+        return self._order[1]
+
+    def instance(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """Instance ``index`` of the plan in ``epoch``: (input ids, labels, token types, attention mask) each
+        (seq_len,), and the sentence label (-1 without pairs)."""
+        t = self.tokenizer
+        rng = np.random.default_rng([self.seed, epoch, index])
+        seq_len = self.config.seq_len
+        if isinstance(self.plan, PackedPlan):
+            parts = [np.array([t.cls_id])]
+            for segment in self.plan.segments(self.shards, index):
+                parts += [segment, np.array([t.sep_id])]
+            types = np.zeros(seq_len, dtype=np.int64)
+            label = -1
+        else:
+            a, b, label = self.plan.pair(self.shards, index, self.config.pairs, rng)
+            parts = [np.array([t.cls_id]), a, np.array([t.sep_id]), b, np.array([t.sep_id])]
+            types = np.zeros(seq_len, dtype=np.int64)
+            types[len(a) + 2:len(a) + len(b) + 3] = 1
+        ids = np.concatenate(parts).astype(np.int64)  # (n,) n <= seq_len
+        n = len(ids)
+        maskable = ~t.is_special[ids]
+        inputs, labels, _ = self.masker(ids, maskable, rng)
+        full_ids = np.full(seq_len, t.pad_id, dtype=np.int64)
+        full_ids[:n] = inputs
+        full_labels = np.full(seq_len, IGNORE_INDEX, dtype=np.int64)
+        full_labels[:n] = labels
+        attention = np.zeros(seq_len, dtype=np.int64)
+        attention[:n] = 1
+        return full_ids, full_labels, types, attention, label
+
+    def make_batch(self, epoch: int, batch: int) -> Batch:
+        order = self._epoch_order(epoch)
+        picked = order[batch * self.batch_size:(batch + 1) * self.batch_size].tolist()
+        rows = [self.instance(epoch, i) for i in picked]
+        ids, labels, types, attention, sentence = zip(*rows)
+        return Batch(
+            input_ids=torch.from_numpy(np.stack(ids)),  # (B, T)
+            attention_mask=torch.from_numpy(np.stack(attention)),  # (B, T)
+            token_type_ids=torch.from_numpy(np.stack(types)),  # (B, T)
+            labels=torch.from_numpy(np.stack(labels)),  # (B, T)
+            sentence_labels=None if self.config.pairs == "none" else torch.tensor(sentence),  # (B,)
+        )
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            if self.batch >= self.batches_per_epoch:
+                if not self.loop:
+                    return
+                self.epoch, self.batch = self.epoch + 1, 0
+            epoch, batch = self.epoch, self.batch
+            self.batch += 1  # the saved position always names the next batch to produce
+            yield self.make_batch(epoch, batch)
+            if not self.loop and self.batch >= self.batches_per_epoch:
+                return
+
+
+def build_loader(config: DataConfig, tokenizer: TokenizerInfo | None = None, batch_size: int = 32,
+                 split: str = "train", seed: int = 0, rank: int = 0, world_size: int = 1, *,
+                 shuffle: bool | None = None, loop: bool | None = None, drop_last: bool | None = None,
+                 ) -> PretrainStream:
+    """A ``PretrainStream`` for ``split`` ("train" or "valid"); refuses a tokenizer the dataset was not made
+    with. Defaults: train = shuffled, endless, drop last; valid = in order, one pass, keep last."""
+    if split not in ("train", "valid"):
+        raise UserError(f"split={split!r} must be 'train' or 'valid'")
+    if tokenizer is None:
+        tokenizer = resolve_tokenizer(config)
+    if split == "train":
+        if not config.path:
+            raise UserError("data.path is required: a dataset directory made by `leanbert prepare`")
+        directory, split_name = config.path, "train"
+    else:
+        if not config.valid_split:
+            raise UserError("no validation data: data.valid_split is empty")
+        directory, split_name = config.valid_path or config.path, config.valid_split
+        if not directory:
+            raise UserError("data.path is required: a dataset directory made by `leanbert prepare`")
+    dataset = open_dataset(directory, fingerprint=tokenizer.fingerprint)
+    is_train = split == "train"
+    return PretrainStream(dataset, split_name, tokenizer, config, batch_size, seed, rank, world_size,
+                          shuffle=is_train if shuffle is None else shuffle,
+                          loop=is_train if loop is None else loop,
+                          drop_last=is_train if drop_last is None else drop_last)
