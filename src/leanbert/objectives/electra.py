@@ -1,0 +1,142 @@
+"""ELECTRA replaced-token detection (Clark et al., ICLR 2020, sec. 2; google-research/electra).
+
+A small generator (an MLM, same depth, a fraction of the width) fills the masked positions with tokens
+sampled from softmax(logits / temperature) (Gumbel-max, no gradient through the sample); the discriminator
+labels every non-pad token of the result "original" or "replaced". A sample equal to the original token is
+"original". Loss = mlm_weight * MLM_gen + rtd_weight * RTD (paper: 1 and 50).
+
+The two networks share the token, position and token-type embeddings and the embedding LayerNorm: the same
+``nn.Parameter`` objects, so both losses update them. When E != H each network keeps its own E -> H
+projection (``untied_generator_embeddings=False`` in the reference code; Hugging Face's
+``embeddings_project``). Each network is a complete ``LeanBertModel`` holding the shared tables, so
+``models()`` can save and export either on its own (ElectraForPreTraining / ElectraForMaskedLM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from leanbert.batch import Batch
+from leanbert.config import ModelConfig
+from leanbert.model.model import LeanBertModel
+from leanbert.objectives.base import Objective, Output
+from leanbert.objectives.config import ObjectiveConfig, discriminator_config, generator_config
+from leanbert.objectives.metrics import mean_over
+from leanbert.objectives.mlm import masked_positions, mlm_loss
+
+# Embedding submodules the generator takes from the discriminator (its "project" stays its own).
+SHARED_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
+
+
+def gumbel_max_sample(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """One sample per row of (N, V) ``logits`` from softmax(logits / temperature), via the Gumbel-max trick:
+    argmax(logits / t + G) with G = -log(E), E ~ Exp(1) (equivalently -log(-log U)). No gradient."""
+    with torch.no_grad():
+        noise = torch.empty_like(logits, dtype=torch.float32).exponential_()  # (N, V), E ~ Exp(1)
+        return (logits.float() / temperature - noise.log()).argmax(dim=-1)  # (N,)
+
+
+@dataclass
+class ElectraStep:
+    """Everything one ELECTRA step computed (for tests and analysis); ``output`` is what ``forward`` returns.
+
+    positions: (B, T) bool masked positions; targets: (N,) original tokens there; gen_logits: (N, V);
+    sampled: (N,) generator samples; disc_input: (B, T) the discriminator's input; replaced: (B, T) bool RTD
+    labels; rtd_logits: (B, T)."""
+
+    positions: torch.Tensor
+    targets: torch.Tensor
+    gen_logits: torch.Tensor
+    sampled: torch.Tensor
+    disc_input: torch.Tensor
+    replaced: torch.Tensor
+    rtd_logits: torch.Tensor
+    output: Output
+
+
+class Electra(Objective):
+    """``electra``. Metrics: mlm_loss, mlm_accuracy, mlm_count (generator, masked positions); rtd_loss,
+    rtd_accuracy, rtd_count (discriminator, non-pad tokens); rtd_precision and rtd_recall on "replaced"
+    (with their denominators rtd_predicted and rtd_replaced); rtd_replaced_fraction (replaced / non-pad)."""
+
+    def __init__(self, model_config: ModelConfig, objective_config: ObjectiveConfig | None = None):
+        super().__init__()
+        self.objective_config = objective_config or ObjectiveConfig(name="electra")
+        self.discriminator = LeanBertModel(discriminator_config(model_config))
+        self.generator = LeanBertModel(generator_config(model_config, self.objective_config))
+        disc_emb, gen_emb = self.discriminator.encoder.embeddings, self.generator.encoder.embeddings
+        for name in SHARED_EMBEDDINGS:
+            setattr(gen_emb, name, getattr(disc_emb, name))  # the same module, hence the same Parameters
+        # The objective's own state_dict stores each shared tensor once (safetensors refuses aliased tensors);
+        # loading copies the discriminator's entries back into the generator's names.
+        self.register_state_dict_post_hook(_drop_generator_copies)
+        self.register_load_state_dict_pre_hook(_restore_generator_copies)
+
+    def step(self, batch: Batch) -> ElectraStep:
+        cfg = self.objective_config
+        positions = masked_positions(batch)  # (B, T)
+        gen = self.generator(batch.input_ids, batch.attention_mask, batch.token_type_ids, mlm_positions=positions)
+        targets = batch.labels[positions]  # (N,)
+        loss_mlm, metrics = mlm_loss(gen.mlm_logits, targets)
+
+        sampled = gumbel_max_sample(gen.mlm_logits.detach(), cfg.temperature)  # (N,)
+        # masked_scatter fills the True positions in row-major order, the order the MLM head used.
+        disc_input = batch.input_ids.masked_scatter(positions, sampled)  # (B, T)
+        original = torch.where(positions, batch.labels, batch.input_ids)  # (B, T)
+        nonpad = batch.attention_mask.bool()  # (B, T)
+        replaced = (disc_input != original) & nonpad  # (B, T): a sample equal to the original is "original"
+
+        disc = self.discriminator(disc_input, batch.attention_mask, batch.token_type_ids)
+        rtd_logits = disc.rtd_logits  # (B, T)
+        weight = nonpad.float()  # (B, T)
+        count = weight.sum()  # 0-d, stays on the device
+        per_token = F.binary_cross_entropy_with_logits(rtd_logits.float(), replaced.float(), reduction="none")
+        loss_rtd = mean_over(per_token * weight, count)
+        loss = cfg.mlm_weight * loss_mlm + cfg.rtd_weight * loss_rtd
+
+        with torch.no_grad():
+            predicted = (rtd_logits > 0) & nonpad  # (B, T)
+            true_pos = (predicted & replaced).float().sum()
+            n_predicted, n_replaced = predicted.float().sum(), replaced.float().sum()
+            metrics.update({
+                "rtd_loss": loss_rtd.detach(),
+                "rtd_accuracy": mean_over(((predicted == replaced) & nonpad).float(), count),
+                "rtd_count": count,
+                "rtd_precision": true_pos / n_predicted.clamp(min=1),
+                "rtd_recall": true_pos / n_replaced.clamp(min=1),
+                "rtd_predicted": n_predicted,
+                "rtd_replaced": n_replaced,
+                "rtd_replaced_fraction": n_replaced / count.clamp(min=1),
+            })
+        return ElectraStep(positions=positions, targets=targets, gen_logits=gen.mlm_logits, sampled=sampled,
+                           disc_input=disc_input, replaced=replaced, rtd_logits=rtd_logits,
+                           output=Output(loss=loss, metrics=metrics))
+
+    def forward(self, batch: Batch) -> Output:
+        return self.step(batch).output
+
+    def models(self) -> dict[str, nn.Module]:
+        return {"discriminator": self.discriminator, "generator": self.generator}
+
+
+def _shared_names(prefix: str) -> list[tuple[str, str]]:
+    """(generator key, discriminator key) prefixes of the shared embedding modules."""
+    return [(f"{prefix}generator.encoder.embeddings.{n}.", f"{prefix}discriminator.encoder.embeddings.{n}.")
+            for n in SHARED_EMBEDDINGS]
+
+
+def _drop_generator_copies(module: nn.Module, state_dict: dict, prefix: str, local_metadata) -> None:
+    for gen_prefix, _ in _shared_names(prefix):
+        for key in [k for k in state_dict if k.startswith(gen_prefix)]:
+            del state_dict[key]
+
+
+def _restore_generator_copies(module: nn.Module, state_dict: dict, prefix: str, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs) -> None:
+    for gen_prefix, disc_prefix in _shared_names(prefix):
+        for key in [k for k in state_dict if k.startswith(disc_prefix)]:
+            state_dict.setdefault(gen_prefix + key[len(disc_prefix):], state_dict[key])

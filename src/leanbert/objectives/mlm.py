@@ -1,0 +1,73 @@
+"""Masked language modelling (Devlin et al. 2019, sec. 3.1 "Task #1"), with sparse prediction.
+
+The batch already holds the corrupted input (the data pipeline masks); ``labels`` holds the original token at
+the chosen positions and IGNORE_INDEX elsewhere. Only the chosen positions go through the MLM head: the
+V-sized projection never runs on the ~85% of tokens without a target, and the loss is the mean
+cross-entropy over those N positions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from leanbert.batch import IGNORE_INDEX, Batch
+from leanbert.config import ModelConfig
+from leanbert.model.model import LeanBertModel
+from leanbert.objectives.base import Objective, Output
+from leanbert.objectives.config import ObjectiveConfig
+from leanbert.objectives.metrics import mean_over
+
+
+def masked_positions(batch: Batch) -> torch.Tensor:
+    """(B, T) bool: where the batch carries an MLM target."""
+    if batch.labels is None:
+        raise ValueError("this objective needs MLM labels (batch.labels), but the batch has none")
+    return batch.labels != IGNORE_INDEX
+
+
+def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, prefix: str = "mlm"
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Mean cross-entropy of (N, V) ``logits`` against (N,) ``targets``, and detached metrics
+    ``<prefix>_loss``, ``<prefix>_accuracy``, ``<prefix>_count`` (= N). N = 0 gives a zero loss, not NaN."""
+    n = targets.shape[0]  # known on the host from the shape: no sync
+    loss = F.cross_entropy(logits.float(), targets, reduction="sum") / max(n, 1)
+    with torch.no_grad():
+        correct = (logits.argmax(dim=-1) == targets).float()  # (N,)
+        metrics = {
+            f"{prefix}_loss": loss.detach(),
+            f"{prefix}_accuracy": mean_over(correct, n),
+            f"{prefix}_count": logits.new_full((), float(n), dtype=torch.float32),  # a fill, no host copy
+        }
+    return loss, metrics
+
+
+class MaskedLM(Objective):
+    """``mlm``: one network with an MLM head; loss = mlm_weight * mean CE over masked positions.
+
+    Metrics: mlm_loss, mlm_accuracy, mlm_count.
+    """
+
+    heads: tuple[str, ...] = ("mlm",)
+
+    def __init__(self, model_config: ModelConfig, objective_config: ObjectiveConfig | None = None):
+        super().__init__()
+        self.objective_config = objective_config or ObjectiveConfig(name="mlm")
+        self.model = LeanBertModel(dataclasses.replace(model_config, heads=list(self.heads)))
+
+    def run_model(self, batch: Batch):
+        """Forward the network with sparse MLM prediction; returns (model output, (N,) MLM targets)."""
+        positions = masked_positions(batch)  # (B, T)
+        out = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids, mlm_positions=positions)
+        return out, batch.labels[positions]  # targets (N,) in the head's row-major order
+
+    def forward(self, batch: Batch) -> Output:
+        out, targets = self.run_model(batch)
+        loss, metrics = mlm_loss(out.mlm_logits, targets)
+        return Output(loss=self.objective_config.mlm_weight * loss, metrics=metrics)
+
+    def models(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
