@@ -282,6 +282,10 @@ def build_hf_model(model: LeanBertModel):
     prefix = hf_model.base_model_prefix + "."
     if not hasattr(hf_model, hf_model.base_model_prefix):  # a bare BertModel etc. has no prefix in its names
         state = {k.removeprefix(prefix): v for k, v in state.items()}
+    if not hasattr(getattr(hf_model, hf_model.base_model_prefix, hf_model), "pooler") or \
+            getattr(getattr(hf_model, hf_model.base_model_prefix, hf_model), "pooler", None) is None:
+        # *ForMaskedLM classes have no pooler (MLM never trains it); transformers would call it unexpected.
+        state = {k: v for k, v in state.items() if ".pooler." not in f".{k}"}
     result = hf_model.load_state_dict(state, strict=False)
     # Only non-persistent buffers (position_ids, token_type_ids) may be missing; nothing may be unexpected.
     missing = [k for k in result.missing_keys if not k.endswith(("position_ids", "token_type_ids"))]
@@ -333,6 +337,10 @@ def import_from_hf(hf_dir: str | Path, out_dir: str | Path) -> Path:
     config = ModelConfig(**{**config.__dict__, "heads": heads, "num_labels": num_labels})
     model = LeanBertModel(config)
     state = from_hf_state(hf_state, config)
+    for name, fresh in model.state_dict().items():
+        # *ForMaskedLM checkpoints carry no pooler; keep a freshly initialised one, as transformers would.
+        if name.startswith("encoder.pooler.") and name not in state:
+            state[name] = fresh
     load_state_strict(model, state, hf_dir)
     tokenizer_dir = hf_dir if any((hf_dir / n).is_file() for n in TOKENIZER_FILES) else None
     return save_model(model, out_dir, tokenizer_dir=tokenizer_dir)

@@ -1,0 +1,155 @@
+"""The encoder's switches: factorization, sharing modes, score output, padding, and a float64 reference."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import random_inputs, randomize_, tiny_config
+
+from leanbert.config import ConfigError, ModelConfig
+from leanbert.model.encoder import block_indices
+from leanbert.model.model import LeanBertModel
+
+
+def reference_forward(model: LeanBertModel, ids, mask, types):
+    """BERT's equations written out directly in float64 from the parameters (no shared code paths)."""
+    enc = model.encoder
+    cfg = model.config
+    p = {k: v.double() for k, v in model.state_dict().items()}
+    T = ids.shape[1]
+    x = p["encoder.embeddings.word_embeddings.weight"][ids] + p["encoder.embeddings.position_embeddings.weight"][:T]
+    x = x + p["encoder.embeddings.token_type_embeddings.weight"][types]
+    x = F.layer_norm(x, (cfg.embedding_size,), p["encoder.embeddings.norm.weight"], p["encoder.embeddings.norm.bias"],
+                     cfg.layer_norm_eps)
+    if cfg.embedding_size != cfg.hidden_size:
+        x = x @ p["encoder.embeddings.project.weight"].T + p["encoder.embeddings.project.bias"]
+    nh, d = cfg.num_heads, cfg.head_dim
+    for layer in range(cfg.num_layers):
+        a = f"encoder.attention.{enc.attention_index[layer]}."
+        q, k, v = (x @ p[a + "qkv.weight"].T + p[a + "qkv.bias"]).split(cfg.hidden_size, dim=-1)
+        heads = lambda t: t.view(t.shape[0], T, nh, d).transpose(1, 2)  # noqa: E731
+        scores = heads(q) @ heads(k).transpose(-1, -2) / math.sqrt(d)
+        scores = scores.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
+        ctx = (scores.softmax(-1) @ heads(v)).transpose(1, 2).reshape(x.shape)
+        x = F.layer_norm(x + ctx @ p[a + "out.weight"].T + p[a + "out.bias"], (cfg.hidden_size,),
+                         p[a + "norm.weight"], p[a + "norm.bias"], cfg.layer_norm_eps)
+        f = f"encoder.ffn.{enc.ffn_index[layer]}."
+        h = F.gelu(x @ p[f + "fc_in.weight"].T + p[f + "fc_in.bias"]) @ p[f + "fc_out.weight"].T + p[f + "fc_out.bias"]
+        x = F.layer_norm(x + h, (cfg.hidden_size,), p[f + "norm.weight"], p[f + "norm.bias"], cfg.layer_norm_eps)
+    return x
+
+
+@pytest.mark.parametrize("sharing", ["none", "all", "attention", "ffn"])
+@pytest.mark.parametrize("embedding_size", [32, 16])
+def test_forward_matches_float64_reference(sharing, embedding_size):
+    model = LeanBertModel(tiny_config(sharing=sharing, embedding_size=embedding_size, num_layers=3)).eval()
+    randomize_(model)
+    ids, mask, types = random_inputs()
+    with torch.no_grad():
+        out = model(ids, mask, types).last_hidden_state
+    ref = reference_forward(model, ids, mask, types)
+    keep = mask.bool()
+    assert torch.allclose(out[keep].double(), ref[keep], atol=1e-5)
+
+
+def test_sharing_modes_store_the_right_number_of_blocks():
+    counts = {}
+    for sharing in ("none", "attention", "ffn", "all"):
+        enc = LeanBertModel(tiny_config(sharing=sharing, num_layers=4)).encoder
+        counts[sharing] = (len(enc.attention), len(enc.ffn))
+    assert counts == {"none": (4, 4), "attention": (1, 4), "ffn": (4, 1), "all": (1, 1)}
+    enc = LeanBertModel(tiny_config(sharing="all", num_layers=6, num_groups=3)).encoder
+    assert enc.attention_index == [0, 0, 1, 1, 2, 2] == enc.ffn_index
+    assert block_indices(12, 1) == [0] * 12
+
+
+def test_shared_layers_receive_gradient_from_every_layer():
+    model = LeanBertModel(tiny_config(sharing="all", num_layers=3))
+    ids, mask, types = random_inputs()
+    model(ids, mask, types).last_hidden_state.sum().backward()
+    assert model.encoder.attention[0].qkv.weight.grad.abs().sum() > 0
+
+
+def test_attention_scores_are_pre_softmax_and_default_path_is_unchanged():
+    model = LeanBertModel(tiny_config()).eval()
+    randomize_(model)
+    ids, mask, types = random_inputs()
+    with torch.no_grad():
+        fast = model(ids, mask, types)
+        slow = model(ids, mask, types, output_hidden_states=True, output_attention_scores=True)
+    assert fast.attention_scores is None and fast.hidden_states is None
+    assert torch.allclose(fast.last_hidden_state, slow.last_hidden_state, atol=1e-5)
+    assert len(slow.hidden_states) == 3 and len(slow.attention_scores) == 2
+    scores = slow.attention_scores[0]
+    assert scores.shape == (3, 4, 17, 17)
+    # Recompute layer 0's scores from its input: QK^T / sqrt(d), no mask, no softmax.
+    attn = model.encoder.attention[0]
+    q, k, _ = attn.qkv(slow.hidden_states[0]).split(32, dim=-1)
+    q = q.view(3, 17, 4, 8).transpose(1, 2)
+    k = k.view(3, 17, 4, 8).transpose(1, 2)
+    assert torch.allclose(scores, q @ k.transpose(-1, -2) / math.sqrt(8), atol=1e-5)
+
+
+def test_position_bias_is_added_to_every_layer():
+    model = LeanBertModel(tiny_config()).eval()
+    ids, mask, types = random_inputs()
+    bias = torch.randn(1, 4, 17, 17)
+    with torch.no_grad():
+        plain = model(ids, mask, types, output_attention_scores=True)
+        biased = model(ids, mask, types, output_attention_scores=True, position_bias=bias)
+        biased_fast = model(ids, mask, types, position_bias=bias)
+    assert torch.allclose(biased.last_hidden_state, biased_fast.last_hidden_state, atol=1e-5)
+    # Layer 0 sees the same input, so its scores differ exactly by the bias.
+    assert torch.allclose(biased.attention_scores[0] - plain.attention_scores[0], bias.expand(3, -1, -1, -1),
+                          atol=1e-5)
+
+
+def test_padding_does_not_change_real_tokens():
+    model = LeanBertModel(tiny_config()).eval()
+    ids, mask, types = random_inputs()
+    with torch.no_grad():
+        full = model(ids[1:2, :8], mask[1:2, :8], types[1:2, :8]).last_hidden_state
+        padded = model(ids[1:2], mask[1:2], types[1:2]).last_hidden_state[:, :8]
+    assert torch.allclose(full, padded, atol=1e-5)
+
+
+def test_sparse_mlm_equals_dense_at_selected_positions():
+    model = LeanBertModel(tiny_config(heads=["mlm"], embedding_size=16)).eval()
+    ids, mask, types = random_inputs()
+    positions = torch.zeros_like(ids, dtype=torch.bool)
+    positions[0, 3] = positions[2, 5] = positions[2, 9] = True
+    with torch.no_grad():
+        dense = model(ids, mask, types).logits
+        sparse = model(ids, mask, types, mlm_positions=positions).mlm_logits
+    assert sparse.shape == (3, 101)
+    assert torch.allclose(sparse, dense[positions], atol=1e-5)
+
+
+def test_output_names_follow_transformers():
+    ids, mask, types = random_inputs()
+    out = LeanBertModel(tiny_config(heads=["mlm", "sop"], family="albert"))(ids, mask, types)
+    assert out.sop_logits.shape == (3, 2) and out["logits"].shape == (3, 17, 101)
+    out = LeanBertModel(tiny_config(heads=["mlm", "nsp"]))(ids, mask, types)
+    assert out.seq_relationship_logits.shape == (3, 2)
+    out = LeanBertModel(tiny_config(heads=["rtd"], family="electra"))(ids, mask, types)
+    assert out.logits.shape == (3, 17) and out.pooler_output is None
+    out = LeanBertModel(tiny_config(heads=["classifier"], num_labels=1))(ids, mask, types)
+    assert out.logits.shape == (3, 1)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(hidden_size=30), "divisible by model.num_heads"),
+    (dict(sharing="some"), "model.sharing='some' is not allowed; choose one of none, all, attention, ffn"),
+    (dict(num_groups=2), "num_groups > 1 only makes sense"),
+    (dict(heads=["mlm", "xyz"]), "model.heads entry='xyz'"),
+    (dict(hidden_dropout=1.5), "model.hidden_dropout"),
+    (dict(num_layers=0), "model.num_layers=0 must be a positive integer"),
+])
+def test_config_errors_name_the_field(fields, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        tiny_config(**fields)
+
+
+def test_embedding_size_defaults_to_hidden():
+    assert ModelConfig(hidden_size=64, num_heads=4).embedding_size == 64
