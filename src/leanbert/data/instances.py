@@ -120,9 +120,10 @@ class PairPlan:
     def __len__(self) -> int:
         return len(self.instances)
 
-    def _random_segment(self, shards: list[Shard], doc: int, length: int, rng: np.random.Generator,
-                        ) -> np.ndarray:
-        """Up to ``length`` tokens from a random line of a random document other than ``doc`` (BERT NSP)."""
+    def random_segment(self, shards: list[Shard], doc: int, length: int, rng: np.random.Generator,
+                       ) -> tuple[int, int, int, int]:
+        """(shard, start, end, global doc): up to ``length`` tokens from a random line of a random document
+        other than ``doc`` (BERT NSP; like BERT, it gives up after 10 draws of ``doc`` itself)."""
         other = doc
         for _ in range(10):
             other = int(rng.integers(self.num_docs))
@@ -134,7 +135,7 @@ class PairPlan:
         first, last = int(shards[shard].docs[local]), int(shards[shard].docs[local + 1])
         line = int(rng.integers(first, last))
         start, doc_end = int(lines[line]), int(lines[last])
-        return np.asarray(shards[shard].tokens[start:min(start + max(length, 1), doc_end)], dtype=np.int64)
+        return shard, start, min(start + max(length, 1), doc_end), other
 
     def pair(self, shards: list[Shard], index: int, mode: str, rng: np.random.Generator,
              ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -147,7 +148,8 @@ class PairPlan:
         if label and mode == "sop":
             a, b = b, a
         elif label and mode == "nsp":
-            b = self._random_segment(shards, doc, target - len(a), rng)
+            other, start, end, _ = self.random_segment(shards, doc, target - len(a), rng)
+            b = np.asarray(shards[other].tokens[start:end], dtype=np.int64)
         return (*truncate_pair(a, b, self.max_tokens, rng), label)
 
 

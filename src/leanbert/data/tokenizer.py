@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from leanbert.data.sources import DEFAULT_MAX_LINE_BYTES, SkipStats, expand_inputs, iter_corpus_lines
 from leanbert.errors import UserError
@@ -155,7 +155,8 @@ def _new_tokenizer(kind: str, vocab_size: int, lowercase: bool, min_frequency: i
                                             special_tokens=list(SPECIAL_TOKENS), show_progress=False)
     elif kind == "unigram":
         tokenizer = Tokenizer(models.Unigram())
-        steps = [normalizers.NFKC(), normalizers.Replace(" {2,}", " ")]
+        # whitespace runs -> one space, then strip: "▁" pieces never stand for stray spaces or newlines
+        steps = [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
         if lowercase:
             steps.append(normalizers.Lowercase())
         tokenizer.normalizer = normalizers.Sequence(steps)
