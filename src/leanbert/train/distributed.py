@@ -1,0 +1,123 @@
+"""torch.distributed set-up for the same command on a CPU, one GPU, or many GPUs/nodes under ``torchrun``.
+
+As in nanoGPT: a process is part of a distributed run when ``torchrun`` set ``RANK`` (with ``WORLD_SIZE``,
+``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); otherwise it runs alone. The backend is NCCL on CUDA and
+gloo on CPU. Rank 0 alone logs and writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from leanbert.errors import UserError
+
+
+@dataclass
+class DistEnv:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    initialized_here: bool = False  # we called init_process_group, so we tear it down
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def select_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
+    """auto = CUDA (this process's local GPU) when available, else CPU."""
+    if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise UserError("train.device=cuda but no CUDA GPU is visible to PyTorch; use train.device=auto or cpu")
+    index = local_rank % torch.cuda.device_count()
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
+def init_distributed(preference: str = "auto") -> DistEnv:
+    """Join the process group when launched by torchrun (RANK set), else a single-process DistEnv."""
+    if int(os.environ.get("RANK", -1)) == -1:
+        return DistEnv(device=select_device(preference))
+    rank = int(os.environ["RANK"])
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = select_device(preference, local_rank)
+    initialized_here = False
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        kwargs: dict[str, Any] = {"device_id": device} if device.type == "cuda" else {}
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size, **kwargs)
+        initialized_here = True
+    return DistEnv(rank=rank, world_size=world_size, local_rank=local_rank, device=device,
+                   initialized_here=initialized_here)
+
+
+def shutdown(env: DistEnv) -> None:
+    if env.initialized_here and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap_ddp(module: nn.Module, env: DistEnv) -> nn.Module:
+    """DDP over ``module`` when distributed, else ``module`` itself.
+
+    find_unused_parameters: some heads/poolers get no gradient from a given objective (BERT's pooler under
+    plain MLM), which plain DDP treats as an error.
+    """
+    if not env.distributed:
+        return module
+    device_ids = [env.device.index] if env.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
+
+
+def all_reduce_mean(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """Mean over ranks (in place on a copy); identity when alone."""
+    if not env.distributed:
+        return tensor
+    out = tensor.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / env.world_size
+
+
+def all_reduce_sum(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    if not env.distributed:
+        return tensor
+    out = tensor.clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
+def any_rank(flag: bool, env: DistEnv) -> bool:
+    """True when ``flag`` is True on any rank (so all ranks take the same branch)."""
+    if not env.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=env.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def gather_objects(obj: Any, env: DistEnv) -> list[Any]:
+    """Every rank's ``obj`` (small Python objects: RNG states, data positions) in rank order, on every rank.
+    These travel between our own processes; nothing is read from files."""
+    if not env.distributed:
+        return [obj]
+    out: list[Any] = [None] * env.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(env: DistEnv) -> None:
+    if env.distributed:
+        dist.barrier()
