@@ -26,7 +26,7 @@ from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig, discriminator_config, generator_config
 from leanbert.objectives.metrics import mean_over
-from leanbert.objectives.mlm import masked_positions, mlm_loss
+from leanbert.objectives.mlm import full_precision, masked_positions, mlm_loss
 
 # Embedding submodules the generator takes from the discriminator (its "project" stays its own).
 SHARED_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
@@ -36,8 +36,9 @@ def gumbel_max_sample(logits: torch.Tensor, temperature: float = 1.0) -> torch.T
     """One sample per row of (N, V) ``logits`` from softmax(logits / temperature), via the Gumbel-max trick:
     argmax(logits / t + G) with G = -log(E), E ~ Exp(1) (equivalently -log(-log U)). No gradient."""
     with torch.no_grad():
-        noise = torch.empty_like(logits, dtype=torch.float32).exponential_()  # (N, V), E ~ Exp(1)
-        return (logits.float() / temperature - noise.log()).argmax(dim=-1)  # (N,)
+        logits = full_precision(logits)
+        noise = torch.empty_like(logits).exponential_()  # (N, V), E ~ Exp(1)
+        return (logits / temperature - noise.log()).argmax(dim=-1)  # (N,)
 
 
 @dataclass
@@ -92,9 +93,10 @@ class Electra(Objective):
 
         disc = self.discriminator(disc_input, batch.attention_mask, batch.token_type_ids)
         rtd_logits = disc.rtd_logits  # (B, T)
-        weight = nonpad.float()  # (B, T)
+        logits = full_precision(rtd_logits)  # (B, T)
+        weight = nonpad.to(logits.dtype)  # (B, T)
         count = weight.sum()  # 0-d, stays on the device
-        per_token = F.binary_cross_entropy_with_logits(rtd_logits.float(), replaced.float(), reduction="none")
+        per_token = F.binary_cross_entropy_with_logits(logits, replaced.to(logits.dtype), reduction="none")
         loss_rtd = mean_over(per_token * weight, count)
         loss = cfg.mlm_weight * loss_mlm + cfg.rtd_weight * loss_rtd
 

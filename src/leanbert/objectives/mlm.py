@@ -29,12 +29,17 @@ def masked_positions(batch: Batch) -> torch.Tensor:
     return batch.labels != IGNORE_INDEX
 
 
+def full_precision(x: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 -> float32 for losses and sampling; float32/float64 unchanged (float64 tests stay exact)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, prefix: str = "mlm"
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean cross-entropy of (N, V) ``logits`` against (N,) ``targets``, and detached metrics
     ``<prefix>_loss``, ``<prefix>_accuracy``, ``<prefix>_count`` (= N). N = 0 gives a zero loss, not NaN."""
     n = targets.shape[0]  # known on the host from the shape: no sync
-    loss = F.cross_entropy(logits.float(), targets, reduction="sum") / max(n, 1)
+    loss = F.cross_entropy(full_precision(logits), targets, reduction="sum") / max(n, 1)
     with torch.no_grad():
         correct = (logits.argmax(dim=-1) == targets).float()  # (N,)
         metrics = {

@@ -17,13 +17,13 @@ from leanbert.config import ConfigError, ModelConfig
 from leanbert.objectives.base import Output
 from leanbert.objectives.config import ObjectiveConfig
 from leanbert.objectives.metrics import mean_over
-from leanbert.objectives.mlm import MaskedLM, mlm_loss
+from leanbert.objectives.mlm import MaskedLM, full_precision, mlm_loss
 
 
 def sentence_loss(logits: torch.Tensor, labels: torch.Tensor, prefix: str
                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Mean CE of (B, 2) ``logits`` against (B,) labels; metrics <prefix>_loss, _accuracy, _count."""
-    loss = F.cross_entropy(logits.float(), labels)
+    loss = F.cross_entropy(full_precision(logits), labels)
     with torch.no_grad():
         correct = (logits.argmax(dim=-1) == labels).float()  # (B,)
         metrics = {
