@@ -1,0 +1,152 @@
+"""``FinetuneConfig``: the ``train.*`` and ``data.*`` keys of ``leanbert finetune``.
+
+Values come from the task's recipe (``tasks.Recipe``), then the user's ``key=value`` overrides::
+
+    train.lr=1e-4 train.epochs=3 train.batch_size=32 train.warmup_ratio=0.1 train.weight_decay=0.01
+    train.layer_decay=0.8 train.seeds=[1,2,3] train.precision=bf16 data.max_seq_len=128
+
+``to_train_config`` turns them into the shared trainer's ``TrainConfig`` once the training-set size is known
+(epochs -> optimizer steps, warm-up ratio -> warm-up steps).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from leanbert.config import ConfigError, _check_choice, apply_overrides, from_dict
+from leanbert.finetune.tasks import Recipe
+from leanbert.train.config import DEVICES, OPTIMIZERS, PRECISIONS, TrainConfig
+
+
+def _number(name: str, value: Any, low: float, high: float | None = None, low_open: bool = False) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, int | float)
+    if not bad:
+        bad = value < low or (low_open and value == low) or (high is not None and value > high)
+    if bad:
+        bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        raise ConfigError(f"{name}={value!r} must be a number {bounds}")
+
+
+def _integer(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
+
+
+@dataclass
+class FinetuneTrainConfig:
+    """lr:              peak learning rate (linear warm-up, then linear decay to 0).
+    epochs:          passes over the training set (fractions allowed: 0.5 = half an epoch).
+    batch_size:      examples per optimizer step.
+    warmup_ratio:    fraction of the steps spent warming up.
+    weight_decay:    AdamW decoupled weight decay (not on biases and LayerNorm weights).
+    layer_decay:     layer-wise LR decay (ELECTRA: 0.8 small/base, 0.9 large); 1 = off. See layer_decay.py.
+    seeds:           one run per seed; several give <metric>_mean / <metric>_std.
+    precision:       fp32 or bf16 (autocast; weights stay fp32).
+    device:          auto | cpu | cuda.
+    clip_norm:       gradient-norm clipping; 0 = off.
+    max_steps:       stop after this many optimizer steps (0 = from epochs); the schedule follows it.
+    eval_every:      also score the dev set every N steps for the learning curve (0 = once per epoch).
+    eval_batch_size: examples per forward pass when scoring.
+    log_every:       steps per metrics.jsonl line.
+    optimizer:       adamw or lamb.
+    """
+
+    lr: float = 1e-4
+    epochs: float = 3.0
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    layer_decay: float = 1.0
+    seeds: list[int] = field(default_factory=lambda: [0])
+    precision: str = "fp32"
+    device: str = "auto"
+    clip_norm: float = 1.0
+    max_steps: int = 0
+    eval_every: int = 0
+    eval_batch_size: int = 128
+    log_every: int = 10
+    optimizer: str = "adamw"
+
+    def __post_init__(self) -> None:
+        _number("train.lr", self.lr, 0.0, low_open=True)
+        _number("train.epochs", self.epochs, 0.0, low_open=True)
+        _integer("train.batch_size", self.batch_size, 1)
+        _number("train.warmup_ratio", self.warmup_ratio, 0.0, 1.0)
+        _number("train.weight_decay", self.weight_decay, 0.0)
+        _number("train.layer_decay", self.layer_decay, 0.0, 1.0, low_open=True)
+        if not self.seeds:
+            raise ConfigError("train.seeds=[] must list at least one seed, e.g. train.seeds=[0,1,2]")
+        for seed in self.seeds:
+            _integer("train.seeds entry", seed, 0)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"train.seeds={self.seeds} repeats a seed")
+        _check_choice("train.precision", self.precision, PRECISIONS)
+        _check_choice("train.device", self.device, DEVICES)
+        _number("train.clip_norm", self.clip_norm, 0.0)
+        for name in ("max_steps", "eval_every"):
+            _integer(f"train.{name}", getattr(self, name), 0)
+        _integer("train.eval_batch_size", self.eval_batch_size, 1)
+        _integer("train.log_every", self.log_every, 1)
+        _check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
+
+    def steps(self, num_train: int) -> tuple[int, int]:
+        """(optimizer steps, steps per epoch) for ``num_train`` examples."""
+        per_epoch = math.ceil(num_train / self.batch_size)
+        total = self.max_steps or max(1, round(self.epochs * per_epoch))
+        return total, per_epoch
+
+
+@dataclass
+class FinetuneDataConfig:
+    """max_seq_len:        tokens per example, [CLS]/[SEP] included (longer texts are truncated).
+    max_train_examples: use only the first N training examples (0 = all); quick experiments."""
+
+    max_seq_len: int = 128
+    max_train_examples: int = 0
+
+    def __post_init__(self) -> None:
+        _integer("data.max_seq_len", self.max_seq_len, 4)
+        _integer("data.max_train_examples", self.max_train_examples, 0)
+
+
+@dataclass
+class FinetuneConfig:
+    train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
+    data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        from leanbert.config import to_dict
+
+        return to_dict(self)
+
+
+def _seeds_value(raw: dict[str, Any]) -> None:
+    """``train.seeds=3`` is ambiguous (seed 3, or three seeds?): ask for a list."""
+    seeds = raw.get("train", {}).get("seeds")
+    if seeds is not None and not isinstance(seeds, list):
+        raise ConfigError(f"train.seeds={seeds!r} must be a list, e.g. train.seeds=[0] or train.seeds=[0,1,2]")
+
+
+def finetune_config(recipe: Recipe, overrides: list[str] | None = None) -> FinetuneConfig:
+    """The task's recipe with ``key=value`` overrides applied and validated (ConfigError names the key)."""
+    raw: dict[str, Any] = {}
+    for key, value in recipe.overrides().items():
+        group, name = key.split(".")
+        raw.setdefault(group, {})[name] = value
+    apply_overrides(raw, list(overrides or []), allowed_roots=("train", "data"))
+    _seeds_value(raw)
+    return from_dict(FinetuneConfig, raw)
+
+
+def to_train_config(config: FinetuneConfig, num_train: int, seed: int) -> TrainConfig:
+    """The shared loop's TrainConfig for one seed: epochs -> max_steps, warmup_ratio -> warmup_steps.
+    Checkpoints only at the end (fine-tuning runs are short), evaluation as ``eval_every`` / per epoch."""
+    t = config.train
+    total, per_epoch = t.steps(num_train)
+    return TrainConfig(
+        batch_size=t.batch_size, max_steps=total, lr=t.lr, warmup_steps=round(t.warmup_ratio * total),
+        schedule="linear", optimizer=t.optimizer, weight_decay=t.weight_decay, clip_norm=t.clip_norm,
+        precision=t.precision, device=t.device, seed=seed, log_every=min(t.log_every, total),
+        eval_every=t.eval_every or per_epoch, checkpoint_every=0, keep_checkpoints=1)

@@ -1,0 +1,93 @@
+"""Where fine-tuning starts: the MODEL argument -> a leanbert model directory, and a classifier model from it.
+
+MODEL may be
+* a leanbert model directory (``config.json`` with ``"format": "leanbert-model"``);
+* a pretraining run directory or its ``model/`` folder: ELECTRA runs hold ``model/discriminator`` (the network
+  to fine-tune, as in the paper) and ``model/generator``; the discriminator is taken;
+* a local Hugging Face BERT / ALBERT / ELECTRA directory (``config.json`` with ``model_type``), imported on the
+  fly into a temporary directory (nothing is downloaded).
+
+The classifier keeps every encoder weight (pooler included) and drops the pretraining heads (MLM, NSP/SOP,
+replaced-token detection); the ``classifier`` head is freshly initialised from the run's seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from leanbert.errors import UserError
+from leanbert.model.model import LeanBertModel
+from leanbert.model_dir import CONFIG_NAME, FORMAT, load_model
+
+_SUBDIRS = ("model/discriminator", "model", "discriminator")
+
+
+def _config_kind(directory: Path) -> str | None:
+    """"leanbert", "hf" or None (no readable config.json)."""
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+    if isinstance(meta, dict) and meta.get("format") == FORMAT:
+        return "leanbert"
+    if isinstance(meta, dict) and "model_type" in meta:
+        return "hf"
+    raise UserError(f"{path}: neither a leanbert model config (\"format\": \"{FORMAT}\") nor a Hugging Face "
+                    "config (\"model_type\")")
+
+
+def resolve_model_dir(model: str | Path, tmp_dir: Path, log=print) -> Path:
+    """A leanbert model directory for MODEL (see the module docstring); HF models are imported under
+    ``tmp_dir``. ``log`` tells the user which directory was chosen when it is not MODEL itself."""
+    model = Path(model)
+    if not model.is_dir():
+        raise UserError(f"{model}: no such directory (expected a leanbert model directory, a pretraining run, "
+                        "or a local Hugging Face BERT/ALBERT/ELECTRA directory)")
+    kind = _config_kind(model)
+    chosen = model
+    if kind is None:
+        for sub in _SUBDIRS:
+            kind = _config_kind(model / sub)
+            if kind is not None:
+                chosen = model / sub
+                log(f"using {chosen}")
+                break
+    if kind is None:
+        raise UserError(f"{model}: no {CONFIG_NAME} here or in {', '.join(_SUBDIRS)} (expected a leanbert model "
+                        "directory, a pretraining run, or a Hugging Face model directory)")
+    if kind == "hf":
+        from leanbert.interop.hf import import_from_hf
+
+        log(f"importing the Hugging Face model {chosen}")
+        return import_from_hf(chosen, tmp_dir / "imported")
+    return chosen
+
+
+def classifier_from(source: LeanBertModel, num_labels: int, seed: int, dropout: float | None = None
+                    ) -> LeanBertModel:
+    """A model with only a fresh ``classifier`` head (``num_labels``; 1 = regression) on ``source``'s encoder.
+    ``seed`` initialises the head; ``dropout`` (if given) replaces the hidden/attention dropout."""
+    changes = {"heads": ["classifier"], "num_labels": num_labels}
+    if dropout is not None:
+        changes.update(hidden_dropout=dropout, attention_dropout=dropout)
+    config = dataclasses.replace(source.config, **changes)
+    torch.manual_seed(seed)
+    model = LeanBertModel(config)
+    encoder_state = {k: v for k, v in source.state_dict().items() if k.startswith("encoder.")}
+    result = model.load_state_dict(encoder_state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("heads.classifier.")]
+    if missing or result.unexpected_keys:  # both come from one config, so this is a bug, not bad input
+        raise RuntimeError(f"encoder transfer failed: missing {missing}, unexpected {result.unexpected_keys}")
+    return model
+
+
+def load_source(model_dir: Path) -> LeanBertModel:
+    """The model to start from, on the CPU."""
+    return load_model(model_dir, map_location="cpu")
