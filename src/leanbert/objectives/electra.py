@@ -26,7 +26,7 @@ from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig, discriminator_config, generator_config
 from leanbert.objectives.metrics import mean_over
-from leanbert.objectives.mlm import full_precision, masked_positions, mlm_loss
+from leanbert.objectives.mlm import flat_positions, full_precision, masked_positions, mlm_loss
 
 # Embedding submodules the generator takes from the discriminator (its "project" stays its own).
 SHARED_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
@@ -34,11 +34,15 @@ SHARED_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embed
 
 def gumbel_max_sample(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """One sample per row of (N, V) ``logits`` from softmax(logits / temperature), via the Gumbel-max trick:
-    argmax(logits / t + G) with G = -log(E), E ~ Exp(1) (equivalently -log(-log U)). No gradient."""
+    argmax(logits / t + G) with G = -log(-log U), U ~ Uniform[0, 1). No gradient.
+
+    Built in place on one (N, V) buffer from uniform noise: on CPU ``rand_`` + two logs cost about half of
+    ``exponential_``. U = 0 gives G = -inf (that token is skipped in that row, probability 2^-24 each).
+    """
     with torch.no_grad():
         logits = full_precision(logits)
-        noise = torch.empty_like(logits).exponential_()  # (N, V), E ~ Exp(1)
-        return (logits / temperature - noise.log()).argmax(dim=-1)  # (N,)
+        noise = torch.rand_like(logits).log_().neg_().log_()  # (N, V) = -G
+        return noise.neg_().add_(logits, alpha=1.0 / temperature).argmax(dim=-1)  # (N,)
 
 
 @dataclass
@@ -81,12 +85,12 @@ class Electra(Objective):
         cfg = self.objective_config
         positions = masked_positions(batch)  # (B, T)
         gen = self.generator(batch.input_ids, batch.attention_mask, batch.token_type_ids, mlm_positions=positions)
-        targets = batch.labels[positions]  # (N,)
+        index = flat_positions(positions, gen.mlm_logits.shape[0])  # (N,) row-major, as the head selected
+        targets = batch.labels.reshape(-1)[index]  # (N,)
         loss_mlm, metrics = mlm_loss(gen.mlm_logits, targets)
 
         sampled = gumbel_max_sample(gen.mlm_logits.detach(), cfg.temperature)  # (N,)
-        # masked_scatter fills the True positions in row-major order, the order the MLM head used.
-        disc_input = batch.input_ids.masked_scatter(positions, sampled)  # (B, T)
+        disc_input = batch.input_ids.reshape(-1).index_copy(0, index, sampled).view_as(batch.input_ids)  # (B, T)
         original = torch.where(positions, batch.labels, batch.input_ids)  # (B, T)
         nonpad = batch.attention_mask.bool()  # (B, T)
         replaced = (disc_input != original) & nonpad  # (B, T): a sample equal to the original is "original"

@@ -29,6 +29,13 @@ def masked_positions(batch: Batch) -> torch.Tensor:
     return batch.labels != IGNORE_INDEX
 
 
+def flat_positions(positions: torch.Tensor, n: int) -> torch.Tensor:
+    """(N,) flat row-major indices of the True entries of (B, T) ``positions``, the order in which the MLM head
+    selected them. ``n`` (known on the host from the head's output shape) makes this sync-free on a GPU,
+    unlike ``labels[positions]``."""
+    return torch.nonzero_static(positions.reshape(-1), size=n).squeeze(1)  # (N,)
+
+
 def full_precision(x: torch.Tensor) -> torch.Tensor:
     """bf16/fp16 -> float32 for losses and sampling; float32/float64 unchanged (float64 tests stay exact)."""
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
@@ -67,7 +74,8 @@ class MaskedLM(Objective):
         """Forward the network with sparse MLM prediction; returns (model output, (N,) MLM targets)."""
         positions = masked_positions(batch)  # (B, T)
         out = self.model(batch.input_ids, batch.attention_mask, batch.token_type_ids, mlm_positions=positions)
-        return out, batch.labels[positions]  # targets (N,) in the head's row-major order
+        index = flat_positions(positions, out.mlm_logits.shape[0])  # (N,)
+        return out, batch.labels.reshape(-1)[index]  # targets (N,) in the head's row-major order
 
     def forward(self, batch: Batch) -> Output:
         out, targets = self.run_model(batch)
