@@ -141,3 +141,16 @@ def test_eval_and_metrics_lines(tmp_path):
     assert "val_loss" in lines[1] and "val_acc" in lines[3]
     assert len(calls) == 2 and [e["step"] for e in result.evaluations] == [3, 6]
     assert result.last_checkpoint is not None  # the end always checkpoints
+
+
+def test_metric_averager_weights_means_by_their_counts():
+    from leanbert.train.metrics import MetricAverager
+
+    avg = MetricAverager(torch.device("cpu"))
+    avg.add({"mlm_accuracy": torch.tensor(1.0), "mlm_count": torch.tensor(1.0), "loss": torch.tensor(2.0)})
+    avg.add({"mlm_accuracy": torch.tensor(0.0), "mlm_count": torch.tensor(3.0), "loss": torch.tensor(4.0),
+             "rtd_precision": torch.tensor(0.5), "rtd_predicted": torch.tensor(0.0)})
+    out = avg.pop()
+    assert out == {"mlm_accuracy": 0.25, "mlm_count": 4.0, "loss": 3.0, "rtd_precision": 0.0,
+                   "rtd_predicted": 0.0}
+    assert avg.empty and avg.pop() == {}

@@ -8,7 +8,7 @@ A pretraining config is a YAML file with four groups, changed by dotted override
     train:     {batch_size: 128, lr: 5e-4, ...}                  # TrainConfig
 
 The objective implies some data settings (ALBERT's SOP needs sentence-order pairs, ELECTRA masks 85/15):
-``resolve_data_defaults`` fills them in when the user did not set them and refuses contradictions.
+they are filled in when the user did not set them, and contradictions are refused.
 """
 
 from __future__ import annotations
@@ -144,17 +144,8 @@ class TrainConfig:
 
 GROUPS = ("model", "objective", "data", "train")
 
-# What each objective needs from the data pipeline: "require" = must hold, "default" = used unless set.
-OBJECTIVE_DATA = {
-    "mlm": {"require": {"pairs": "none"}, "default": {"masking": "bert"}},
-    "mlm+nsp": {"require": {"pairs": "nsp"}, "default": {"masking": "bert"}},
-    "mlm+sop": {"require": {"pairs": "sop"}, "default": {"masking": "bert"}},
-    "electra": {"require": {"pairs": "none"}, "default": {"masking": "electra"}},
-}
-
-
 def _objective_config_class():
-    from leanbert.objectives.config import ObjectiveConfig  # imported late: objectives import the model
+    from leanbert.objectives.config import ObjectiveConfig  # late: keeps `leanbert.train` importable alone
 
     return ObjectiveConfig
 
@@ -183,30 +174,16 @@ def _check_model_section(model: Any) -> dict[str, Any]:
     if not isinstance(model, dict):
         raise ConfigError("model must be a mapping: preset plus any model field (model.hidden_size=...)")
     model = dict(model)
-    if "preset" not in model:
-        raise ConfigError(f"model.preset is required; choose one of {', '.join(PRESETS)}")
     allowed = ["preset"] + [f for f in ModelConfig.__dataclass_fields__]
     unknown = [k for k in model if k not in allowed]
     if unknown:
-        raise ConfigError(f"unknown key 'model.{unknown[0]}'; allowed keys: {', '.join(allowed)}")
+        raise ConfigError(f"unknown key model.{unknown[0]}; allowed keys: {', '.join(allowed)}")
     if "heads" in model:
         raise ConfigError("model.heads is chosen by the objective (objective.name); remove it")
+    if "preset" not in model:
+        raise ConfigError(f"model.preset is required; choose one of {', '.join(PRESETS)}")
     model_config(model["preset"], **{k: v for k, v in model.items() if k != "preset"})  # validate now
     return model
-
-
-def resolve_data_defaults(objective_name: str, data: dict[str, Any]) -> dict[str, Any]:
-    """Fill the data settings ``objective_name`` implies; refuse settings that contradict it."""
-    rules = OBJECTIVE_DATA.get(objective_name, {})
-    data = dict(data)
-    for key, value in rules.get("require", {}).items():
-        if key in data and data[key] != value:
-            raise ConfigError(f"objective.name={objective_name!r} needs data.{key}={value!r} "
-                              f"(got {data[key]!r}); remove data.{key} or change the objective")
-        data[key] = value
-    for key, value in rules.get("default", {}).items():
-        data.setdefault(key, value)
-    return data
 
 
 def pretrain_config_from_dict(raw: dict[str, Any]) -> PretrainConfig:
@@ -216,12 +193,13 @@ def pretrain_config_from_dict(raw: dict[str, Any]) -> PretrainConfig:
     unknown = [k for k in raw if k not in GROUPS]
     if unknown:
         raise ConfigError(f"unknown group {unknown[0]!r}; allowed groups: {', '.join(GROUPS)}")
-    objective_class = _objective_config_class()
-    objective = from_dict(objective_class, raw.get("objective") or {}, prefix="objective.")
+    objective = from_dict(_objective_config_class(), raw.get("objective") or {}, prefix="objective.")
     data_raw = raw.get("data") or {}
     if not isinstance(data_raw, dict):
         raise ConfigError("data must be a mapping of data fields")
-    data = from_dict(DataConfig, resolve_data_defaults(objective.name, data_raw), prefix="data.")
+    # the objective implies data.pairs / data.masking: filled in where unset, contradictions refused
+    objective.check_data(data_raw)
+    data = from_dict(DataConfig, objective.apply_data_defaults(dict(data_raw)), prefix="data.")
     train = from_dict(TrainConfig, raw.get("train") or {}, prefix="train.")
     model = _check_model_section(raw.get("model") or {"preset": "bert-mini"})
     config = PretrainConfig(model=model, objective=objective, data=data, train=train)
@@ -236,10 +214,7 @@ def load_pretrain_config(path: str | Path | None, overrides: list[str] | None = 
     """YAML file (or ``base``) + ``key=value`` overrides -> (validated config, the raw nested dict)."""
     raw = copy.deepcopy(base) if base is not None else {}
     if path is not None:
-        try:
-            raw = load_config_file(path)
-        except ConfigError:
-            raise
+        raw = load_config_file(path)
         for group in GROUPS:
             if raw.get(group) is None:
                 raw.pop(group, None)

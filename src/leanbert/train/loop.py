@@ -267,7 +267,7 @@ class _Trainer:
                     saved_at = self.step
             # the end: flush metrics of a partial interval, validate, checkpoint
             self.check_finite()
-            if log_tokens or self.averager.sums:
+            if log_tokens or not self.averager.empty:
                 tokens = int(all_reduce_sum(torch.tensor([log_tokens], device=self.device), env).item())
                 self.tokens += tokens
                 record = {"step": self.step, **self.averager.pop(env), "lr": self.schedule.lr(self.step - 1),

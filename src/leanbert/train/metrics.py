@@ -16,41 +16,58 @@ from typing import Any
 
 import torch
 
-from leanbert.train.distributed import DistEnv, all_reduce_mean
+from leanbert.objectives.metrics import is_count, weight_key
+from leanbert.train.distributed import DistEnv, all_reduce_sum
 
 
 class MetricAverager:
-    """Per-key running sums of scalar metrics; ``pop`` returns the means (averaged over ranks) and resets.
+    """Running sums of scalar metrics over a logging interval, combined the way ``objectives.metrics`` names
+    them: ``*_count`` (and other count keys) are summed; a mean with a count (``mlm_accuracy`` over
+    ``mlm_count``) is weighted by it, so the logged value is the exact interval-level mean; anything else
+    (``loss``, ``grad_norm``) is a plain mean over the values added.
 
-    Every rank must add the same keys (the objective's metric names may not depend on the data), since the
-    cross-rank mean reduces one vector with one entry per key.
+    Every rank must add the same keys (metric names may not depend on the data): ``pop`` all-reduces one
+    vector of numerators and denominators.
     """
 
     def __init__(self, device: torch.device):
         self.device = device
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
+        self.num: dict[str, torch.Tensor] = {}
+        self.den: dict[str, torch.Tensor] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.num
+
+    def _tensor(self, value: Any) -> torch.Tensor:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().to(torch.float64 if self.device.type == "cpu" else torch.float32).reshape(())
+            return value.to(self.device, non_blocking=True) if value.device != self.device else value
+        return torch.tensor(float(value), device=self.device)
 
     def add(self, metrics: dict[str, Any]) -> None:
-        for key, value in metrics.items():
-            if isinstance(value, torch.Tensor):
-                value = value.detach().float().reshape(())
-                value = value.to(self.device, non_blocking=True) if value.device != self.device else value
+        values = {k: self._tensor(v) for k, v in metrics.items()}
+        for key, value in values.items():
+            if is_count(key):
+                num, den = value, torch.ones_like(value)  # den unused: counts are totals
             else:
-                value = torch.tensor(float(value), device=self.device)
-            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
-            self.counts[key] = self.counts.get(key, 0) + 1
+                wkey = weight_key(key)
+                weight = values.get(wkey) if wkey is not None else None
+                num, den = (value * weight, weight) if weight is not None else (value, torch.ones_like(value))
+            self.num[key] = self.num[key] + num if key in self.num else num.clone()
+            self.den[key] = self.den[key] + den if key in self.den else den.clone()
 
     def pop(self, env: DistEnv | None = None) -> dict[str, float]:
-        if not self.sums:
+        if not self.num:
             return {}
-        keys = sorted(self.sums)
-        means = torch.stack([self.sums[k] / self.counts[k] for k in keys])  # (K,)
+        keys = sorted(self.num)
+        vector = torch.stack([self.num[k] for k in keys] + [self.den[k] for k in keys])  # (2K,)
         if env is not None:
-            means = all_reduce_mean(means, env)
-        values = means.tolist()  # the one host sync per logging interval
-        self.sums, self.counts = {}, {}
-        return dict(zip(keys, values))
+            vector = all_reduce_sum(vector, env)
+        values = vector.tolist()  # the one host sync per logging interval
+        nums, dens = values[:len(keys)], values[len(keys):]
+        self.num, self.den = {}, {}
+        return {k: (n if is_count(k) else (n / d if d else 0.0)) for k, n, d in zip(keys, nums, dens)}
 
 
 def _json_value(value: Any) -> Any:

@@ -1,0 +1,206 @@
+"""Pretraining orchestration: config -> tokenizer, objective, data streams -> the training loop -> model dir.
+
+RUN_DIR layout::
+
+    config.yaml          the resolved config (preset expanded, objective's data defaults filled in)
+    metrics.jsonl        one JSON object per logged step (step, loss, lr, tokens_per_s, metrics, val_*)
+    checkpoints/step-N/  atomic checkpoints (the newest train.keep_checkpoints)
+    model/               at the end: a leanbert model directory with the dataset's tokenizer, or
+                         model/discriminator + model/generator for ELECTRA
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from leanbert.config import ConfigError, ModelConfig, to_dict
+from leanbert.errors import UserError
+from leanbert.model_dir import save_model, write_dir_atomically
+from leanbert.train.checkpoint import checkpoints_dir
+from leanbert.train.config import PretrainConfig, load_pretrain_config
+from leanbert.train.distributed import DistEnv, init_distributed, shutdown
+from leanbert.train.loop import LoopResult, train_loop
+
+CONFIG_FILE = "config.yaml"
+# train.* keys that may change when resuming: budgets, logging and speed settings, not the experiment
+RESUMABLE_CHANGES = ("max_steps", "max_minutes", "log_every", "eval_every", "eval_batches", "checkpoint_every",
+                     "keep_checkpoints", "tensorboard", "compile", "device")
+
+
+@dataclass
+class PretrainResult:
+    run_dir: Path
+    model_dir: Path | None
+    loop: LoopResult
+
+
+def resolved_dict(config: PretrainConfig, model_config: ModelConfig) -> dict[str, Any]:
+    """The config as written to config.yaml: the model section lists every encoder field (heads excluded:
+    the objective sets them)."""
+    model = {"preset": config.model["preset"]}
+    model.update({k: v for k, v in to_dict(model_config).items() if k != "heads"})
+    return {**config.to_dict(), "model": model}
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _diff(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+def check_resume_compatible(saved: dict[str, Any], current: dict[str, Any], source: Path) -> list[str]:
+    """Refuse changes that would make a resumed run differ from the interrupted one; returns allowed changes."""
+    changes = _diff(saved, current)
+    allowed = [f"train.{k}" for k in RESUMABLE_CHANGES]
+    bad = [(k, a, b) for k, a, b in changes if k not in allowed]
+    if bad:
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in bad[:5])
+        raise ConfigError(f"cannot --resume with a different experiment than {source} ({listed}). Only "
+                          f"{', '.join(allowed)} may change on resume; start a new --out for a new experiment")
+    return [f"{k}: {a!r} -> {b!r}" for k, a, b in changes]
+
+
+def load_run_config(config_path: str | None, overrides: list[str], out_dir: str | Path, resume: bool,
+                    ) -> tuple[PretrainConfig, dict[str, Any] | None]:
+    """The config of a run: ``--config`` + overrides, or (with --resume and no --config) RUN_DIR/config.yaml +
+    overrides. Returns (config, the saved resolved dict when resuming, else None)."""
+    saved_path = Path(out_dir) / CONFIG_FILE
+    saved = None
+    if resume and saved_path.is_file():
+        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+    if config_path is None and saved is None:
+        if not overrides:
+            raise UserError("give --config FILE.yaml (see configs/) and/or key=value settings, e.g. "
+                            "model.preset=electra-small objective.name=electra data.path=DATA_DIR")
+        config, _ = load_pretrain_config(None, overrides)
+    elif config_path is None:
+        config, _ = load_pretrain_config(None, overrides, base=saved)
+    else:
+        config, _ = load_pretrain_config(config_path, overrides)
+    return config, saved
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def make_eval_fn(valid_loader, num_batches: int, device: torch.device):
+    """Validation: the first ``num_batches`` batches of the (fixed, in-order) validation stream; metrics
+    combined exactly (counts summed, means weighted by their counts)."""
+    from leanbert.objectives.metrics import aggregate_metrics, is_count
+
+    def evaluate(objective: torch.nn.Module) -> dict[str, float]:
+        valid_loader.load_state_dict({"epoch": 0, "batch": 0})
+        per_batch = []
+        for i, batch in enumerate(valid_loader):
+            if i >= num_batches:
+                break
+            out = objective(batch.to(device))
+            per_batch.append({"loss": out.loss.detach(), **out.metrics})
+        metrics = aggregate_metrics(per_batch)
+        if "rtd_replaced_fraction" in metrics:
+            # the trivial discriminator that calls every token "original"
+            metrics["rtd_all_original_accuracy"] = 1.0 - metrics["rtd_replaced_fraction"]
+        return {k: v for k, v in metrics.items() if not is_count(k)}  # totals say little about quality
+
+    return evaluate
+
+
+def save_final_models(objective, out_dir: Path, tokenizer_dir: Path, extra: dict[str, Any]) -> Path:
+    """RUN_DIR/model (one network) or RUN_DIR/model/<name> (several, e.g. ELECTRA), atomically."""
+    models = objective.models()
+    target = out_dir / "model"
+    if len(models) == 1:
+        (model,) = models.values()
+        return save_model(model, target, tokenizer_dir, extra=extra)
+
+    def fill(tmp: Path) -> None:
+        for name, model in models.items():
+            save_model(model, tmp / name, tokenizer_dir, extra={**extra, "role": name})
+
+    return write_dir_atomically(target, fill)
+
+
+def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = False,
+             saved_config: dict[str, Any] | None = None, progress: bool = True,
+             env: DistEnv | None = None) -> PretrainResult:
+    """Run one pretraining job into ``out_dir`` (see the module docstring)."""
+    from leanbert.data.loader import build_loader, resolve_tokenizer
+    from leanbert.objectives import build_objective
+
+    out_dir = Path(out_dir)
+    own_env = env is None
+    env = env or init_distributed(config.train.device)
+    try:
+        if not resume and (checkpoints_dir(out_dir).exists() or (out_dir / "metrics.jsonl").exists()):
+            raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose a new --out")
+        tokenizer = resolve_tokenizer(config.data)
+        model_config = config.model_config(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id)
+        if model_config.vocab_size < tokenizer.vocab_size:
+            raise ConfigError(f"model.vocab_size={model_config.vocab_size} is smaller than the tokenizer's "
+                              f"vocabulary ({tokenizer.vocab_size}, {tokenizer.path})")
+        resolved = resolved_dict(config, model_config)
+        if saved_config is not None:
+            for change in check_resume_compatible(saved_config, resolved, out_dir / CONFIG_FILE):
+                if env.is_main:
+                    print(f"leanbert: resuming with a changed setting: {change}", file=sys.stderr)
+        train_cfg = config.train
+        micro = train_cfg.micro_batch_size(env.world_size)
+
+        _seed_everything(train_cfg.seed)  # same initial weights on every rank
+        objective = build_objective(config.objective, model_config)
+        train_loader = build_loader(config.data, tokenizer, micro, "train", train_cfg.seed, env.rank,
+                                    env.world_size)
+        eval_fn = None
+        if config.data.valid_split:
+            try:
+                valid_loader = build_loader(config.data, tokenizer, micro, "valid", train_cfg.seed, env.rank,
+                                            env.world_size)
+            except UserError as err:
+                if env.is_main:
+                    print(f"leanbert: no validation ({err}); set data.valid_split='' to silence this",
+                          file=sys.stderr)
+            else:
+                eval_fn = make_eval_fn(valid_loader, train_cfg.eval_batches, env.device)
+        if env.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _write_yaml(out_dir / CONFIG_FILE, resolved)
+            counts = sum(p.numel() for p in objective.parameters())
+            print(f"leanbert: {config.objective.name} on {model_config.family} shape "
+                  f"(L={model_config.num_layers} H={model_config.hidden_size} E={model_config.embedding_size} "
+                  f"sharing={model_config.sharing}), {counts / 1e6:.2f}M trainable parameters; "
+                  f"{env.world_size} process(es) on {env.device}, micro-batch {micro} x grad_accum "
+                  f"{train_cfg.grad_accum} x {env.world_size} = {train_cfg.batch_size} sequences/step",
+                  file=sys.stderr)
+        result = train_loop(objective, train_loader, train_cfg, out_dir, eval_fn=eval_fn, env=env,
+                            resume=resume, progress=progress)
+        model_dir = None
+        if env.is_main:
+            extra = {"pretraining": {"objective": dataclasses.asdict(config.objective), "step": result.step,
+                                     "tokens": result.tokens, "stop_reason": result.stop_reason}}
+            model_dir = save_final_models(objective, out_dir, tokenizer.path, extra)
+        return PretrainResult(run_dir=out_dir, model_dir=model_dir, loop=result)
+    finally:
+        if own_env:
+            shutdown(env)
