@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from leanbert.cli import main
-from leanbert.data import prepare as prepare_module
-from leanbert.data.prepare import LineEncoder, prepare_dataset, valid_mask
+from leanbert.data import encode as encode_module
+from leanbert.data.encode import LineEncoder
+from leanbert.data.prepare import prepare_dataset, valid_mask
 from leanbert.data.shards import open_dataset, token_dtype
 from leanbert.data.tokenizer import load_tokenizer
 from leanbert.errors import UserError
@@ -60,15 +61,23 @@ def test_tokens_lines_and_documents_are_exact(dataset_dir, corpus_dir, wordpiece
     assert (dataset_dir / "tokenizer" / "tokenizer.json").is_file()
 
 
-def test_joined_encoding_equals_line_by_line(wordpiece_dir, unigram_dir, corpus_dir):
-    lines = [x.strip() for x in (corpus_dir / "wiki-sample.txt").read_text().splitlines() if x.strip()][:300]
-    lines += ["text with a literal [SEP] inside", "  spaced   out  ", "日本語のテキスト"]
+TRICKY = ["text with a literal [SEP] inside", "spaced   out\ttabs", "日本語のテキスト と 中文", "café naïve ´x",
+          "no\u00a0break\u2003em space", "control\x1cchar", "combining e\u0301 ﬁ ligature", "ALL CAPS Ünïcödé",
+          "word[MASK]glued", "\u00bd \u2460 \uff21\uff22 x\u200by"]
+
+
+@pytest.mark.parametrize("word_cache", [False, True])
+def test_fast_encoding_equals_line_by_line(wordpiece_dir, unigram_dir, corpus_dir, word_cache):
+    lines = [x.strip() for x in (corpus_dir / "wiki-sample.txt").read_text().splitlines() if x.strip()][:400]
     for directory in (wordpiece_dir, unigram_dir):
-        encoder = LineEncoder(load_tokenizer(directory))
-        flat, lengths = encoder.encode(lines)
-        assert encoder.joined_ok
-        ref_flat, ref_lengths = encoder._per_line(lines)
-        assert np.array_equal(lengths, ref_lengths) and np.array_equal(flat, ref_flat)
+        encoder = LineEncoder(load_tokenizer(directory), word_cache=word_cache, cache_words=500)
+        for batch in (lines[:200], TRICKY + lines[200:], TRICKY):  # the cache fills up and is reset
+            flat, lengths = encoder.encode(batch)
+            assert encoder.joined_ok and encoder.use_cache == word_cache
+            ref_flat, ref_lengths = encoder._per_line(batch)
+            assert np.array_equal(lengths, ref_lengths) and np.array_equal(flat, ref_flat)
+        if word_cache:  # bounded: cleared when over 500 chunks, so it holds only the last batch's chunks
+            assert 0 < len(encoder.cache) <= len({w for line in TRICKY for w in line.split(" ")})
 
 
 def test_validation_split_is_by_document_and_deterministic(dataset_dir):
@@ -187,7 +196,7 @@ def test_failure_midway_leaves_no_dataset(tmp_path, corpus_dir, wordpiece_dir, m
             raise RuntimeError("disk full")
         return LineEncoder._per_line(self, lines)
 
-    monkeypatch.setattr(prepare_module.LineEncoder, "encode", failing)
+    monkeypatch.setattr(encode_module.LineEncoder, "encode", failing)
     with pytest.raises(RuntimeError):
         prepare_dataset([str(corpus_dir)], wordpiece_dir, tmp_path / "out", overwrite=True, progress=False,
                         batch_chars=10000)

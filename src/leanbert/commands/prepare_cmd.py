@@ -40,6 +40,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--shard-tokens", type=int, default=1 << 27, metavar="N",
                         help="start a new shard after this many tokens (134M)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset at DATA_DIR")
+    parser.add_argument("--no-word-cache", action="store_true",
+                        help="encode every line with the tokenizer (slower; same output)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -49,7 +51,7 @@ def run(args) -> int:
     manifest = prepare_dataset(args.inputs, args.tokenizer, args.out, valid_fraction=args.valid_fraction,
                                text_field=args.text_field, max_line_bytes=args.max_line_bytes,
                                shard_tokens=args.shard_tokens, overwrite=args.overwrite,
-                               progress=not args.quiet)
+                               progress=not args.quiet, word_cache=not args.no_word_cache)
     seconds = time.perf_counter() - start
     splits = manifest["splits"]
     skipped = sum(manifest["skipped"].values())

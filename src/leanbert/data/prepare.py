@@ -5,10 +5,8 @@ queue holds at most a few), the main thread tokenizes each batch with the Rust t
 (``encode_batch_fast`` releases the GIL, so reading overlaps tokenizing) and appends it to the current shard.
 Peak memory depends on the batch size and the longest line, never on the corpus size.
 
-Speed trick: lines are joined with the separator token (``\\n[SEP]\\n``) into chunks of ~16 KB and the chunk's ids
-are split at the separators. This avoids one Python ``Encoding`` object per line; the first batch is checked
-against line-by-line encoding and the pipeline falls back to that if they ever differ (e.g. a custom tokenizer
-whose normalizer keeps newlines), as it does for any chunk whose text itself contains the separator string.
+Encoding (``encode.py``) uses a bounded word cache and joins lines into long texts, both checked to give
+exactly the tokens of line-by-line encoding.
 
 Deterministic: inputs are expanded in sorted order, batches and shards depend only on the input bytes, the
 validation split is a hash of the global document index, and the manifest holds no timestamps.
@@ -28,12 +26,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from leanbert.data.encode import LineEncoder
 from leanbert.data.shards import FORMAT, FORMAT_VERSION, SPLITS, ShardWriter, token_dtype
 from leanbert.data.sources import DEFAULT_MAX_LINE_BYTES, SkipStats, expand_inputs, iter_file_lines
-from leanbert.data.tokenizer import TokenizerInfo, load_tokenizer
+from leanbert.data.tokenizer import load_tokenizer
 from leanbert.errors import UserError
 
-_CHUNK_CHARS = 16 * 1024
 _QUEUE_BATCHES = 3
 
 
@@ -47,58 +45,6 @@ def valid_mask(doc_ids: np.ndarray, fraction: float, seed: int = 0) -> np.ndarra
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53) < fraction
-
-
-class LineEncoder:
-    """Lines -> (flat token ids (N,), tokens per line (L,)) without special tokens."""
-
-    def __init__(self, info: TokenizerInfo):
-        self.tokenizer = info.tokenizer
-        self.sep_id = info.sep_id
-        self.sep_text = info.tokenizer.id_to_token(info.sep_id)
-        self.joiner = f"\n{self.sep_text}\n"
-        self.joined_ok: bool | None = None  # decided on the first batch
-
-    def _per_line(self, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        encodings = self.tokenizer.encode_batch_fast(lines, add_special_tokens=False)
-        ids = [e.ids for e in encodings]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter((t for seq in ids for t in seq), dtype=np.int64, count=int(lengths.sum()))
-        return flat, lengths
-
-    def _joined(self, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        groups, current, size = [], [], 0
-        for line in lines:
-            current.append(line)
-            size += len(line)
-            if size >= _CHUNK_CHARS:
-                groups.append(current)
-                current, size = [], 0
-        if current:
-            groups.append(current)
-        encodings = self.tokenizer.encode_batch_fast([self.joiner.join(g) for g in groups],
-                                                     add_special_tokens=False)
-        flats, lengths = [], []
-        for group, encoding in zip(groups, encodings):
-            ids = np.array(encoding.ids, dtype=np.int64)
-            is_sep = ids == self.sep_id
-            seps = np.flatnonzero(is_sep)
-            if len(seps) != len(group) - 1:  # the text itself held the separator string
-                flat, lens = self._per_line(group)
-            else:
-                bounds = np.concatenate(([-1], seps, [len(ids)]))
-                lens = np.diff(bounds) - 1
-                flat = ids[~is_sep]
-            flats.append(flat)
-            lengths.append(lens)
-        return np.concatenate(flats), np.concatenate(lengths)
-
-    def encode(self, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        if self.joined_ok is None:
-            sample = lines[:256]
-            a, b = self._joined(sample), self._per_line(sample)
-            self.joined_ok = bool(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]))
-        return self._joined(lines) if self.joined_ok else self._per_line(lines)
 
 
 class _SplitWriter:
@@ -177,7 +123,8 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
 def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str | Path,
                     valid_fraction: float = 0.01, text_field: str = "text",
                     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, shard_tokens: int = 1 << 27,
-                    batch_chars: int = 1 << 20, overwrite: bool = False, progress: bool = True) -> dict:
+                    batch_chars: int = 1 << 20, overwrite: bool = False, progress: bool = True,
+                    word_cache: bool = True) -> dict:
     """Tokenize corpus files into a prepared dataset at ``out_dir``; returns the manifest (also written there).
 
     Skipped input is reported on stderr (first messages per kind) and counted in the manifest. The dataset
@@ -205,7 +152,7 @@ def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str |
     thread = threading.Thread(target=_reader, daemon=True, name="prepare-reader",
                               args=(files, stats, text_field, max_line_bytes, batch_chars, batches, stop))
     try:
-        encoder = LineEncoder(info)
+        encoder = LineEncoder(info, word_cache=word_cache)
         writers = {name: _SplitWriter(tmp / name, dtype, shard_tokens) for name in SPLITS}
         sources = [{"path": str(p), "bytes": p.stat().st_size, "docs": 0, "lines": 0, "tokens": 0} for p in files]
         next_doc = 0  # global index of the next document
