@@ -68,7 +68,7 @@ def test_pretrain_resume_export_end_to_end(tmp_path, corpus, recipe):
     assert _losses(part) == _losses(full)  # same batches, masks, ELECTRA samples and updates
     assert sorted(p.name for p in (part / "checkpoints").iterdir()) == ["step-3", "step-6"]
     val = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines() if "val_loss" in x]
-    assert [v["step"] for v in val] == [3, 6] and "val_mlm_loss" in val[-1]
+    assert [v["step"] for v in val] == [0, 3, 6] and "val_mlm_loss" in val[-1]
     config = (full / "config.yaml").read_text()
     assert "vocab_size: 600" in config and f"name: {objective}" in config
 

@@ -136,10 +136,11 @@ def test_eval_and_metrics_lines(tmp_path):
     config = _config(max_steps=6, log_every=2, eval_every=3, checkpoint_every=0)
     result = train_loop(_objective(0), SyntheticStream(4), config, tmp_path, eval_fn=eval_fn, progress=False)
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in lines] == [2, 3, 4, 6]
-    assert {"step", "loss", "lr", "tokens_per_s", "acc", "grad_norm"} <= set(lines[0])
-    assert "val_loss" in lines[1] and "val_acc" in lines[3]
-    assert len(calls) == 2 and [e["step"] for e in result.evaluations] == [3, 6]
+    assert [r["step"] for r in lines] == [0, 2, 3, 4, 6]
+    assert set(lines[0]) == {"step", "val_loss", "val_acc"}  # the starting point
+    assert {"step", "loss", "lr", "tokens_per_s", "acc", "grad_norm"} <= set(lines[1])
+    assert "val_loss" in lines[2] and "val_acc" in lines[4]
+    assert len(calls) == 3 and [e["step"] for e in result.evaluations] == [0, 3, 6]
     assert result.last_checkpoint is not None  # the end always checkpoints
 
 

@@ -230,6 +230,9 @@ class _Trainer:
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (self.progress and env.is_main),
                    dynamic_ncols=True, unit="step", desc="train")
         try:
+            if self.eval_fn is not None and self.step == 0 and cfg.max_steps > 0:
+                # the starting point, so curves (and claims like "val loss fell from X") have their origin
+                self.writer.write({"step": 0, **self.evaluate()})
             while self.step < cfg.max_steps:
                 if cfg.max_minutes and (not env.distributed or self.step % cfg.log_every == 0):
                     if any_rank(self.elapsed() >= cfg.max_minutes * 60, env):
