@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 import transformers
-from helpers import random_inputs, randomize_, tiny_config
 from safetensors.torch import load_file
 
+from helpers import random_inputs, randomize_, tiny_config
 from leanbert.errors import UserError
 from leanbert.interop.hf import export_to_hf, import_from_hf
 from leanbert.model.model import LeanBertModel

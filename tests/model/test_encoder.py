@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import random_inputs, randomize_, tiny_config
 
+from helpers import random_inputs, randomize_, tiny_config
 from leanbert.config import ConfigError, ModelConfig
 from leanbert.model.encoder import block_indices
 from leanbert.model.model import LeanBertModel
@@ -88,7 +88,8 @@ def test_attention_scores_are_pre_softmax_and_default_path_is_unchanged():
     q, k, _ = attn.qkv(slow.hidden_states[0]).split(32, dim=-1)
     q = q.view(3, 17, 4, 8).transpose(1, 2)
     k = k.view(3, 17, 4, 8).transpose(1, 2)
-    assert torch.allclose(scores, q @ k.transpose(-1, -2) / math.sqrt(8), atol=1e-5)
+    real = (mask[:, None, :, None] * mask[:, None, None, :]).bool().expand_as(scores)  # padding rows/cols are moot
+    assert torch.allclose(scores[real], (q @ k.transpose(-1, -2) / math.sqrt(8))[real], atol=1e-5)
 
 
 def test_position_bias_is_added_to_every_layer():
@@ -103,6 +104,30 @@ def test_position_bias_is_added_to_every_layer():
     # Layer 0 sees the same input, so its scores differ exactly by the bias.
     assert torch.allclose(biased.attention_scores[0] - plain.attention_scores[0], bias.expand(3, -1, -1, -1),
                           atol=1e-5)
+
+
+def test_unpadded_path_equals_padded_path():
+    """Projections/FFN on real tokens only (unpadding) give the same outputs and gradients as the padded path."""
+    from leanbert.model import padding
+
+    model = LeanBertModel(tiny_config(heads=["mlm"], hidden_dropout=0.0)).train()
+    randomize_(model)
+    ids, mask, types = random_inputs()
+    results = []
+    for threshold in (0.0, 1.01):  # never unpad, always unpad
+        padding.UNPAD_BELOW_FILL = threshold
+        try:
+            model.zero_grad()
+            out = model(ids, mask, types)
+            (out.mlm_logits * mask[..., None]).square().mean().backward()
+        finally:
+            padding.UNPAD_BELOW_FILL = 0.95
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]  # the pooler gets none
+        results.append((out.last_hidden_state * mask[..., None], grads))
+    (h0, g0), (h1, g1) = results
+    assert torch.allclose(h0, h1, atol=1e-5) and len(g0) == len(g1) > 10
+    for a, b in zip(g0, g1):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_padding_does_not_change_real_tokens():

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-from helpers import random_inputs, tiny_config
 
+from helpers import random_inputs, tiny_config
 from leanbert import load_model, save_model
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel

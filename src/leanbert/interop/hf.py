@@ -98,6 +98,9 @@ def check_exportable(config: ModelConfig) -> None:
     if family == "bert" and config.embedding_size != config.hidden_size:
         raise UserError("cannot export a factorized embedding (embedding_size != hidden_size) as BERT; "
                         "use family=albert or family=electra")
+    if family == "electra" and "mlm" in config.heads and config.hidden_act != "gelu":
+        raise UserError(f"cannot export an ELECTRA generator with hidden_act={config.hidden_act!r}: transformers' "
+                        f"ElectraForMaskedLM head always uses gelu")
     if config.type_vocab_size == 0:
         raise UserError("cannot export type_vocab_size=0: transformers' models always have token types")
     if (family, tuple(sorted(config.heads))) not in HF_CLASSES:

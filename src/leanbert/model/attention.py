@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from leanbert.config import ModelConfig
+from leanbert.model.padding import TokenLayout
 
 ACTIVATION_FUNCTIONS = {
     "gelu": F.gelu,  # exact erf form (BERT, ELECTRA)
@@ -42,15 +43,21 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, padding_bias: torch.Tensor | None = None,
                 position_bias: torch.Tensor | None = None, scale: float | None = None,
-                return_scores: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, T, H); padding_bias: (B, 1, 1, T) additive, dtype-min at padded keys;
+                return_scores: bool = False, layout: TokenLayout | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (B, T, H), or (N, H) real tokens only when ``layout`` is given (unpadded);
+        padding_bias: (B, 1, 1, T) additive, dtype-min at padded keys;
         position_bias: additive logits term broadcastable to (B, heads, T, T) (TUPE), or None.
 
         Returns the block output (B, T, H) and, if ``return_scores``, the pre-softmax scores
         (B, heads, T, T) = QK^T * scale + position_bias (without the padding mask).
         """
-        B, T, H = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, nh, d)
+        qkv = self.qkv(x)  # (B, T, 3H) or (N, 3H)
+        if layout is not None:
+            qkv = layout.pad(qkv)  # (B, T, 3H)
+        B, T, H3 = qkv.shape
+        H = H3 // 3
+        qkv = qkv.view(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, nh, d)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, d)
         dropout_p = self.attention_dropout if self.training else 0.0
         scores = None
@@ -69,6 +76,8 @@ class SelfAttention(nn.Module):
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p,
                                                      scale=scale)  # (B, nh, T, d)
         context = context.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
+        if layout is not None:
+            context = layout.unpad(context)  # (N, H)
         return self.norm(x + self.dropout(self.out(context))), scores
 
 

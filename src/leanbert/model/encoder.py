@@ -18,6 +18,7 @@ from torch import nn
 
 from leanbert.config import ModelConfig
 from leanbert.model.attention import FeedForward, SelfAttention
+from leanbert.model.padding import TokenLayout, should_unpad
 
 
 @dataclass
@@ -111,21 +112,27 @@ class Encoder(nn.Module):
         inputs_embeds: optional (B, T, H) replacement for the embedding output (e.g. TNF's noted inputs).
         """
         x = self.embeddings(input_ids, token_type_ids) if inputs_embeds is None else inputs_embeds  # (B, T, H)
-        padding_bias = None
+        padding_bias, layout = None, None
         if attention_mask is not None and not bool(attention_mask.all()):
             padding_bias = self.padding_bias(attention_mask, x.dtype)  # (B, 1, 1, T)
+            if should_unpad(attention_mask):
+                layout = TokenLayout.from_mask(attention_mask)
+                x = layout.unpad(x)  # (N, H): projections and FFN skip the padding
         if position_bias is not None:
             position_bias = position_bias.to(x.dtype)
-        hidden_states = [x] if output_hidden_states else None
+        padded = layout.pad if layout is not None else (lambda t: t)
+        hidden_states = [padded(x)] if output_hidden_states else None
         scores_out = [] if output_attention_scores else None
         for layer in range(self.config.num_layers):
             x, scores = self.attention[self.attention_index[layer]](
-                x, padding_bias, position_bias, scale=attention_scale, return_scores=output_attention_scores)
+                x, padding_bias, position_bias, scale=attention_scale, return_scores=output_attention_scores,
+                layout=layout)
             x = self.ffn[self.ffn_index[layer]](x)
             if hidden_states is not None:
-                hidden_states.append(x)
+                hidden_states.append(padded(x))
             if scores_out is not None:
                 scores_out.append(scores)
+        x = padded(x)  # (B, T, H); zeros at padded positions when unpadded
         pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None  # (B, H)
         return EncoderOutput(
             last_hidden_state=x,
