@@ -110,7 +110,8 @@ def build_optimizer(groups: list[dict[str, Any]], config: TrainConfig, device: t
     betas = (config.adam_beta1, config.adam_beta2)
     if config.optimizer == "lamb":
         return Lamb(groups, lr=config.lr, betas=betas, eps=config.adam_eps, weight_decay=config.weight_decay)
-    # AdamW does not know layer_adaptation; it keeps extra group keys untouched.
-    fused = device.type == "cuda"
+    # AdamW does not know layer_adaptation; it keeps extra group keys untouched. The fused kernel exists for
+    # CPU and CUDA; on CPU it is ~20x faster than the foreach path (benchmarks/train_speed.py).
+    fused = device.type in ("cpu", "cuda")
     return torch.optim.AdamW(groups, lr=config.lr, betas=betas, eps=config.adam_eps,
                              weight_decay=config.weight_decay, fused=fused or None)
