@@ -60,6 +60,31 @@ def shares(results):
     return chosen / total, masked / chosen, random / chosen, kept / chosen
 
 
+def run_batched(masker, seed=0):
+    """The vectorized batch path, in the same result format as ``run``."""
+    rng = np.random.default_rng(seed)
+    ids = np.stack(sequences(rng))
+    maskable = ids >= N_SPECIAL
+    inputs, labels = masker.mask_batch(ids, maskable, rng)
+    return [(i, m, x, y, []) for i, m, x, y in zip(ids, maskable, inputs, labels)]
+
+
+@pytest.mark.parametrize("masking", ["bert", "electra"])
+def test_batched_token_masking_rates(masking):
+    masker = make_masker(masking)
+    results = run_batched(masker)
+    rate, masked, random, kept = shares(results)
+    assert abs(rate - 0.15) < 0.005
+    if masking == "bert":
+        assert abs(masked - 0.8) < 0.015 and abs(random - 0.1) < 0.012 and abs(kept - 0.1) < 0.012
+    else:
+        assert abs(masked - 0.85) < 0.015 and random == 0
+    for _, maskable, _, labels, _ in results:  # the same per-row count as the per-instance path
+        assert (labels != IGNORE_INDEX).sum() == masker.budget(int(maskable.sum()))
+    capped = run_batched(make_masker(masking, max_predictions=5))
+    assert all((labels != IGNORE_INDEX).sum() == 5 for *_, labels, _ in capped)
+
+
 @pytest.mark.parametrize("whole_word", [False, True])
 def test_bert_rates(whole_word):
     rate, masked, random, kept = shares(run(make_masker("bert", whole_word=whole_word)))

@@ -13,13 +13,14 @@ Stable API for the trainer::
     loader.load_state_dict(state)                         # a new loader continues with the exact next batch
 
 ``build_loader(config, tokenizer=None, batch_size=32, split="train", seed=0, rank=0, world_size=1, *,
-shuffle=None, loop=None, drop_last=None)``:
+shuffle=None, loop=None, drop_last=None, prefetch=2)``:
 
 * ``split="train"``: shuffled, endless (epoch after epoch; ``loader.epoch`` says which), last partial batch
   dropped. ``split="valid"``: the ``config.valid_split`` split of ``config.valid_path or config.path``, in
   order, one pass, the last partial batch kept, the same masks every time (epoch 0).
-* Batches are built in the calling process (no workers needed: numpy, a few ms per batch); do not wrap the
-  stream in a multi-worker DataLoader, the saved position would be wrong.
+* Batches are built in the calling process by one background thread that keeps ``prefetch`` batches ready;
+  do not wrap the stream in a multi-worker DataLoader (the saved position would be wrong). Call
+  ``load_state_dict`` before starting to iterate; a new ``iter(loader)`` starts at the saved position.
 * Every batch has shape (batch_size, seq_len) (padding to seq_len); ``labels`` is IGNORE_INDEX (-100) except
   at MLM targets; ``sentence_labels`` is set only with ``config.pairs`` sop/nsp (0 = in order / real next,
   1 = swapped / random); ``token_type_ids`` is 0 for [CLS] A [SEP] and 1 for B [SEP].
@@ -30,14 +31,17 @@ shuffle=None, loop=None, drop_last=None)``:
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from leanbert.batch import IGNORE_INDEX, Batch
+from leanbert.batch import Batch
 from leanbert.data.config import DataConfig
 from leanbert.data.instances import PackedPlan, PairPlan
 from leanbert.data.masking import Masker
@@ -47,6 +51,7 @@ from leanbert.errors import UserError
 
 _PLAN_STREAM = 0x9A1  # RNG stream ids keep plan, order and per-instance randomness independent
 _ORDER_STREAM = 0x0D3
+_BATCH_STREAM = 0xB47
 
 
 def resolve_tokenizer(config: DataConfig) -> TokenizerInfo:
@@ -62,14 +67,14 @@ class PretrainStream(IterableDataset):
 
     def __init__(self, dataset: PreparedDataset, split: str, tokenizer: TokenizerInfo, config: DataConfig,
                  batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True,
-                 loop: bool = True, drop_last: bool = True):
+                 loop: bool = True, drop_last: bool = True, prefetch: int = 2):
         if batch_size < 1:
             raise UserError(f"batch_size={batch_size} must be >= 1")
         if not 0 <= rank < world_size:
             raise UserError(f"rank={rank} must be in [0, world_size={world_size})")
         self.dataset, self.split, self.tokenizer, self.config = dataset, split, tokenizer, config
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
-        self.shuffle, self.loop, self.drop_last = shuffle, loop, drop_last
+        self.shuffle, self.loop, self.drop_last, self.prefetch = shuffle, loop, drop_last, prefetch
         self.shards = dataset.split(split)
         if config.pairs == "none":
             self.plan: PackedPlan | PairPlan = PackedPlan(self.shards, config.seq_len)
@@ -115,65 +120,92 @@ class PretrainStream(IterableDataset):
             self._order = (epoch, order[self.rank::self.world_size][:self.per_rank])
         return self._order[1]
 
-    def instance(self, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-        """Instance ``index`` of the plan in ``epoch``: (input ids, labels, token types, attention mask) each
-        (seq_len,), and the sentence label (-1 without pairs)."""
+    def raw_instance(self, epoch: int, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+        """Instance ``index`` of the plan before masking: ids (n,) with [CLS]/[SEP], token types (n,), and the
+        sentence label (-1 without pairs)."""
         t = self.tokenizer
-        rng = np.random.default_rng([self.seed, epoch, index])
-        seq_len = self.config.seq_len
         if isinstance(self.plan, PackedPlan):
             parts = [np.array([t.cls_id])]
             for segment in self.plan.segments(self.shards, index):
                 parts += [segment, np.array([t.sep_id])]
-            types = np.zeros(seq_len, dtype=np.int64)
-            label = -1
-        else:
-            a, b, label = self.plan.pair(self.shards, index, self.config.pairs, rng)
-            parts = [np.array([t.cls_id]), a, np.array([t.sep_id]), b, np.array([t.sep_id])]
-            types = np.zeros(seq_len, dtype=np.int64)
-            types[len(a) + 2:len(a) + len(b) + 3] = 1
-        ids = np.concatenate(parts).astype(np.int64)  # (n,) n <= seq_len
-        n = len(ids)
-        maskable = ~t.is_special[ids]
-        inputs, labels, _ = self.masker(ids, maskable, rng)
-        full_ids = np.full(seq_len, t.pad_id, dtype=np.int64)
-        full_ids[:n] = inputs
-        full_labels = np.full(seq_len, IGNORE_INDEX, dtype=np.int64)
-        full_labels[:n] = labels
-        attention = np.zeros(seq_len, dtype=np.int64)
-        attention[:n] = 1
-        return full_ids, full_labels, types, attention, label
+            ids = np.concatenate(parts)
+            return ids, np.zeros(len(ids), dtype=np.int64), -1
+        a, b, label = self.plan.pair(self.shards, index, self.config.pairs, rng)
+        ids = np.concatenate(([t.cls_id], a, [t.sep_id], b, [t.sep_id]))
+        types = np.zeros(len(ids), dtype=np.int64)
+        types[len(a) + 2:] = 1
+        return ids, types, label
 
     def make_batch(self, epoch: int, batch: int) -> Batch:
+        """Batch ``batch`` of ``epoch`` for this rank: a pure function of them (and seed, rank, world size)."""
         order = self._epoch_order(epoch)
         picked = order[batch * self.batch_size:(batch + 1) * self.batch_size].tolist()
-        rows = [self.instance(epoch, i) for i in picked]
-        ids, labels, types, attention, sentence = zip(*rows)
+        # one generator per batch (creating one costs ~20 us): keyed by everything that defines the batch
+        rng = np.random.default_rng([self.seed, _BATCH_STREAM, epoch, self.rank, self.world_size, batch])
+        t = self.tokenizer
+        seq_len = self.config.seq_len
+        ids = np.full((len(picked), seq_len), t.pad_id, dtype=np.int64)  # (B, T)
+        types = np.zeros((len(picked), seq_len), dtype=np.int64)  # (B, T)
+        lengths = np.zeros(len(picked), dtype=np.int64)
+        sentence = []
+        for row, index in enumerate(picked):
+            row_ids, row_types, label = self.raw_instance(epoch, index, rng)
+            n = len(row_ids)
+            ids[row, :n] = row_ids
+            types[row, :n] = row_types
+            lengths[row] = n
+            sentence.append(label)
+        attention = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int64)  # (B, T)
+        maskable = ~t.is_special[ids]  # (B, T) padding and specials are never masked
+        inputs, labels = self.masker.mask_batch(ids, maskable, rng)
         return Batch(
-            input_ids=torch.from_numpy(np.stack(ids)),  # (B, T)
-            attention_mask=torch.from_numpy(np.stack(attention)),  # (B, T)
-            token_type_ids=torch.from_numpy(np.stack(types)),  # (B, T)
-            labels=torch.from_numpy(np.stack(labels)),  # (B, T)
+            input_ids=torch.from_numpy(inputs),  # (B, T)
+            attention_mask=torch.from_numpy(attention),  # (B, T)
+            token_type_ids=torch.from_numpy(types),  # (B, T)
+            labels=torch.from_numpy(labels),  # (B, T)
             sentence_labels=None if self.config.pairs == "none" else torch.tensor(sentence),  # (B,)
         )
 
-    def __iter__(self) -> Iterator[Batch]:
+    def _positions(self) -> Iterator[tuple[int, int]]:
+        """(epoch, batch) from the saved position on: one pass, or endless when looping."""
+        epoch, batch = self.epoch, self.batch
         while True:
-            if self.batch >= self.batches_per_epoch:
+            if batch >= self.batches_per_epoch:
                 if not self.loop:
                     return
-                self.epoch, self.batch = self.epoch + 1, 0
-            epoch, batch = self.epoch, self.batch
-            self.batch += 1  # the saved position always names the next batch to produce
-            yield self.make_batch(epoch, batch)
-            if not self.loop and self.batch >= self.batches_per_epoch:
-                return
+                epoch, batch = epoch + 1, 0
+            yield epoch, batch
+            batch += 1
+
+    def __iter__(self) -> Iterator[Batch]:
+        """Batches from the saved position on. A background thread builds the next ``prefetch`` batches while
+        the caller trains (numpy and the caller's torch ops release the GIL); the result does not depend on it."""
+        positions = self._positions()
+        if self.prefetch <= 0:
+            for epoch, batch in positions:
+                self.epoch, self.batch = epoch, batch + 1  # the saved position names the next batch
+                yield self.make_batch(epoch, batch)
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leanbert-data")
+        pending: deque = deque()
+        try:
+            for position in itertools.islice(positions, self.prefetch):
+                pending.append((position, pool.submit(self.make_batch, *position)))
+            while pending:
+                (epoch, batch), future = pending.popleft()
+                for position in itertools.islice(positions, 1):
+                    pending.append((position, pool.submit(self.make_batch, *position)))
+                result = future.result()
+                self.epoch, self.batch = epoch, batch + 1
+                yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def build_loader(config: DataConfig, tokenizer: TokenizerInfo | None = None, batch_size: int = 32,
                  split: str = "train", seed: int = 0, rank: int = 0, world_size: int = 1, *,
                  shuffle: bool | None = None, loop: bool | None = None, drop_last: bool | None = None,
-                 ) -> PretrainStream:
+                 prefetch: int = 2) -> PretrainStream:
     """A ``PretrainStream`` for ``split`` ("train" or "valid"); refuses a tokenizer the dataset was not made
     with. Defaults: train = shuffled, endless, drop last; valid = in order, one pass, keep last."""
     if split not in ("train", "valid"):
@@ -195,4 +227,4 @@ def build_loader(config: DataConfig, tokenizer: TokenizerInfo | None = None, bat
     return PretrainStream(dataset, split_name, tokenizer, config, batch_size, seed, rank, world_size,
                           shuffle=is_train if shuffle is None else shuffle,
                           loop=is_train if loop is None else loop,
-                          drop_last=is_train if drop_last is None else drop_last)
+                          drop_last=is_train if drop_last is None else drop_last, prefetch=prefetch)

@@ -55,25 +55,28 @@ class Masker:
         order = rng.permutation(num_words)
         if self.ngram > 1:
             weights = 1.0 / np.arange(1, self.ngram + 1)
-            lengths = rng.choice(self.ngram, size=num_words, p=weights / weights.sum()) + 1
+            cdf = np.cumsum(weights / weights.sum())
+            lengths = np.minimum(np.searchsorted(cdf, rng.random(num_words), side="right"), self.ngram - 1) + 1
         else:
             lengths = np.ones(num_words, dtype=np.int64)
-        covered = np.zeros(num_words, dtype=bool)
+        # plain Python lists in the loop: numpy scalar access would cost more than the work itself
+        starts_l, ends_l, group_l = starts.tolist(), ends.tolist(), group.tolist()
+        covered = [False] * num_words
         spans, span_words, count = [], [], 0
         for w, n in zip(order.tolist(), lengths.tolist()):
             if count >= budget:
                 break
             last = min(w + n, num_words)
-            while last - 1 > w and group[last - 1] != group[w]:
+            while last - 1 > w and group_l[last - 1] != group_l[w]:
                 last -= 1
             # shorten the span while it exceeds the budget (ALBERT); a single word too big is skipped
-            while last > w + 1 and count + ends[last - 1] - starts[w] > budget:
+            while last > w + 1 and count + ends_l[last - 1] - starts_l[w] > budget:
                 last -= 1
-            size = ends[last - 1] - starts[w]
-            if count + size > budget or covered[w:last].any():
+            size = ends_l[last - 1] - starts_l[w]
+            if count + size > budget or any(covered[w:last]):
                 continue
-            covered[w:last] = True
-            spans.append(cand[starts[w]:ends[last - 1]])
+            covered[w:last] = [True] * (last - w)
+            spans.append(cand[starts_l[w]:ends_l[last - 1]])
             span_words.append(last - w)
             count += size
         return spans, span_words
@@ -88,7 +91,7 @@ class Masker:
             return inputs, labels, []
         budget = self.budget(len(cand))
         if self.ngram == 1 and not self.whole_word:
-            chosen = np.sort(rng.choice(cand, size=min(budget, len(cand)), replace=False))
+            chosen = np.sort(cand[rng.permutation(len(cand))[:budget]])
             unit_of_token = np.arange(len(chosen))
             span_words: list[int] = []
         else:
@@ -107,5 +110,33 @@ class Masker:
         inputs[chosen[to_mask]] = self.mask_id
         if self.masking == "bert":
             to_random = (draw >= 0.8) & (draw < 0.9)
-            inputs[chosen[to_random]] = rng.choice(self.replace_pool, size=int(to_random.sum()))
+            picks = rng.integers(len(self.replace_pool), size=int(np.count_nonzero(to_random)))
+            inputs[chosen[to_random]] = self.replace_pool[picks]
         return inputs, labels, span_words
+
+    def mask_batch(self, ids: np.ndarray, maskable: np.ndarray, rng: np.random.Generator,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """ids, maskable: (B, T). Returns (input ids, labels), each (B, T). Token-level masking is vectorized
+        over the batch (same distribution as ``__call__``); word and n-gram masking go row by row."""
+        if self.whole_word or self.ngram > 1:
+            rows = [self(row, row_maskable, rng)[:2] for row, row_maskable in zip(ids, maskable)]
+            return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
+        count = maskable.sum(axis=1)  # (B,)
+        budget = np.maximum(1, np.rint(count * self.mask_prob)).astype(np.int64)
+        if self.max_predictions > 0:
+            budget = np.minimum(budget, self.max_predictions)
+        budget = np.minimum(budget, count)  # (B,)
+        # a uniformly random subset of `budget` maskable positions per row: the smallest random keys
+        keys = np.where(maskable, rng.random(ids.shape), 2.0)  # (B, T)
+        rank = np.argsort(np.argsort(keys, axis=1), axis=1)  # (B, T) position of each key in its row
+        chosen = rank < budget[:, None]  # (B, T)
+        labels = np.where(chosen, ids, IGNORE_INDEX)
+        draw = rng.random(ids.shape)  # (B, T)
+        inputs = ids.copy()
+        mask_share = 0.8 if self.masking == "bert" else 0.85
+        inputs[chosen & (draw < mask_share)] = self.mask_id
+        if self.masking == "bert":
+            to_random = chosen & (draw >= 0.8) & (draw < 0.9)
+            picks = rng.integers(len(self.replace_pool), size=int(np.count_nonzero(to_random)))
+            inputs[to_random] = self.replace_pool[picks]
+        return inputs, labels
