@@ -18,9 +18,31 @@ rebuilt from its index alone: that is what makes the stream resumable and ranks 
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_right
+
 import numpy as np
 
 from leanbert.data.shards import Shard
+
+
+def _ints(values: np.ndarray) -> array:
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
+
+
+class _Uniform:
+    """Floats in [0, 1) from ``rng``, drawn in blocks: one scalar Generator call costs ~1-5 us."""
+
+    def __init__(self, rng: np.random.Generator, block: int = 1 << 16):
+        self.rng, self.block = rng, block
+        self.values: list[float] = []
+
+    def __call__(self) -> float:
+        if not self.values:
+            self.values = self.rng.random(self.block).tolist()[::-1]
+        return self.values.pop()
 
 
 class PackedPlan:
@@ -30,30 +52,33 @@ class PackedPlan:
         capacity = seq_len - 2
         rows = []
         for index, shard in enumerate(shards):
-            lines = np.asarray(shard.lines)  # (L + 1,)
+            lines_np = np.asarray(shard.lines)  # (L + 1,)
             docs = np.asarray(shard.docs)  # (D + 1,)
-            num_lines = len(lines) - 1
-            doc_of_line = np.repeat(np.arange(len(docs) - 1), np.diff(docs))  # (L,)
-            start = lines[:-1] + doc_of_line  # line starts/ends counting one [SEP] per document before
-            end = lines[1:] + doc_of_line
-            out = []
-            a, p = 0, int(lines[0]) if num_lines else 0  # current line and token position in it
+            num_lines = len(lines_np) - 1
+            doc_np = np.repeat(np.arange(len(docs) - 1), np.diff(docs))  # (L,)
+            # compact int64 arrays: fast scalar access and bisect, 8 bytes per line (lists would take ~36)
+            lines, doc_of_line = _ints(lines_np), _ints(doc_np)
+            start = _ints(lines_np[:-1] + doc_np)  # line starts/ends counting one [SEP] per document before
+            end = _ints(lines_np[1:] + doc_np)
+            out_start, out_end = array("q"), array("q")
+            a, p = 0, lines[0] if num_lines else 0  # current line and token position in it
             while a < num_lines:
-                limit = p + int(doc_of_line[a]) + capacity
-                b = int(np.searchsorted(end, limit, side="right"))  # lines a..b-1 fit (line a from p)
+                limit = p + doc_of_line[a] + capacity
+                b = bisect_right(end, limit, a)  # lines a..b-1 fit (line a from p)
                 if b == a:  # the rest of line a alone overflows a sequence: take a full piece of it
                     e = p + capacity
                 elif b < num_lines and lines[b + 1] - lines[b] > capacity:
-                    e = int(lines[b]) + max(0, limit - int(start[b]))  # line b gets cut anyway: fill up
+                    e = lines[b] + max(0, limit - start[b])  # line b gets cut anyway: fill up
                 else:
-                    e = int(lines[b])
-                out.append((p, e))
+                    e = lines[b]
+                out_start.append(p)
+                out_end.append(e)
                 p = e
-                while a < num_lines and p >= lines[a + 1]:
-                    a += 1
-            block = np.empty((len(out), 3), dtype=np.int64)
+                a = bisect_right(lines, p, a) - 1  # the line holding p (num_lines at the end)
+            block = np.empty((len(out_start), 3), dtype=np.int64)
             block[:, 0] = index
-            block[:, 1:] = out
+            block[:, 1] = np.frombuffer(out_start, dtype=np.int64)
+            block[:, 2] = np.frombuffer(out_end, dtype=np.int64)
             rows.append(block)
         self.instances = np.concatenate(rows) if rows else np.zeros((0, 3), dtype=np.int64)
         self.doc_starts = [np.asarray(s.lines)[np.asarray(s.docs)] for s in shards]  # token offset per doc
@@ -80,13 +105,14 @@ class PairPlan:
         self.doc_bounds = []  # per shard: (D + 1,) token offsets of documents
         self.doc_base = []  # global index of each shard's first document
         base = 0
+        uniform = _Uniform(rng)
         for index, shard in enumerate(shards):
-            lines = np.asarray(shard.lines).tolist()
-            docs = np.asarray(shard.docs).tolist()
+            lines = _ints(np.asarray(shard.lines))
+            docs = _ints(np.asarray(shard.docs))
             self.doc_bounds.append(np.asarray(shard.lines)[np.asarray(shard.docs)])
             self.doc_base.append(base)
             for d in range(len(docs) - 1):
-                target = self._target(rng, max_tokens, short_seq_prob)
+                target = self._target(uniform, max_tokens, short_seq_prob)
                 chunk: list[tuple[int, int]] = []
                 length = 0
                 pieces = [(s, min(s + max_tokens, lines[i + 1])) for i in range(docs[d], docs[d + 1])
@@ -97,24 +123,24 @@ class PairPlan:
                     if k == len(pieces) - 1 or length >= target:
                         start, end = chunk[0][0], chunk[-1][1]
                         if len(chunk) >= 2:
-                            cut = chunk[int(rng.integers(1, len(chunk)))][0]
+                            cut = chunk[1 + int(uniform() * (len(chunk) - 1))][0]
                         elif end - start >= 2:
-                            cut = start + int(rng.integers(1, end - start))
+                            cut = start + 1 + int(uniform() * (end - start - 1))
                         else:
                             cut = -1  # a one-token document: no pair possible
                         if cut > 0:
                             rows.append((index, start, cut, end, target, base + d))
                         chunk, length = [], 0
-                        target = self._target(rng, max_tokens, short_seq_prob)
+                        target = self._target(uniform, max_tokens, short_seq_prob)
             base += len(docs) - 1
         self.num_docs = base
         self.instances = np.array(rows, dtype=np.int64).reshape(-1, 6)
         self.max_tokens = max_tokens
 
     @staticmethod
-    def _target(rng: np.random.Generator, max_tokens: int, short_seq_prob: float) -> int:
-        if short_seq_prob > 0 and rng.random() < short_seq_prob:
-            return int(rng.integers(2, max_tokens + 1))
+    def _target(uniform, max_tokens: int, short_seq_prob: float) -> int:
+        if short_seq_prob > 0 and uniform() < short_seq_prob:
+            return 2 + int(uniform() * (max_tokens - 1))  # uniform in [2, max_tokens]
         return max_tokens
 
     def __len__(self) -> int:
