@@ -101,6 +101,8 @@ def test_pairs_labels_and_document_boundaries(dataset_dir, mode):
             assert len(b) < 8 or not inside(b, original_b)  # from another document (checked exactly below)
     labels = np.array(labels)
     assert len(labels) > 500 and abs(labels.mean() - 0.5) < 0.06
+    batches = take(loader(dataset_dir, pairs=mode, seq_len=64, batch_size=64), 8)
+    assert abs(torch.cat([b.sentence_labels for b in batches]).float().mean().item() - 0.5) < 0.06
 
 
 def test_nsp_random_segment_comes_from_another_document(dataset_dir):
