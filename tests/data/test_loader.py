@@ -191,6 +191,7 @@ def test_valid_split_is_one_ordered_pass(dataset_dir):
     assert len(batches) == len(stream) and sum(len(b) for b in batches) == len(stream.plan)
     assert all(same(x, y) for x, y in zip(batches, list(loader(dataset_dir, batch_size=5, split="valid"))))
     assert len(batches[-1]) <= 5
+    assert all(same(x, y) for x, y in zip(batches, list(stream)))  # each pass over validation starts over
 
 
 def test_tokenizer_mismatch_is_refused(dataset_dir, unigram_dir):

@@ -17,7 +17,8 @@ shuffle=None, loop=None, drop_last=None, prefetch=2)``:
 
 * ``split="train"``: shuffled, endless (epoch after epoch; ``loader.epoch`` says which), last partial batch
   dropped. ``split="valid"``: the ``config.valid_split`` split of ``config.valid_path or config.path``, in
-  order, one pass, the last partial batch kept, the same masks every time (epoch 0).
+  order, one pass per ``iter()`` (each new pass starts over), the last partial batch kept, the same masks
+  every time (epoch 0).
 * Batches are built in the calling process by one background thread that keeps ``prefetch`` batches ready;
   do not wrap the stream in a multi-worker DataLoader (the saved position would be wrong). Call
   ``load_state_dict`` before starting to iterate; a new ``iter(loader)`` starts at the saved position.
@@ -180,6 +181,8 @@ class PretrainStream(IterableDataset):
     def __iter__(self) -> Iterator[Batch]:
         """Batches from the saved position on. A background thread builds the next ``prefetch`` batches while
         the caller trains (numpy and the caller's torch ops release the GIL); the result does not depend on it."""
+        if not self.loop and self.batch >= self.batches_per_epoch:
+            self.batch = 0  # a finished one-pass stream (validation) starts a new pass
         positions = self._positions()
         if self.prefetch <= 0:
             for epoch, batch in positions:
