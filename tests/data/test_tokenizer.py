@@ -37,11 +37,12 @@ def test_special_ids_and_autotokenizer_match(kind, wordpiece_dir, unigram_dir):
 def test_word_start_tables(wordpiece_dir, unigram_dir):
     wp = load_tokenizer(wordpiece_dir)
     vocab = wp.tokenizer.get_vocab()
-    assert all(wp.word_start[i] == (not tok.startswith("##")) for tok, i in vocab.items())
+    assert all(wp.word_start[i] == (not tok.startswith("##")) for tok, i in vocab.items() if tok.isascii())
     assert wp.word_start[:5].all() and wp.is_special[:5].all() and not wp.is_special[5:].any()
     un = load_tokenizer(unigram_dir)
     vocab = un.tokenizer.get_vocab()
-    assert all(un.word_start[i] == (tok.startswith("\u2581") or i < 5) for tok, i in vocab.items())
+    assert all(un.word_start[i] == (tok.startswith("\u2581") or i < 5) for tok, i in vocab.items() if tok.isascii()
+               or tok.startswith("\u2581"))
     assert 0 < un.word_start.sum() < len(vocab)
 
 
@@ -69,6 +70,15 @@ def test_cjk_without_spaces(kind, tmp_path):
         assert decoded == info.tokenizer.normalizer.normalize_str(text).replace(" ", "")
     hf = AutoTokenizer.from_pretrained(str(out))
     assert hf(CJK[0])["input_ids"] == info.tokenizer.encode(CJK[0]).ids
+    # whole-word masking treats each Chinese/Japanese piece as a word (no spaces to find words by)
+    checked = 0
+    for text in CJK[:4]:
+        for token_id in info.encode(text):
+            body = info.tokenizer.id_to_token(token_id).removeprefix("##").removeprefix("\u2581")
+            if body and "\u3040" <= body[0] <= "\u9fff":
+                assert info.word_start[token_id], info.tokenizer.id_to_token(token_id)
+                checked += 1
+    assert checked > 20
 
 
 def test_fingerprint_is_content_based(tmp_path, wordpiece_dir, unigram_dir):

@@ -90,9 +90,19 @@ def _special_names(directory: Path) -> dict[str, str]:
     return names
 
 
+def _is_cjk(char: str) -> bool:
+    """Chinese/Japanese characters (ideographs, kana): text without spaces, where one character is a word for
+    whole-word masking (as in BERT's Chinese models); otherwise a whole sentence would be one "word"."""
+    code = ord(char)
+    return (0x3040 <= code <= 0x30FF or 0x31F0 <= code <= 0x31FF or 0x3400 <= code <= 0x4DBF
+            or 0x4E00 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF or 0xFF66 <= code <= 0xFF9F
+            or 0x20000 <= code <= 0x2FFFF)
+
+
 def _word_start_table(tokenizer: Tokenizer, is_special: np.ndarray) -> tuple[str, np.ndarray]:
     """Which pieces start a word: WordPiece pieces not starting with "##"; Metaspace/byte-level BPE and Unigram
-    pieces starting with "▁" / "Ġ". Special tokens count as word starts (they are never masked anyway)."""
+    pieces starting with "▁" / "Ġ"; and any piece that begins with a CJK character. Special tokens count as
+    word starts (they are never masked anyway)."""
     spec = json.loads(tokenizer.to_str())
     model_type = spec["model"]["type"]
     vocab = tokenizer.get_vocab(with_added_tokens=True)
@@ -101,12 +111,13 @@ def _word_start_table(tokenizer: Tokenizer, is_special: np.ndarray) -> tuple[str
     if model_type == "WordPiece":
         prefix = spec["model"].get("continuing_subword_prefix") or "##"
         for token, i in vocab.items():
-            starts[i] = not token.startswith(prefix)
+            body = token[len(prefix):] if token.startswith(prefix) else None
+            starts[i] = body is None or (body != "" and _is_cjk(body[0]))
         kind = "wordpiece"
     else:
         marker = "\u0120" if "ByteLevel" in json.dumps(spec.get("pre_tokenizer")) else METASPACE
         for token, i in vocab.items():
-            starts[i] = token.startswith(marker)
+            starts[i] = token.startswith(marker) or (token != "" and _is_cjk(token[0]))
         kind = "unigram" if model_type == "Unigram" else model_type.lower()
     starts |= is_special
     return kind, starts
