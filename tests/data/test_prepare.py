@@ -105,6 +105,8 @@ def test_output_bytes_are_deterministic_and_shards_keep_documents(tmp_path, corp
         {k: v for k, v in b.items() if k != "manifest.json"}  # manifests name the inputs as given
     c = tree_digest(tmp_path / "c")
     assert a == c  # batch size changes nothing
+    prepare_dataset([str(corpus_dir)], wordpiece_dir, tmp_path / "d", **{**kwargs, "word_cache": False})
+    assert tree_digest(tmp_path / "d") == a  # neither does the word cache
     dataset = open_dataset(tmp_path / "a")
     assert len(dataset.split("train")) > 3
     for shard in dataset.split("train"):
