@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from leanbert.data.prepare import prepare_dataset
@@ -61,4 +62,7 @@ def run(args) -> int:
     print(f"  train: {splits['train']['num_tokens']:,} tokens / {splits['train']['num_docs']:,} docs; "
           f"valid: {splits['valid']['num_tokens']:,} tokens / {splits['valid']['num_docs']:,} docs"
           + (f"; skipped {skipped} bad input(s) (see manifest.json)" if skipped else ""))
+    if args.valid_fraction > 0 and splits["valid"]["num_docs"] == 0:
+        print(f"warning: no document went to the validation split ({manifest['num_docs']} documents x "
+              f"{args.valid_fraction}); raise --valid-fraction for one", file=sys.stderr)
     return 0
