@@ -100,6 +100,12 @@ def test_train_streams_jsonl_gz_and_cli(tmp_path, capsys):
                  "--kind", "wordpiece", "--vocab-size", "120", "--min-frequency", "1"]) == 0
     assert "wordpiece tokenizer with" in capsys.readouterr().out
     assert load_tokenizer(tmp_path / "tok").vocab_size <= 120
+    # --max-lines: only the first document (its two lines) is read, so the digit 7 of later ones is unknown
+    assert main(["tokenizer", "train", str(tmp_path / "docs.jsonl.gz"), "--out", str(tmp_path / "tok1"),
+                 "--vocab-size", "120", "--min-frequency", "1", "--max-lines", "2"]) == 0
+    few = load_tokenizer(tmp_path / "tok1")
+    assert few.tokenizer.token_to_id("7") is None and few.tokenizer.token_to_id("0") is not None
+    assert load_tokenizer(tmp_path / "tok").tokenizer.token_to_id("7") is not None
 
 
 def test_bad_tokenizer_inputs(tmp_path, capsys):

@@ -19,7 +19,7 @@ The output directory loads with transformers.AutoTokenizer.from_pretrained(DIR).
 
 examples:
   leanbert tokenizer train corpus/ --out tok-wp --kind wordpiece --vocab-size 30522 --lowercase
-  leanbert tokenizer train 'data/*.jsonl.gz' --out tok-spm --kind unigram --vocab-size 30000
+  leanbert tokenizer train 'data/*.jsonl.gz' --out tok-spm --kind unigram --vocab-size 30000 --max-lines 5000000
 """
 
 
@@ -44,6 +44,8 @@ def add_parser(subparsers) -> None:
     train.add_argument("--text-field", default="text", metavar="NAME", help="JSONL field holding the text")
     train.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, metavar="N",
                        help="lines longer than this are skipped (16 MiB)")
+    train.add_argument("--max-lines", type=int, default=0, metavar="N",
+                       help="train on the first N lines only (0 = all); bounds time on huge corpora")
     train.set_defaults(func=run_train)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
@@ -53,7 +55,8 @@ def run_train(args) -> int:
     start = time.perf_counter()
     info = train_tokenizer(args.inputs, args.out, kind=args.kind, vocab_size=args.vocab_size,
                            lowercase=args.lowercase, min_frequency=args.min_frequency,
-                           text_field=args.text_field, max_line_bytes=args.max_line_bytes, stats=stats)
+                           text_field=args.text_field, max_line_bytes=args.max_line_bytes, stats=stats,
+                           max_lines=args.max_lines)
     skipped = f", skipped {stats.total} bad input(s)" if stats.total else ""
     print(f"{info.kind} tokenizer with {info.vocab_size} tokens -> {args.out} "
           f"(fingerprint {info.fingerprint[:12]}, {time.perf_counter() - start:.1f}s{skipped})")

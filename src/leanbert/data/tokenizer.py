@@ -16,6 +16,7 @@ SHA-256 of the canonical JSON of ``tokenizer.json``; prepared datasets record it
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -223,10 +224,12 @@ def save_tokenizer(tokenizer: Tokenizer, out_dir: str | Path, model_max_length: 
 def train_tokenizer(inputs: list[str], out_dir: str | Path, kind: str = "wordpiece", vocab_size: int = 30000,
                     lowercase: bool = False, min_frequency: int = 2, text_field: str = "text",
                     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, stats: SkipStats | None = None,
-                    ) -> TokenizerInfo:
+                    max_lines: int = 0) -> TokenizerInfo:
     """Train a tokenizer on corpus files (streamed line by line, never read whole) and save it to ``out_dir``.
 
-    Returns the loaded result. Bad input lines are skipped and counted in ``stats`` like ``leanbert prepare``.
+    ``max_lines`` > 0 trains on the first that many lines only (like SentencePiece's input_sentence_size; the
+    trainers keep counts of distinct words, so time and memory grow with the text read). Returns the loaded
+    result. Bad input lines are skipped and counted in ``stats`` like ``leanbert prepare``.
     """
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise UserError(f"--vocab-size {vocab_size} is too small (at least {len(SPECIAL_TOKENS) + 1})")
@@ -234,6 +237,8 @@ def train_tokenizer(inputs: list[str], out_dir: str | Path, kind: str = "wordpie
     stats = stats if stats is not None else SkipStats()
     tokenizer, trainer = _new_tokenizer(kind, vocab_size, lowercase, min_frequency)
     lines = iter_corpus_lines(files, stats, text_field=text_field, max_line_bytes=max_line_bytes)
+    if max_lines > 0:
+        lines = itertools.islice(lines, max_lines)
     seen = [0]
 
     def counted() -> Iterator[list[str]]:
