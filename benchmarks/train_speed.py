@@ -1,0 +1,188 @@
+"""Training throughput of leanbert vs transformers for the same shape, measured alternately in one run.
+
+Shape (issue 4): 4 layers, hidden 256, 4 heads, FFN 1024, vocab 30522, batch 32, seq 128, 15% of tokens masked.
+Workloads:
+  mlm     leanbert MaskedLM objective vs transformers BertForMaskedLM (labels -100 off the masked positions)
+  electra leanbert ELECTRA objective (generator hidden 64) vs transformers ElectraForMaskedLM (hidden 64) +
+          ElectraForPreTraining with tied embeddings, loss = MLM + 50 * RTD, replacements sampled from the generator
+Each step = forward + backward + fused AdamW step (the same optimiser for both). Rounds alternate between implementations so machine noise hits both;
+the reported tokens/s is the median over rounds, and "speed-up" compares the two within this run.
+
+  python benchmarks/train_speed.py                      # CPU, all workloads and precisions
+  python benchmarks/train_speed.py --device cuda --preset bert-base --precision bf16   # GPU, bert-base
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from leanbert.batch import IGNORE_INDEX, Batch
+from leanbert.config import ModelConfig
+from leanbert.objectives import build_objective
+from leanbert.objectives.config import ObjectiveConfig
+from leanbert.presets import model_config
+
+
+def make_batches(n: int, batch: int, seq: int, vocab: int, electra: bool, min_len: int, seed: int = 0):
+    """Random-token batches with lengths uniform in [min_len, seq] (padding like real pairs) and 15% masked."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        lengths = torch.randint(min_len, seq + 1, (batch,), generator=g)
+        mask = (torch.arange(seq)[None, :] < lengths[:, None]).long()  # (B, T)
+        ids = torch.randint(5, vocab, (batch, seq), generator=g) * mask
+        ids[:, 0] = 2  # [CLS]
+        chosen = (torch.rand(batch, seq, generator=g) < 0.15) & mask.bool()
+        chosen[:, 0] = False
+        labels = torch.where(chosen, ids, torch.full_like(ids, IGNORE_INDEX))
+        corrupted = ids.clone()
+        corrupted[chosen] = 4  # [MASK]
+        if not electra:  # BERT 80/10/10: 10% random, 10% kept
+            r = torch.rand(batch, seq, generator=g)
+            corrupted[chosen & (r < 0.1)] = torch.randint(5, vocab, (int((chosen & (r < 0.1)).sum()),), generator=g)
+            corrupted[chosen & (r >= 0.1) & (r < 0.2)] = ids[chosen & (r >= 0.1) & (r < 0.2)]
+        out.append(Batch(corrupted, mask, torch.zeros_like(ids), labels))
+    return out
+
+
+class HFMLM(torch.nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        import transformers
+
+        self.model = transformers.BertForMaskedLM(transformers.BertConfig(
+            vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+            num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
+            max_position_embeddings=cfg.max_positions))
+
+    def forward(self, b: Batch):
+        return self.model(input_ids=b.input_ids, attention_mask=b.attention_mask, token_type_ids=b.token_type_ids,
+                          labels=b.labels).loss
+
+
+class HFElectra(torch.nn.Module):
+    """transformers' ELECTRA pretraining as users write it (their examples): generator MLM on all tokens,
+    Gumbel sampling at masked positions, discriminator BCE over non-pad tokens, loss = MLM + 50 * RTD."""
+
+    def __init__(self, cfg: ModelConfig, gen_hidden: int):
+        super().__init__()
+        import transformers
+
+        common = dict(vocab_size=cfg.vocab_size, embedding_size=cfg.embedding_size,
+                      num_hidden_layers=cfg.num_layers, max_position_embeddings=cfg.max_positions)
+        self.disc = transformers.ElectraForPreTraining(transformers.ElectraConfig(
+            hidden_size=cfg.hidden_size, num_attention_heads=cfg.num_heads,
+            intermediate_size=cfg.intermediate_size, **common))
+        self.gen = transformers.ElectraForMaskedLM(transformers.ElectraConfig(
+            hidden_size=gen_hidden, num_attention_heads=max(1, gen_hidden // 64), intermediate_size=4 * gen_hidden,
+            **common))
+        self.gen.electra.embeddings = self.disc.electra.embeddings  # tied token/position/type embeddings
+        self.gen.generator_lm_head.weight = self.disc.electra.embeddings.word_embeddings.weight
+
+    def forward(self, b: Batch):
+        gen = self.gen(input_ids=b.input_ids, attention_mask=b.attention_mask, token_type_ids=b.token_type_ids,
+                       labels=b.labels)
+        masked = b.labels != IGNORE_INDEX
+        with torch.no_grad():
+            logits = gen.logits[masked].float()
+            gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp_min(1e-9)).clamp_min(1e-9))
+            sampled = (logits + gumbel).argmax(-1)
+        disc_ids = b.input_ids.clone()
+        disc_ids[masked] = sampled
+        original = torch.where(masked, b.labels, b.input_ids)
+        rtd_labels = (disc_ids != original).float()
+        d = self.disc(input_ids=disc_ids, attention_mask=b.attention_mask, token_type_ids=b.token_type_ids).logits
+        keep = b.attention_mask.bool()
+        rtd = torch.nn.functional.binary_cross_entropy_with_logits(d[keep].float(), rtd_labels[keep])
+        return gen.loss + 50.0 * rtd
+
+
+def build(impl: str, workload: str, cfg: ModelConfig, gen_hidden: int):
+    if impl == "transformers":
+        module = HFMLM(cfg) if workload == "mlm" else HFElectra(cfg, gen_hidden)
+        return module, module
+    obj_cfg = ObjectiveConfig(name=workload, **({"generator_hidden_size": gen_hidden} if workload == "electra" else {}))
+    objective = build_objective(obj_cfg, cfg)
+    return objective, (lambda b: objective(b).loss)
+
+
+def time_steps(step_fn, module, batches, device, precision, steps):
+    # The same optimiser for both: torch's fused AdamW (leanbert's trainer default; ~20x the foreach path on CPU).
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, fused=True)
+    module.train()
+
+    def one(b):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = step_fn(b)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    one(batches[0])  # warm-up (allocations, kernel selection)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    tokens = 0
+    for i in range(steps):
+        b = batches[(i + 1) % len(batches)]
+        one(b)
+        tokens += b.num_tokens
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return tokens / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workloads", default="mlm,electra")
+    p.add_argument("--precision", default="fp32,bf16", help="comma list of fp32, bf16 (autocast for both impls)")
+    p.add_argument("--preset", default=None, help="use a preset instead of the issue's 4L/256H shape")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--min-len", type=int, default=None, help="shortest sequence in a batch (default: seq-len // 2)")
+    p.add_argument("--steps", type=int, default=4, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if args.preset:
+        cfg = model_config(args.preset, hidden_dropout=0.1)
+    else:
+        cfg = ModelConfig(vocab_size=30522, hidden_size=256, num_layers=4, num_heads=4, intermediate_size=1024)
+    gen_hidden = max(64, cfg.hidden_size // 4)
+    min_len = args.min_len if args.min_len is not None else args.seq_len // 2
+    results = []
+    for workload in args.workloads.split(","):
+        batches = [b.to(device) for b in make_batches(4, args.batch_size, args.seq_len, cfg.vocab_size,
+                                                       workload == "electra", min_len)]
+        for precision in args.precision.split(","):
+            torch.manual_seed(0)
+            impls = {impl: build(impl, workload, cfg, gen_hidden) for impl in ("transformers", "leanbert")}
+            for module, _ in impls.values():
+                module.to(device)
+            speeds = {impl: [] for impl in impls}
+            for _ in range(args.rounds):
+                for impl, (module, step_fn) in impls.items():
+                    speeds[impl].append(time_steps(step_fn, module, batches, device, precision, args.steps))
+            row = {"workload": workload, "precision": precision, "device": str(device),
+                   **{f"{impl}_tokens_per_s": statistics.median(v) for impl, v in speeds.items()}}
+            row["speedup"] = row["leanbert_tokens_per_s"] / row["transformers_tokens_per_s"]
+            results.append(row)
+            print(f"{workload:8s} {precision:5s} transformers {row['transformers_tokens_per_s']:9.0f} tok/s   "
+                  f"leanbert {row['leanbert_tokens_per_s']:9.0f} tok/s   speed-up {row['speedup']:.2f}x", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
