@@ -121,18 +121,24 @@ def test_token_dtype():
     assert token_dtype(65537) == np.uint32 and token_dtype(250000) == np.uint32
 
 
-def test_jsonl_gz_dirs_and_text_field(tmp_path, wordpiece_dir):
+def test_jsonl_gz_dirs_and_text_field(tmp_path, wordpiece_dir, unigram_dir):
     src = tmp_path / "src" / "nested"
     src.mkdir(parents=True)
     with gzip.open(src / "a.jsonl.gz", "wt", encoding="utf-8") as f:
         f.write(json.dumps({"body": "first document.\n\nits second line."}) + "\n")
         f.write(json.dumps({"body": "second document."}) + "\n")
-    (src / "b.txt").write_text("third document.\n\nfourth document, line one.\nline two.\n")
+    (src / "b.txt").write_bytes(b"\xef\xbb\xbfthird document.\r\n\r\nfourth document, line one.\r\nline two.\r\n")
     (src / "notes.md").write_text("ignored: not a corpus file type")
     manifest = prepare_dataset([str(tmp_path / "src")], wordpiece_dir, tmp_path / "out", valid_fraction=0.0,
                                text_field="body", progress=False)
     assert manifest["num_docs"] == 4 and manifest["num_lines"] == 6
     assert [Path(s["path"]).name for s in manifest["sources"]] == ["a.jsonl.gz", "b.txt"]
+    # BOM and CRLF leave no trace in the tokens (the unigram normalizer would keep a BOM)
+    prepare_dataset([str(src / "b.txt")], unigram_dir, tmp_path / "out2", valid_fraction=0.0, progress=False)
+    docs = read_docs(open_dataset(tmp_path / "out2"), "train")
+    info = load_tokenizer(unigram_dir)
+    assert docs == [[info.encode("third document.")],
+                    [info.encode("fourth document, line one."), info.encode("line two.")]]
 
 
 def write_bad_inputs(directory: Path) -> None:

@@ -138,6 +138,8 @@ def iter_file_lines(path: Path, stats: SkipStats, text_field: str = "text",
             for lineno, raw in _raw_lines(f, path, max_line_bytes, stats):
                 if raw is None:
                     continue
+                if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is not text
+                    raw = raw[3:]
                 if b"\x00" in raw:
                     stats.skip("binary_lines", f"{path}:{lineno}", "NUL bytes in line")
                     continue
