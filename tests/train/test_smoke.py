@@ -24,14 +24,33 @@ RECIPES = {
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, shared_data):
-    """~1,500 lines of the Wikipedia sample plus ~1,500 movie-review lines: documents and blank lines kept."""
+    """~800 lines of the Wikipedia sample plus ~800 movie-review lines: documents and blank lines kept."""
     out = tmp_path_factory.mktemp("corpus") / "slice.txt"
     parts = []
     for name in ("wiki-sample.txt", "movie-reviews.txt"):
-        lines = (Path(shared_data) / "corpus" / name).read_text(encoding="utf-8").splitlines()[:1500]
+        lines = (Path(shared_data) / "corpus" / name).read_text(encoding="utf-8").splitlines()[:800]
         parts.append("\n".join(lines).strip() + "\n")
     out.write_text("\n".join(parts), encoding="utf-8")
     return out
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, corpus):
+    """kind -> (tokenizer dir, dataset dir), each built once through the CLI."""
+    cache: dict[str, tuple[Path, Path]] = {}
+
+    def get(kind: str) -> tuple[Path, Path]:
+        if kind not in cache:
+            root = tmp_path_factory.mktemp(kind)
+            tok, data = root / "tok", root / "data"
+            _run(["tokenizer", "train", str(corpus), "--out", str(tok), "--kind", kind, "--vocab-size", "600",
+                  "--lowercase"])
+            _run(["prepare", str(corpus), "--tokenizer", str(tok), "--out", str(data), "--valid-fraction", "0.1",
+                  "--quiet"])
+            cache[kind] = (tok, data)
+        return cache[kind]
+
+    return get
 
 
 def _run(args: list[str]) -> None:
@@ -44,13 +63,9 @@ def _losses(run: Path) -> dict[int, float]:
 
 
 @pytest.mark.parametrize("recipe", list(RECIPES))
-def test_pretrain_resume_export_end_to_end(tmp_path, corpus, recipe):
+def test_pretrain_resume_export_end_to_end(tmp_path, prepared, recipe):
     kind, objective, extra, networks = RECIPES[recipe]
-    tok, data = tmp_path / "tok", tmp_path / "data"
-    _run(["tokenizer", "train", str(corpus), "--out", str(tok), "--kind", kind, "--vocab-size", "600",
-          "--lowercase"])
-    _run(["prepare", str(corpus), "--tokenizer", str(tok), "--out", str(data), "--valid-fraction", "0.1",
-          "--quiet"])
+    _, data = prepared(kind)
     settings = ["--config", "configs/smoke.yaml", f"data.path={data}", f"objective.name={objective}",
                 "data.seq_len=32", "train.batch_size=4", "train.schedule=constant", "train.warmup_steps=0",
                 "train.log_every=1", "train.eval_every=3", "train.checkpoint_every=3", "train.eval_batches=2",
@@ -89,10 +104,8 @@ def test_pretrain_resume_export_end_to_end(tmp_path, corpus, recipe):
         torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
 
 
-def test_nan_loss_exits_nonzero_with_message(tmp_path, corpus, capsys):
-    tok, data = tmp_path / "tok", tmp_path / "data"
-    _run(["tokenizer", "train", str(corpus), "--out", str(tok), "--vocab-size", "600", "--lowercase"])
-    _run(["prepare", str(corpus), "--tokenizer", str(tok), "--out", str(data), "--quiet"])
+def test_nan_loss_exits_nonzero_with_message(tmp_path, prepared, capsys):
+    _, data = prepared("wordpiece")
     root = Path(__file__).resolve().parents[2]
     code = main(["pretrain", "--config", str(root / "configs" / "smoke.yaml"), f"data.path={data}",
                  "data.seq_len=32", "train.batch_size=4", "train.lr=1e30", "train.warmup_steps=0",
