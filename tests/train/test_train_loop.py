@@ -155,3 +155,16 @@ def test_metric_averager_weights_means_by_their_counts():
     assert out == {"mlm_accuracy": 0.25, "mlm_count": 4.0, "loss": 3.0, "rtd_precision": 0.0,
                    "rtd_predicted": 0.0}
     assert avg.empty and avg.pop() == {}
+
+
+def test_evaluation_does_not_change_the_training_run(tmp_path):
+    def eval_fn(objective):
+        torch.rand(100)  # an evaluation that draws random numbers (like ELECTRA's sampling)
+        return {"x": 1.0}
+
+    plain = train_loop(_objective(0), SyntheticStream(4), _config(max_steps=4, checkpoint_every=0), tmp_path / "a",
+                       progress=False)
+    evaluated = train_loop(_objective(0), SyntheticStream(4), _config(max_steps=4, checkpoint_every=0, eval_every=1),
+                           tmp_path / "b", eval_fn=eval_fn, progress=False)
+    assert plain.step == evaluated.step == 4
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")  # dropout 0.1: same masks with and without evals

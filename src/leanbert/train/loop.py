@@ -189,8 +189,11 @@ class _Trainer:
 
     def evaluate(self) -> dict[str, float]:
         self.objective.eval()
+        # fork_rng: evaluation (e.g. ELECTRA's sampling) never shifts the training random streams, so eval_every
+        # or the step-0 evaluation can change without changing the training run
+        devices = [self.device] if self.device.type == "cuda" else []
         try:
-            with torch.no_grad(), self.autocast:
+            with torch.random.fork_rng(devices=devices), torch.no_grad(), self.autocast:
                 raw = self.eval_fn(self.objective)
         finally:
             self.objective.train()
