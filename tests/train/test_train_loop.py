@@ -168,3 +168,15 @@ def test_evaluation_does_not_change_the_training_run(tmp_path):
                            tmp_path / "b", eval_fn=eval_fn, progress=False)
     assert plain.step == evaluated.step == 4
     assert _losses(tmp_path / "a") == _losses(tmp_path / "b")  # dropout 0.1: same masks with and without evals
+
+
+def test_tensorboard_is_optional(tmp_path, capsys):
+    import importlib.util
+
+    config = _config(max_steps=2, checkpoint_every=0, tensorboard=True)
+    train_loop(_objective(0), SyntheticStream(4), config, tmp_path, progress=False)
+    assert len(_losses(tmp_path)) == 2  # metrics.jsonl is written either way
+    if importlib.util.find_spec("tensorboard") is None:
+        assert "tensorboard package is not installed" in capsys.readouterr().err
+    else:
+        assert any((tmp_path / "tensorboard").iterdir())
