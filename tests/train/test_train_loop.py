@@ -180,3 +180,13 @@ def test_tensorboard_is_optional(tmp_path, capsys):
         assert "tensorboard package is not installed" in capsys.readouterr().err
     else:
         assert any((tmp_path / "tensorboard").iterdir())
+
+
+def test_token_count_survives_a_resume_between_log_lines(tmp_path):
+    config = _config(log_every=5, checkpoint_every=3)
+    full = train_loop(_objective(0), SyntheticStream(4), config, tmp_path / "a", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train_loop(_objective(0), SyntheticStream(4, fail_after=4), config, tmp_path / "b", progress=False)
+    resumed = train_loop(_objective(0), SyntheticStream(4), config, tmp_path / "b", resume=True, progress=False)
+    assert resumed.tokens == full.tokens > 0
+    assert _losses(tmp_path / "b")[8] == _losses(tmp_path / "a")[8]

@@ -81,6 +81,8 @@ class _Trainer:
         self.schedule = Schedule(self.optimizer, config.lr, config.schedule, config.warmup_steps,
                                  config.max_steps)
         self.step, self.tokens, self.elapsed_before = 0, 0, 0.0
+        self.pending_tokens = 0  # this rank's tokens not yet summed over ranks into self.tokens
+        self.interval_tokens = 0  # all ranks' tokens since the last log line (for tokens_per_s)
         self.writer = MetricsWriter(run_dir, enabled=env.is_main, tensorboard=config.tensorboard)
         self.averager = MetricAverager(self.device)
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
@@ -116,7 +118,23 @@ class _Trainer:
         if self.env.is_main:
             print(f"leanbert: resuming from {latest.path} (step {self.step})", file=sys.stderr)
 
+    def flush_tokens(self) -> None:
+        """Sum every rank's pending token count into ``self.tokens`` (a collective: all ranks call it)."""
+        n = int(all_reduce_sum(torch.tensor([self.pending_tokens], device=self.device), self.env).item())
+        self.pending_tokens = 0
+        self.tokens += n
+        self.interval_tokens += n
+
+    def log_record(self, now: float, since: float) -> dict[str, Any]:
+        self.flush_tokens()
+        record = {"step": self.step, **self.averager.pop(self.env), "lr": self.schedule.lr(self.step - 1),
+                  "tokens_per_s": self.interval_tokens / max(now - since, 1e-9), "tokens": self.tokens,
+                  "elapsed_s": round(self.elapsed(), 3)}
+        self.interval_tokens = 0
+        return record
+
     def save(self) -> None:
+        self.flush_tokens()  # so the checkpoint's token count is exact
         data_state = self.train_data.state_dict() if hasattr(self.train_data, "state_dict") else None
         ranks = gather_objects({"rng": ckpt.rng_state(), "data": data_state}, self.env)
         if self.env.is_main:
@@ -229,7 +247,7 @@ class _Trainer:
         stop_reason = "max_steps"
         last_log: dict[str, Any] = {}
         saved_at = eval_at = -1
-        log_t, log_tokens = time.monotonic(), 0
+        log_t = time.monotonic()
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (self.progress and env.is_main),
                    dynamic_ncols=True, unit="step", desc="train")
         try:
@@ -241,20 +259,14 @@ class _Trainer:
                     if any_rank(self.elapsed() >= cfg.max_minutes * 60, env):
                         stop_reason = "max_minutes"
                         break
-                log_tokens += self.train_step(model)
+                self.pending_tokens += self.train_step(model)
                 bar.update(1)
                 final = self.step >= cfg.max_steps
                 if self.step % cfg.log_every == 0 or final:
                     self.check_finite()
                     now = time.monotonic()
-                    tokens = int(all_reduce_sum(torch.tensor([log_tokens], device=self.device), env).item())
-                    self.tokens += tokens
-                    record = {"step": self.step, **self.averager.pop(env)}
-                    record["lr"] = self.schedule.lr(self.step - 1)
-                    record["tokens_per_s"] = tokens / max(now - log_t, 1e-9)
-                    record["tokens"] = self.tokens
-                    record["elapsed_s"] = round(self.elapsed(), 3)
-                    log_t, log_tokens = now, 0
+                    record = self.log_record(now, log_t)
+                    log_t = now
                     if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
                         record.update(self.evaluate())
                         eval_at = self.step
@@ -273,12 +285,8 @@ class _Trainer:
                     saved_at = self.step
             # the end: flush metrics of a partial interval, validate, checkpoint
             self.check_finite()
-            if log_tokens or not self.averager.empty:
-                tokens = int(all_reduce_sum(torch.tensor([log_tokens], device=self.device), env).item())
-                self.tokens += tokens
-                record = {"step": self.step, **self.averager.pop(env), "lr": self.schedule.lr(self.step - 1),
-                          "tokens_per_s": tokens / max(time.monotonic() - log_t, 1e-9), "tokens": self.tokens,
-                          "elapsed_s": round(self.elapsed(), 3)}
+            if not self.averager.empty:  # steps since the last log line (a time stop mid-interval)
+                record = self.log_record(time.monotonic(), log_t)
                 self.writer.write(_ordered(record))
                 last_log = record
             if self.eval_fn is not None and eval_at != self.step:
