@@ -74,7 +74,9 @@ class Lamb(torch.optim.Optimizer):
             states = [self.state[p] for p in params]
             for p, state in zip(params, states):
                 if not state:
-                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                    # the step count lives on the host, as in torch's Adam: bias corrections are CPU scalars
+                    # that CUDA kernels read without a device round trip
+                    state["step"] = torch.zeros((), dtype=torch.float32)
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             steps = [s["step"] for s in states]
@@ -84,7 +86,6 @@ class Lamb(torch.optim.Optimizer):
             torch._foreach_lerp_(exp_avg, grads, 1.0 - beta1)  # m = b1 m + (1 - b1) g
             torch._foreach_mul_(exp_avg_sq, beta2)
             torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1.0 - beta2)  # v = b2 v + (1 - b2) g^2
-            # bias corrections as tensors (the step lives on the device: no sync)
             bc1 = [1.0 - torch.pow(beta1, s.double()) for s in steps]  # float64: exact for long runs
             bc2 = [1.0 - torch.pow(beta2, s.double()) for s in steps]
             m_hat = torch._foreach_div(exp_avg, bc1)
