@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import yaml
 
-from leanbert.config import ConfigError, ModelConfig, to_dict
+from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
 from leanbert.errors import UserError
 from leanbert.model_dir import save_model, write_dir_atomically
 from leanbert.train.checkpoint import checkpoints_dir
@@ -77,10 +77,12 @@ def load_run_config(config_path: str | None, overrides: list[str], out_dir: str 
                     ) -> tuple[PretrainConfig, dict[str, Any] | None]:
     """The config of a run: ``--config`` + overrides, or (with --resume and no --config) RUN_DIR/config.yaml +
     overrides. Returns (config, the saved resolved dict when resuming, else None)."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UserError(f"--out {out_dir} is a file; give a run directory")
     saved_path = Path(out_dir) / CONFIG_FILE
     saved = None
     if resume and saved_path.is_file():
-        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+        saved = load_config_file(saved_path)  # errors name the file
     if config_path is None and saved is None:
         if not overrides:
             raise UserError("give --config FILE.yaml (see configs/) and/or key=value settings, e.g. "
