@@ -108,6 +108,9 @@ def build(impl: str, workload: str, cfg: ModelConfig, gen_hidden: int):
         return module, module
     obj_cfg = ObjectiveConfig(name=workload, **({"generator_hidden_size": gen_hidden} if workload == "electra" else {}))
     objective = build_objective(obj_cfg, cfg)
+    if impl == "leanbert+compile":  # what train.compile=true does; warm-up (compilation) is not timed
+        for network in objective.models().values():
+            network.encoder = torch.compile(network.encoder, dynamic=True)
     return objective, (lambda b: objective(b).loss)
 
 
@@ -147,6 +150,7 @@ def main() -> None:
     p.add_argument("--min-len", type=int, default=None, help="shortest sequence in a batch (default: seq-len // 2)")
     p.add_argument("--steps", type=int, default=4, help="timed steps per round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--impls", default="transformers,leanbert,leanbert+compile")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", help="also write the results here")
@@ -166,19 +170,24 @@ def main() -> None:
                                                        workload == "electra", min_len)]
         for precision in args.precision.split(","):
             torch.manual_seed(0)
-            impls = {impl: build(impl, workload, cfg, gen_hidden) for impl in ("transformers", "leanbert")}
+            impls = {impl: build(impl, workload, cfg, gen_hidden) for impl in args.impls.split(",")}
             for module, _ in impls.values():
                 module.to(device)
             speeds = {impl: [] for impl in impls}
             for _ in range(args.rounds):
                 for impl, (module, step_fn) in impls.items():
                     speeds[impl].append(time_steps(step_fn, module, batches, device, precision, args.steps))
-            row = {"workload": workload, "precision": precision, "device": str(device),
+            fill = sum(b.num_tokens for b in batches) / sum(b.input_ids.numel() for b in batches)
+            row = {"workload": workload, "precision": precision, "device": str(device), "fill": fill,
                    **{f"{impl}_tokens_per_s": statistics.median(v) for impl, v in speeds.items()}}
-            row["speedup"] = row["leanbert_tokens_per_s"] / row["transformers_tokens_per_s"]
+            base = row["transformers_tokens_per_s"]
+            line = f"{workload:8s} {precision:5s} fill {row['fill']:.2f}  transformers {base:8.0f} tok/s"
+            for impl in impls:
+                if impl != "transformers":
+                    row[f"{impl}_speedup"] = row[f"{impl}_tokens_per_s"] / base
+                    line += f" | {impl} {row[f'{impl}_tokens_per_s']:8.0f} tok/s ({row[f'{impl}_speedup']:.2f}x)"
             results.append(row)
-            print(f"{workload:8s} {precision:5s} transformers {row['transformers_tokens_per_s']:9.0f} tok/s   "
-                  f"leanbert {row['leanbert_tokens_per_s']:9.0f} tok/s   speed-up {row['speedup']:.2f}x", flush=True)
+            print(line, flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
