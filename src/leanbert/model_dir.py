@@ -8,10 +8,7 @@ reports truncated, corrupted or mismatched files by name.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.config import ConfigError, ModelConfig, from_dict, to_dict
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel
@@ -29,36 +27,6 @@ FORMAT = "leanbert-model"
 FORMAT_VERSION = 1
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "spiece.model")
-
-
-def write_dir_atomically(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
-    """Create ``out_dir`` by calling ``fill(tmp_dir)`` on a temporary sibling and renaming it into place.
-
-    An existing ``out_dir`` is replaced only after ``fill`` succeeded.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        fill(tmp)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "dir")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
-
-
-def write_json_atomically(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def copy_tokenizer_files(src: str | Path | None, dst: Path) -> list[str]:

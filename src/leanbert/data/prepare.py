@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from leanbert.atomic import replace_dir
 from leanbert.data.encode import LineEncoder
 from leanbert.data.shards import FORMAT, FORMAT_VERSION, SPLITS, ShardWriter, token_dtype
 from leanbert.data.sources import DEFAULT_MAX_LINE_BYTES, SkipStats, expand_inputs, iter_file_lines
@@ -108,16 +109,6 @@ def _reader(files, stats, text_field, max_line_bytes, batch_chars, out: queue.Qu
         out.put(None)
     except BaseException as err:  # hand it to the main thread, which re-raises
         out.put(err)
-
-
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
 
 
 def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str | Path,
@@ -211,7 +202,7 @@ def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str |
             "skipped": dict(stats.counts), "skipped_messages": stats.messages,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
         return manifest
     except BaseException:
         stop.set()
