@@ -20,7 +20,7 @@ Stages (progress is printed throughout):
   6. fine-tune the same model from scratch (random weights, same settings) as the baseline
 Then a table on the terminal and OUT/report.md with loss_curves.png and results.png.
 
-The default takes about 12 minutes on 2 CPU cores (pretraining 7 of them).
+The default takes about 12 minutes on 2 CPU cores (pretraining 6 of them).
 
 examples:
   leanbert demo
@@ -35,8 +35,8 @@ def add_parser(subparsers) -> None:
                     "same model trained from scratch, and write a report.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     parser.add_argument("--out", default="leanbert-demo", metavar="DIR", help="output directory (leanbert-demo)")
-    parser.add_argument("--minutes", type=float, default=7.0, metavar="N",
-                        help="pretraining budget in minutes (7); more gives a stronger pretrained model")
+    parser.add_argument("--minutes", type=float, default=6.0, metavar="N",
+                        help="pretraining budget in minutes (6); more gives a stronger pretrained model")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # smoke test: small everything
     parser.set_defaults(func=run)

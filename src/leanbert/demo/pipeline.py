@@ -29,7 +29,7 @@ from leanbert.errors import UserError
 class DemoSettings:
     """Sizes of one demo run. ``tiny`` shrinks everything to a smoke test (about a minute)."""
 
-    minutes: float = 7.0  # pretraining budget
+    minutes: float = 6.0  # pretraining budget
     vocab_size: int = 8000
     layers: int = 4
     hidden: int = 128
@@ -38,7 +38,7 @@ class DemoSettings:
     seq_len: int = 64
     batch_size: int = 32
     lr: float = 1e-3
-    ft_epochs: float = 3.0
+    ft_epochs: float = 2.0
     ft_batch_size: int = 32
     ft_lr: float = 3e-4
     ft_max_seq_len: int = 64
@@ -225,6 +225,7 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
     tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out / "results.json")
     print("\n" + report.text_table(table))
+    print("\n" + report.verdict(results).replace("**", ""))
     print(f"\nreport: {out / 'report.md'} (plots: loss_curves.png, results.png); "
           f"total {results['total_seconds'] / 60:.1f} min")
     return results
