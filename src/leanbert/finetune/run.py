@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.errors import UserError
 from leanbert.finetune.config import FinetuneConfig, finetune_config, to_train_config
 from leanbert.finetune.encode import Collator, Features, PairEncoder, iterate_batches
@@ -40,7 +41,7 @@ from leanbert.finetune.objective import SequenceClassification
 from leanbert.finetune.source import classifier_from, load_source, resolve_model_dir
 from leanbert.finetune.tasks import TaskData, TaskSpec
 from leanbert.model.model import LeanBertModel
-from leanbert.model_dir import save_model, write_dir_atomically, write_json_atomically
+from leanbert.model_dir import save_model
 from leanbert.train.loop import train_loop
 from leanbert.train.optim import parameter_groups
 
