@@ -62,8 +62,8 @@ def _stage(number: int, total: int, text: str) -> float:
 
 
 def choose_threads(model_config, objective_config, seq_len: int, batch_size: int) -> tuple[int, float]:
-    """Time a few ELECTRA training steps with 1 thread and with all cores; keep the faster (on a busy
-    machine, one thread often wins by a lot). Returns (threads, seconds per step)."""
+    """Time ELECTRA training steps with 1 thread and with all cores, interleaved, and keep the faster (on a
+    busy machine one thread often wins by a lot). Returns (threads, median seconds per step)."""
     from leanbert.batch import IGNORE_INDEX, Batch
     from leanbert.objectives import build_objective
 
@@ -75,17 +75,18 @@ def choose_threads(model_config, objective_config, seq_len: int, batch_size: int
     labels[chosen] = ids[chosen]
     batch = Batch(ids, torch.ones_like(ids), torch.zeros_like(ids), labels=labels)
     options = sorted({1, os.cpu_count() or 1})
-    timings = {}
-    for threads in options:
-        torch.set_num_threads(threads)
-        objective(batch).loss.backward()  # warm-up
-        start = time.perf_counter()
-        for _ in range(3):
+    timings: dict[int, list[float]] = {threads: [] for threads in options}
+    for round_ in range(4):  # interleaved, so a burst of load elsewhere hits both settings alike
+        for threads in options:
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
             objective(batch).loss.backward()
-        timings[threads] = (time.perf_counter() - start) / 3 * 1.25  # + optimizer step and data
-    best = min(timings, key=timings.get)
+            if round_:  # the first round warms up
+                timings[threads].append(time.perf_counter() - start)
+    median = {t: sorted(v)[len(v) // 2] * 1.2 for t, v in timings.items()}  # + optimizer step and data
+    best = min(median, key=median.get)
     torch.set_num_threads(best)
-    return best, timings[best]
+    return best, median[best]
 
 
 def _prepare_text(settings: DemoSettings, data_dir: Path) -> dict[str, Any]:
@@ -179,10 +180,12 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
         "train.eval_batches=8", f"train.log_every={max(1, min(20, steps // 20))}", "train.checkpoint_every=0",
         "train.clip_norm=1.0"])
     pre = pretrain(config, out / "pretrain", progress=True)
+    pretrain_args = [a.replace(str(out / "prepared"), "prepared") for a in base] + [f"train.max_steps={steps}"]
     pt_log = report.read_jsonl(out / "pretrain" / "metrics.jsonl")
     last_val = next((r for r in reversed(pt_log) if "val_rtd_accuracy" in r), {})
     pretraining = {"steps": pre.loop.step, "tokens": pre.loop.tokens, "seconds": pre.loop.elapsed_s,
                    "stop_reason": pre.loop.stop_reason, "dataset_tokens": manifest["num_tokens"],
+                   "command_args": " ".join(pretrain_args),
                    "parameters": sum(p.numel() for p in load_model(pre.model_dir / "discriminator").parameters()),
                    **{k: last_val.get(k, float("nan")) for k in
                       ("val_mlm_accuracy", "val_rtd_accuracy", "val_rtd_all_original_accuracy")}}

@@ -132,7 +132,7 @@ def verdict(results: dict[str, Any]) -> str:
     return (f"**Pretraining did not help in this budget:** the pretrained model is {-gap:.1f} accuracy points "
             f"below the same model trained from scratch. A few CPU minutes of ELECTRA pretraining leave the "
             f"discriminator close to its trivial all-original solution (compare its validation accuracy with "
-            f"the all-original baseline below); give it more time with --minutes.")
+            f"the all-original baseline in step 4 below); give it more time with --minutes.")
 
 
 def write_report(path: Path, results: dict[str, Any]) -> None:
@@ -184,7 +184,8 @@ def write_report(path: Path, results: dict[str, Any]) -> None:
         "```bash",
         f"leanbert tokenizer train {results['paths']['corpus']} --out tok --vocab-size {s['vocab_size']} --lowercase",
         f"leanbert prepare {results['paths']['corpus']} --tokenizer tok --out prepared --valid-fraction 0.02",
-        f"leanbert finetune {results['paths']['pretrain']} --task custom --train {results['paths']['train']} "
+        f"leanbert pretrain {p['command_args']} --out pretrain",
+        f"leanbert finetune pretrain --task custom --train {results['paths']['train']} "
         f"--dev {results['paths']['dev']} --text-columns sentence --label-column label --out ft "
         f"train.epochs={s['ft_epochs']} train.lr={s['ft_lr']} data.max_seq_len={s['ft_max_seq_len']}",
         "```",
