@@ -101,7 +101,7 @@ def test_outputs_metrics_predictions_and_model(sst2_run, sst2_slice):
     log = [json.loads(line) for line in (sst2_run / "runs" / "seed-0" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in log if "loss" in r]
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
-    assert len([r for r in log if "val_accuracy" in r]) == 3
+    assert {94, 188, 282} <= {r["step"] for r in log if "val_accuracy" in r}  # 3000 / 32 -> 94 steps per epoch
     assert not (sst2_run / "runs" / "seed-0" / "checkpoints").exists()
 
 

@@ -20,7 +20,7 @@ Stages (progress is printed throughout):
   6. fine-tune the same model from scratch (random weights, same settings) as the baseline
 Then a table on the terminal and OUT/report.md with loss_curves.png and results.png.
 
-The default takes about 12 minutes on 2 CPU cores (pretraining 6 of them).
+The default takes about 9 minutes on 2 CPU cores (pretraining up to 6 of them).
 
 examples:
   leanbert demo
@@ -30,7 +30,7 @@ examples:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "demo", help="the whole pipeline on real text in ~12 CPU minutes",
+        "demo", help="the whole pipeline on real text in ~9 CPU minutes",
         description="Pretrain a small ELECTRA on real text, fine-tune it on review polarity, compare with the "
                     "same model trained from scratch, and write a report.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
