@@ -128,6 +128,7 @@ def test_export_to_hf_sequence_classification(sst2_run, tmp_path):
     export_to_hf(sst2_run / "model", tmp_path / "hf")
     hf = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
     assert type(hf).__name__ == "BertForSequenceClassification" and hf.config.num_labels == 2
+    assert hf.config.id2label == {0: "0", 1: "1"} and hf.config.label2id == {"0": 0, "1": 1}  # the task's labels
     ours = load_model(sst2_run / "model")
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
     enc = tok(["a gorgeous , witty film", "dull and lifeless"], ["", "x"], padding=True, return_tensors="pt")

@@ -22,6 +22,7 @@ from leanbert.model_dir import (
     copy_tokenizer_files,
     load_model,
     load_state_strict,
+    read_model_config,
     read_weights,
     save_model,
     write_dir_atomically,
@@ -301,6 +302,10 @@ def export_to_hf(model_dir: str | Path, out_dir: str | Path) -> Path:
     """leanbert model directory -> Hugging Face directory (config.json, model.safetensors, tokenizer files)."""
     model = load_model(model_dir)
     hf_model = build_hf_model(model)
+    labels = read_model_config(model_dir)[1].get("task", {}).get("labels")
+    if "classifier" in model.config.heads and labels and len(labels) == model.config.num_labels:
+        hf_model.config.id2label = dict(enumerate(map(str, labels)))  # written by `leanbert finetune`
+        hf_model.config.label2id = {str(label): i for i, label in enumerate(labels)}
 
     def fill(tmp: Path) -> None:
         hf_model.save_pretrained(str(tmp), safe_serialization=True)
