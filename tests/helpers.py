@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 
 from leanbert.config import ModelConfig
@@ -31,3 +34,13 @@ def randomize_(model: torch.nn.Module, std: float = 0.2, seed: int = 0) -> None:
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * std)
+
+
+def shared_data_dir() -> Path | None:
+    """../shared/data next to the checkout, else LEANBERT_SHARED_DATA, else /work/shared/data (the dev box)."""
+    candidates = [os.environ.get("LEANBERT_SHARED_DATA", ""), Path(__file__).resolve().parents[2] / "shared" / "data",
+                  "/work/shared/data"]
+    for path in candidates:
+        if path and Path(path).is_dir():
+            return Path(path).resolve()
+    return None

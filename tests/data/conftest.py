@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import shared_data_dir
 from leanbert.data.prepare import prepare_dataset
 from leanbert.data.tokenizer import train_tokenizer
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "data" / "corpus"
-if not CORPUS.is_dir():
-    CORPUS = Path("/work/shared/data/corpus")
+CORPUS = (shared_data_dir() or Path("shared-data-not-found")) / "corpus"
 
 
 def head_lines(path: Path, n: int) -> str:

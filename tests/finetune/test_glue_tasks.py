@@ -3,16 +3,16 @@ official MRPC/QQP/MNLI/QNLI layouts written here."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from helpers import shared_data_dir
 from leanbert.errors import UserError
 from leanbert.finetune.tasks import GLUE_TASKS, Recipe, get_task, load_task, read_examples, resolve_task_dir
 
-GLUE = Path(os.environ.get("LEANBERT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) / "glue"
+GLUE = (shared_data_dir() or Path("shared-data-not-found")) / "glue"
 needs_glue = pytest.mark.skipif(not GLUE.is_dir(), reason=f"shared GLUE data not found at {GLUE}")
 
 
