@@ -37,7 +37,7 @@ class DemoSettings:
     heads: int = 2
     seq_len: int = 64
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 5e-4  # ELECTRA-Small's; 1e-3 left the discriminator at the all-original baseline and lost to scratch
     ft_epochs: float = 2.0
     ft_batch_size: int = 32
     ft_lr: float = 3e-4
