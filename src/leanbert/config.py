@@ -24,18 +24,28 @@ class ConfigError(ValueError):
     """A config value or key is wrong; the message names the key and what is allowed."""
 
 
-def _check_choice(name: str, value: Any, allowed: tuple) -> None:
+def check_choice(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
         raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
 
 
-def _check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
-    if not isinstance(value, int | float) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name}={value!r} must be a {'non-negative' if allow_zero else 'positive'} number")
+def check_number(name: str, value: Any, low: float, high: float | None = None, low_open: bool = False) -> None:
+    """``value`` must be a number (not a bool) >= low (> low if ``low_open``) and <= high when given."""
+    bad = isinstance(value, bool) or not isinstance(value, int | float)
+    if not bad:
+        bad = value < low or (low_open and value == low) or (high is not None and value > high)
+    if bad:
+        bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        raise ConfigError(f"{name}={value!r} must be a number {bounds}")
 
 
-def _check_probability(name: str, value: Any) -> None:
-    if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+def check_integer(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
+
+
+def check_probability(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
         raise ConfigError(f"{name}={value!r} must be a probability in [0, 1]")
 
 
@@ -89,14 +99,14 @@ class ModelConfig:
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"model.hidden_size={self.hidden_size} must be divisible by "
                               f"model.num_heads={self.num_heads}")
-        _check_choice("model.hidden_act", self.hidden_act, ACTIVATIONS)
-        _check_choice("model.sharing", self.sharing, SHARING_MODES)
-        _check_choice("model.position", self.position, POSITION_MODES)
-        _check_choice("model.family", self.family, FAMILIES)
-        _check_probability("model.hidden_dropout", self.hidden_dropout)
-        _check_probability("model.attention_dropout", self.attention_dropout)
-        _check_positive("model.layer_norm_eps", self.layer_norm_eps)
-        _check_positive("model.initializer_range", self.initializer_range)
+        check_choice("model.hidden_act", self.hidden_act, ACTIVATIONS)
+        check_choice("model.sharing", self.sharing, SHARING_MODES)
+        check_choice("model.position", self.position, POSITION_MODES)
+        check_choice("model.family", self.family, FAMILIES)
+        check_probability("model.hidden_dropout", self.hidden_dropout)
+        check_probability("model.attention_dropout", self.attention_dropout)
+        check_number("model.layer_norm_eps", self.layer_norm_eps, 0, low_open=True)
+        check_number("model.initializer_range", self.initializer_range, 0, low_open=True)
         if self.num_groups > 1 and self.sharing == "none":
             raise ConfigError("model.num_groups > 1 only makes sense with model.sharing=all|attention|ffn")
         if self.num_layers % self.num_groups:
@@ -106,7 +116,7 @@ class ModelConfig:
             raise ConfigError(f"model.pad_token_id={self.pad_token_id} must be in [0, vocab_size)")
         self.heads = list(self.heads)
         for head in self.heads:
-            _check_choice("model.heads entry", head, HEADS)
+            check_choice("model.heads entry", head, HEADS)
         if "nsp" in self.heads and "sop" in self.heads:
             raise ConfigError("model.heads may hold nsp or sop, not both")
 

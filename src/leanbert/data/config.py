@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leanbert.config import ConfigError, _check_choice, _check_probability
+from leanbert.config import ConfigError, check_choice, check_probability
 
 MASKING_MODES = ("bert", "electra")
 PAIR_MODES = ("none", "sop", "nsp")
@@ -49,10 +49,10 @@ class DataConfig:
     def __post_init__(self) -> None:
         if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int) or self.seq_len < 8:
             raise ConfigError(f"data.seq_len={self.seq_len!r} must be an integer >= 8")
-        _check_probability("data.mask_prob", self.mask_prob)
+        check_probability("data.mask_prob", self.mask_prob)
         if self.mask_prob <= 0:
             raise ConfigError(f"data.mask_prob={self.mask_prob!r} must be > 0 (MLM needs targets)")
-        _check_choice("data.masking", self.masking, MASKING_MODES)
+        check_choice("data.masking", self.masking, MASKING_MODES)
         if not isinstance(self.whole_word, bool):
             raise ConfigError(f"data.whole_word={self.whole_word!r} must be true or false")
         if isinstance(self.ngram, bool) or not isinstance(self.ngram, int) or not 1 <= self.ngram <= 10:
@@ -60,8 +60,8 @@ class DataConfig:
         if isinstance(self.max_predictions, bool) or not isinstance(self.max_predictions, int) \
                 or self.max_predictions < 0:
             raise ConfigError(f"data.max_predictions={self.max_predictions!r} must be an integer >= 0 (0 = no cap)")
-        _check_choice("data.pairs", self.pairs, PAIR_MODES)
-        _check_probability("data.short_seq_prob", self.short_seq_prob)
+        check_choice("data.pairs", self.pairs, PAIR_MODES)
+        check_probability("data.short_seq_prob", self.short_seq_prob)
         for name in ("path", "tokenizer", "valid_split", "valid_path"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"data.{name}={getattr(self, name)!r} must be a string")

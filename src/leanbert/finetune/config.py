@@ -15,23 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from leanbert.config import ConfigError, _check_choice, apply_overrides, from_dict
+from leanbert.config import ConfigError, apply_overrides, check_choice, check_integer, check_number, from_dict
 from leanbert.finetune.tasks import Recipe
 from leanbert.train.config import DEVICES, OPTIMIZERS, PRECISIONS, TrainConfig
-
-
-def _number(name: str, value: Any, low: float, high: float | None = None, low_open: bool = False) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, int | float)
-    if not bad:
-        bad = value < low or (low_open and value == low) or (high is not None and value > high)
-    if bad:
-        bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
-        raise ConfigError(f"{name}={value!r} must be a number {bounds}")
-
-
-def _integer(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
 
 
 @dataclass
@@ -70,26 +56,26 @@ class FinetuneTrainConfig:
     optimizer: str = "adamw"
 
     def __post_init__(self) -> None:
-        _number("train.lr", self.lr, 0.0, low_open=True)
-        _number("train.epochs", self.epochs, 0.0, low_open=True)
-        _integer("train.batch_size", self.batch_size, 1)
-        _number("train.warmup_ratio", self.warmup_ratio, 0.0, 1.0)
-        _number("train.weight_decay", self.weight_decay, 0.0)
-        _number("train.layer_decay", self.layer_decay, 0.0, 1.0, low_open=True)
+        check_number("train.lr", self.lr, 0.0, low_open=True)
+        check_number("train.epochs", self.epochs, 0.0, low_open=True)
+        check_integer("train.batch_size", self.batch_size, 1)
+        check_number("train.warmup_ratio", self.warmup_ratio, 0.0, 1.0)
+        check_number("train.weight_decay", self.weight_decay, 0.0)
+        check_number("train.layer_decay", self.layer_decay, 0.0, 1.0, low_open=True)
         if not self.seeds:
             raise ConfigError("train.seeds=[] must list at least one seed, e.g. train.seeds=[0,1,2]")
         for seed in self.seeds:
-            _integer("train.seeds entry", seed, 0)
+            check_integer("train.seeds entry", seed, 0)
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"train.seeds={self.seeds} repeats a seed")
-        _check_choice("train.precision", self.precision, PRECISIONS)
-        _check_choice("train.device", self.device, DEVICES)
-        _number("train.clip_norm", self.clip_norm, 0.0)
+        check_choice("train.precision", self.precision, PRECISIONS)
+        check_choice("train.device", self.device, DEVICES)
+        check_number("train.clip_norm", self.clip_norm, 0.0)
         for name in ("max_steps", "eval_every"):
-            _integer(f"train.{name}", getattr(self, name), 0)
-        _integer("train.eval_batch_size", self.eval_batch_size, 1)
-        _integer("train.log_every", self.log_every, 1)
-        _check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
+            check_integer(f"train.{name}", getattr(self, name), 0)
+        check_integer("train.eval_batch_size", self.eval_batch_size, 1)
+        check_integer("train.log_every", self.log_every, 1)
+        check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
 
     def steps(self, num_train: int) -> tuple[int, int]:
         """(optimizer steps, steps per epoch) for ``num_train`` examples."""
@@ -107,8 +93,8 @@ class FinetuneDataConfig:
     max_train_examples: int = 0
 
     def __post_init__(self) -> None:
-        _integer("data.max_seq_len", self.max_seq_len, 4)
-        _integer("data.max_train_examples", self.max_train_examples, 0)
+        check_integer("data.max_seq_len", self.max_seq_len, 4)
+        check_integer("data.max_train_examples", self.max_train_examples, 0)
 
 
 @dataclass

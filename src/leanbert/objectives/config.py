@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from leanbert.config import ConfigError, ModelConfig, _check_choice
+from leanbert.config import ConfigError, ModelConfig, check_choice, check_number
 
 OBJECTIVES = ("mlm", "mlm+nsp", "mlm+sop", "electra")
 
@@ -24,11 +24,6 @@ DATA_DEFAULTS: dict[str, dict[str, str]] = {
     "mlm+sop": {"pairs": "sop", "masking": "bert"},
     "electra": {"pairs": "none", "masking": "electra"},
 }
-
-
-def _check_number(name: str, value: Any, *, positive: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (positive and value == 0):
-        raise ConfigError(f"{name}={value!r} must be a {'positive' if positive else 'non-negative'} number")
 
 
 @dataclass
@@ -52,11 +47,11 @@ class ObjectiveConfig:
     generator_hidden_size: int = 0
 
     def __post_init__(self) -> None:
-        _check_choice("objective.name", self.name, OBJECTIVES)
+        check_choice("objective.name", self.name, OBJECTIVES)
         for name in ("mlm_weight", "sentence_weight", "rtd_weight"):
-            _check_number(f"objective.{name}", getattr(self, name), positive=False)
-        _check_number("objective.temperature", self.temperature, positive=True)
-        _check_number("objective.generator_fraction", self.generator_fraction, positive=True)
+            check_number(f"objective.{name}", getattr(self, name), 0)
+        check_number("objective.temperature", self.temperature, 0, low_open=True)
+        check_number("objective.generator_fraction", self.generator_fraction, 0, low_open=True)
         if self.generator_fraction > 1:
             raise ConfigError(f"objective.generator_fraction={self.generator_fraction!r} must be in (0, 1]: "
                               f"the generator is a fraction of the discriminator (paper: 0.25 small, 1/3 base)")

@@ -21,8 +21,10 @@ from typing import Any
 from leanbert.config import (
     ConfigError,
     ModelConfig,
-    _check_choice,
     apply_overrides,
+    check_choice,
+    check_integer,
+    check_number,
     from_dict,
     load_config_file,
     to_dict,
@@ -34,17 +36,6 @@ SCHEDULES = ("linear", "cosine", "constant")
 OPTIMIZERS = ("adamw", "lamb")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def _int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"train.{name}={value!r} must be an integer >= {minimum}")
-
-
-def _num(name: str, value: Any, minimum: float, strict: bool = False) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, int | float) or value < minimum
-    if bad or (strict and value == minimum):
-        raise ConfigError(f"train.{name}={value!r} must be a number {'>' if strict else '>='} {minimum}")
 
 
 @dataclass
@@ -98,32 +89,32 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        _int("batch_size", self.batch_size, 1)
-        _int("grad_accum", self.grad_accum, 1)
-        _int("max_steps", self.max_steps, 1)
-        _num("max_minutes", self.max_minutes, 0.0)
-        _num("lr", self.lr, 0.0, strict=True)
-        _int("warmup_steps", self.warmup_steps, 0)
-        _check_choice("train.schedule", self.schedule, SCHEDULES)
-        _check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
-        _num("weight_decay", self.weight_decay, 0.0)
+        check_integer("train.batch_size", self.batch_size, 1)
+        check_integer("train.grad_accum", self.grad_accum, 1)
+        check_integer("train.max_steps", self.max_steps, 1)
+        check_number("train.max_minutes", self.max_minutes, 0.0)
+        check_number("train.lr", self.lr, 0.0, low_open=True)
+        check_integer("train.warmup_steps", self.warmup_steps, 0)
+        check_choice("train.schedule", self.schedule, SCHEDULES)
+        check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        check_number("train.weight_decay", self.weight_decay, 0.0)
         for name in ("adam_beta1", "adam_beta2"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
                 raise ConfigError(f"train.{name}={value!r} must be in [0, 1)")
-        _num("adam_eps", self.adam_eps, 0.0, strict=True)
-        _num("clip_norm", self.clip_norm, 0.0)
-        _check_choice("train.precision", self.precision, PRECISIONS)
-        _check_choice("train.device", self.device, DEVICES)
+        check_number("train.adam_eps", self.adam_eps, 0.0, low_open=True)
+        check_number("train.clip_norm", self.clip_norm, 0.0)
+        check_choice("train.precision", self.precision, PRECISIONS)
+        check_choice("train.device", self.device, DEVICES)
         for name in ("compile", "tensorboard"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"train.{name}={getattr(self, name)!r} must be true or false")
-        _int("seed", self.seed, 0)
-        _int("log_every", self.log_every, 1)
-        _int("eval_every", self.eval_every, 0)
-        _int("eval_batches", self.eval_batches, 1)
-        _int("checkpoint_every", self.checkpoint_every, 0)
-        _int("keep_checkpoints", self.keep_checkpoints, 1)
+        check_integer("train.seed", self.seed, 0)
+        check_integer("train.log_every", self.log_every, 1)
+        check_integer("train.eval_every", self.eval_every, 0)
+        check_integer("train.eval_batches", self.eval_batches, 1)
+        check_integer("train.checkpoint_every", self.checkpoint_every, 0)
+        check_integer("train.keep_checkpoints", self.keep_checkpoints, 1)
         if self.batch_size % self.grad_accum:
             raise ConfigError(f"train.batch_size={self.batch_size} must be divisible by "
                               f"train.grad_accum={self.grad_accum}")
