@@ -113,9 +113,10 @@ class Encoder(nn.Module):
         """
         x = self.embeddings(input_ids, token_type_ids) if inputs_embeds is None else inputs_embeds  # (B, T, H)
         padding_bias, layout = None, None
-        if attention_mask is not None and not bool(attention_mask.all()):
+        fill = float(attention_mask.float().mean()) if attention_mask is not None else 1.0  # one host sync
+        if fill < 1.0:
             padding_bias = self.padding_bias(attention_mask, x.dtype)  # (B, 1, 1, T)
-            if should_unpad(attention_mask):
+            if should_unpad(fill):
                 layout = TokenLayout.from_mask(attention_mask)
                 x = layout.unpad(x)  # (N, H): projections and FFN skip the padding
         if position_bias is not None:

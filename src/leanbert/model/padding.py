@@ -38,5 +38,6 @@ class TokenLayout:
         return out.index_copy(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
 
 
-def should_unpad(attention_mask: torch.Tensor) -> bool:
-    return float(attention_mask.float().mean()) < UNPAD_BELOW_FILL
+def should_unpad(fill: float) -> bool:
+    """``fill``: the fraction of real tokens in the batch."""
+    return fill < UNPAD_BELOW_FILL
