@@ -23,9 +23,10 @@ import numpy as np
 import torch
 import yaml
 
+from leanbert.atomic import write_dir_atomically
 from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
 from leanbert.errors import UserError
-from leanbert.model_dir import save_model, write_dir_atomically
+from leanbert.model_dir import save_model
 from leanbert.train.checkpoint import checkpoints_dir
 from leanbert.train.config import PretrainConfig, load_pretrain_config
 from leanbert.train.distributed import DistEnv, init_distributed, shutdown

@@ -7,9 +7,9 @@ import torch
 
 from helpers import random_inputs, tiny_config
 from leanbert import load_model, save_model
+from leanbert.atomic import write_dir_atomically
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel
-from leanbert.model_dir import write_dir_atomically
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from leanbert.atomic import write_dir_atomically
 from leanbert.config import ACTIVATIONS, ModelConfig
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel
@@ -25,7 +26,6 @@ from leanbert.model_dir import (
     read_model_config,
     read_weights,
     save_model,
-    write_dir_atomically,
 )
 
 BASE_PREFIX = {"bert": "bert", "albert": "albert", "electra": "electra"}

@@ -30,8 +30,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from leanbert.atomic import write_dir_atomically
 from leanbert.errors import UserError
-from leanbert.model_dir import write_dir_atomically
 from leanbert.train.state_io import load_state, save_state
 
 FORMAT = "leanbert-checkpoint"
