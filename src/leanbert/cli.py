@@ -40,7 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # argparse fills a verb's trailing `key=value` positionals at their first occurrence, so settings written
+    # after options (`--out DIR train.lr=1e-3`) come back unrecognised: collect them here, for every verb.
+    args, extra = parser.parse_known_args(argv)
+    settings = [a for a in extra if not a.startswith("-")]  # a malformed one is reported by apply_overrides
+    if len(settings) < len(extra) or (settings and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if settings:
+        args.overrides = list(args.overrides or []) + settings
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -41,22 +41,6 @@ examples:
 """
 
 
-class IntermixedParser(argparse.ArgumentParser):
-    """Plain argparse fills every positional at the first one (MODEL), so key=value settings after the options
-    would be "unrecognized arguments"; intermixed parsing lets them go anywhere on the line."""
-
-    _inner = False
-
-    def parse_known_args(self, args=None, namespace=None):
-        if self._inner:  # parse_known_intermixed_args calls back into parse_known_args
-            return super().parse_known_args(args, namespace)
-        self._inner = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._inner = False
-
-
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "finetune", help="fine-tune on a GLUE task or your own data",
@@ -79,7 +63,6 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="train.* / data.* settings")
     parser.set_defaults(func=run)
-    parser.__class__ = IntermixedParser
 
 
 def run(args) -> int:
