@@ -6,7 +6,8 @@ Workloads:
   electra leanbert ELECTRA objective (generator hidden 64) vs transformers ElectraForMaskedLM (hidden 64) +
           ElectraForPreTraining with tied embeddings, loss = MLM + 50 * RTD, replacements sampled from the generator
 Each step = forward + backward + fused AdamW step (the same optimiser for both). Rounds alternate between implementations so machine noise hits both;
-the reported tokens/s is the median over rounds, and "speed-up" compares the two within this run.
+the reported tokens/s is the median over rounds, and "speed-up" compares the two within this run. Model TFLOP/s
+and, on a known GPU, MFU (model FLOPs utilisation against the dense peak) use model_flops_per_token below.
 
   python benchmarks/train_speed.py                      # CPU, all workloads and precisions
   python benchmarks/train_speed.py --device cuda --preset bert-base --precision bf16   # GPU, bert-base
@@ -114,6 +115,40 @@ def build(impl: str, workload: str, cfg: ModelConfig, gen_hidden: int):
     return objective, (lambda b: objective(b).loss)
 
 
+def encoder_flops_per_token(hidden: int, layers: int, ffn: int, seq: int) -> float:
+    """Training FLOPs (forward + backward = 3 x forward) per token of one encoder: 2 FLOPs per multiply-add of the
+    Q/K/V/output projections and the FFN, plus QK^T and attention x V over ``seq`` keys."""
+    return 3 * layers * (2 * (4 * hidden * hidden + 2 * hidden * ffn) + 4 * seq * hidden)
+
+
+def model_flops_per_token(workload: str, cfg: ModelConfig, gen_hidden: int, seq: int, masked: float = 0.15) -> float:
+    """The model FLOPs a training step needs per real token (what MFU counts): encoder(s) with the embedding
+    projection when E != H, the MLM head's dense layer and vocabulary projection on the masked tokens only (the
+    work the loss needs), and for ELECTRA the discriminator head on every token. The generator shares the
+    discriminator's E-wide embeddings. Embedding lookups and element-wise work are not counted."""
+    embed = cfg.embedding_size or cfg.hidden_size
+
+    def network(hidden: int, ffn: int) -> float:
+        project = 6 * embed * hidden if embed != hidden else 0
+        head = 6 * masked * (hidden * embed + embed * cfg.vocab_size)
+        return encoder_flops_per_token(hidden, cfg.num_layers, ffn, seq) + project + head
+
+    if workload == "mlm":
+        return network(cfg.hidden_size, cfg.intermediate_size)
+    discriminator = network(cfg.hidden_size, cfg.intermediate_size) - 6 * masked * (
+        cfg.hidden_size * embed + embed * cfg.vocab_size) + 6 * (cfg.hidden_size * cfg.hidden_size + cfg.hidden_size)
+    return network(gen_hidden, 4 * gen_hidden) + discriminator
+
+
+def peak_tflops(device: torch.device, precision: str) -> float | None:
+    """Dense peak of the known data-centre GPUs (bf16 tensor cores; fp32 via TF32 is half of it)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    peak = next((v for k, v in (("H100", 989.0), ("H200", 989.0), ("A100", 312.0)) if k in name), None)
+    return None if peak is None else peak if precision == "bf16" else peak / 2
+
+
 def time_steps(step_fn, module, batches, device, precision, steps):
     # The same optimiser for both: torch's fused AdamW (leanbert's trainer default; ~20x the foreach path on CPU).
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, fused=True)
@@ -178,14 +213,22 @@ def main() -> None:
                 for impl, (module, step_fn) in impls.items():
                     speeds[impl].append(time_steps(step_fn, module, batches, device, precision, args.steps))
             fill = sum(b.num_tokens for b in batches) / sum(b.input_ids.numel() for b in batches)
+            flops = model_flops_per_token(workload, cfg, gen_hidden, args.seq_len)
+            peak = peak_tflops(device, precision)
             row = {"workload": workload, "precision": precision, "device": str(device), "fill": fill,
+                   "model_flops_per_token": flops, "peak_tflops": peak,
                    **{f"{impl}_tokens_per_s": statistics.median(v) for impl, v in speeds.items()}}
-            base = row["transformers_tokens_per_s"]
-            line = f"{workload:8s} {precision:5s} fill {row['fill']:.2f}  transformers {base:8.0f} tok/s"
+            line = f"{workload:8s} {precision:5s} fill {row['fill']:.2f}"
             for impl in impls:
-                if impl != "transformers":
-                    row[f"{impl}_speedup"] = row[f"{impl}_tokens_per_s"] / base
-                    line += f" | {impl} {row[f'{impl}_tokens_per_s']:8.0f} tok/s ({row[f'{impl}_speedup']:.2f}x)"
+                tflops = row[f"{impl}_tokens_per_s"] * flops / 1e12
+                row[f"{impl}_model_tflops"] = tflops
+                line += f" | {impl} {row[f'{impl}_tokens_per_s']:8.0f} tok/s {tflops:6.2f} TFLOP/s"
+                if peak:
+                    row[f"{impl}_mfu"] = tflops / peak
+                    line += f" MFU {row[f'{impl}_mfu']:.1%}"
+                if impl != "transformers" and "transformers_tokens_per_s" in row:
+                    row[f"{impl}_speedup"] = row[f"{impl}_tokens_per_s"] / row["transformers_tokens_per_s"]
+                    line += f" ({row[f'{impl}_speedup']:.2f}x)"
             results.append(row)
             print(line, flush=True)
     if args.json:

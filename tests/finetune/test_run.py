@@ -268,10 +268,22 @@ def test_config_defaults_overrides_and_errors():
         finetune_config(Recipe(), ["train.seeds=3"])
     with pytest.raises(ConfigError, match="train.layer_decay"):
         finetune_config(Recipe(), ["train.layer_decay=1.5"])
+    with pytest.raises(ConfigError, match="train.dropout"):
+        finetune_config(Recipe(), ["train.dropout=1.5"])
     with pytest.raises(ConfigError, match="unknown key train.lrr"):
         finetune_config(Recipe(), ["train.lrr=1"])
     with pytest.raises(ConfigError, match="unknown group"):
         finetune_config(Recipe(), ["model.hidden_size=3"])
+
+
+@pytest.mark.parametrize("from_scratch", [False, True])
+def test_dropout_override_reaches_the_fine_tuned_model(tmp_path, tiny_model_dir, sst2_slice, from_scratch):
+    task = load_task_data("sst2", sst2_slice.parent)
+    result = finetune(tiny_model_dir, task, tmp_path / "out", ["train.max_steps=1", "train.dropout=0.25"],
+                      from_scratch=from_scratch, progress=False, log=lambda *_: None)
+    config, _ = read_model_config(result.out_dir / "model")
+    assert config.hidden_dropout == config.attention_dropout == 0.25
+    assert read_model_config(tiny_model_dir)[0].hidden_dropout == 0.1  # the source is untouched
 
 
 def test_malformed_data_exit_2_with_file_and_line(tmp_path, tiny_model_dir, capsys):

@@ -138,11 +138,15 @@ class _Runner:
                             f"{vocab}; the tokenizer does not belong to this model")
 
     def build_model(self, seed: int) -> LeanBertModel:
+        dropout = self.config.train.dropout
+        dropout = None if dropout == -1.0 else dropout
         if self.from_scratch:
             torch.manual_seed(seed)
-            return LeanBertModel(dataclasses.replace(self.source.config, heads=["classifier"],
-                                                     num_labels=self.spec.num_labels))
-        return classifier_from(self.source, self.spec.num_labels, seed)
+            config = dataclasses.replace(self.source.config, heads=["classifier"], num_labels=self.spec.num_labels)
+            if dropout is not None:
+                config = dataclasses.replace(config, hidden_dropout=dropout, attention_dropout=dropout)
+            return LeanBertModel(config)
+        return classifier_from(self.source, self.spec.num_labels, seed, dropout)
 
     def score(self, model: LeanBertModel) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         preds = {split: predict(model, feats, self.collator, self.config.train.eval_batch_size,

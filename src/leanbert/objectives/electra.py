@@ -1,7 +1,9 @@
 """ELECTRA replaced-token detection (Clark et al., ICLR 2020, sec. 2; google-research/electra).
 
 A small generator (an MLM, same depth, a fraction of the width) fills the masked positions with tokens
-sampled from softmax(logits / temperature) (Gumbel-max, no gradient through the sample); the discriminator
+sampled from softmax(logits / temperature) (no gradient through the sample; by inverse CDF in the loss's pass
+over the logits, the same distribution as the reference code's Gumbel-max with one random number per position
+instead of V: ``vocab_softmax``); the discriminator
 labels every non-pad token of the result "original" or "replaced". A sample equal to the original token is
 "original". Loss = mlm_weight * MLM_gen + rtd_weight * RTD (paper: 1 and 50).
 
@@ -26,23 +28,11 @@ from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig, discriminator_config, generator_config
 from leanbert.objectives.metrics import mean_over
-from leanbert.objectives.mlm import flat_positions, full_precision, masked_positions, mlm_loss
+from leanbert.objectives.mlm import flat_positions, masked_positions, mlm_loss
+from leanbert.objectives.vocab_softmax import full_precision
 
 # Embedding submodules the generator takes from the discriminator (its "project" stays its own).
 SHARED_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
-
-
-def gumbel_max_sample(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """One sample per row of (N, V) ``logits`` from softmax(logits / temperature), via the Gumbel-max trick:
-    argmax(logits / t + G) with G = -log(-log U), U ~ Uniform[0, 1). No gradient.
-
-    Built in place on one (N, V) buffer from uniform noise: on CPU ``rand_`` + two logs cost about half of
-    ``exponential_``. U = 0 gives G = -inf (that token is skipped in that row, probability 2^-24 each).
-    """
-    with torch.no_grad():
-        logits = full_precision(logits)
-        noise = torch.rand_like(logits).log_().neg_().log_()  # (N, V) = -G
-        return noise.neg_().add_(logits, alpha=1.0 / temperature).argmax(dim=-1)  # (N,)
 
 
 @dataclass
@@ -87,9 +77,8 @@ class Electra(Objective):
         gen = self.generator(batch.input_ids, batch.attention_mask, batch.token_type_ids, mlm_positions=positions)
         index = flat_positions(positions, gen.mlm_logits.shape[0])  # (N,) row-major, as the head selected
         targets = batch.labels.reshape(-1)[index]  # (N,)
-        loss_mlm, metrics = mlm_loss(gen.mlm_logits, targets)
-
-        sampled = gumbel_max_sample(gen.mlm_logits.detach(), cfg.temperature)  # (N,)
+        uniforms = torch.rand(targets.shape, device=targets.device)  # (N,): one draw per replacement
+        loss_mlm, metrics, sampled = mlm_loss(gen.mlm_logits, targets, uniforms=uniforms, temperature=cfg.temperature)
         disc_input = batch.input_ids.reshape(-1).index_copy(0, index, sampled).view_as(batch.input_ids)  # (B, T)
         original = torch.where(positions, batch.labels, batch.input_ids)  # (B, T)
         nonpad = batch.attention_mask.bool()  # (B, T)

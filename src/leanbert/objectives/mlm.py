@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from leanbert.batch import IGNORE_INDEX, Batch
@@ -20,6 +19,7 @@ from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig
 from leanbert.objectives.metrics import mean_over
+from leanbert.objectives.vocab_softmax import vocab_softmax
 
 
 def masked_positions(batch: Batch) -> torch.Tensor:
@@ -36,25 +36,20 @@ def flat_positions(positions: torch.Tensor, n: int) -> torch.Tensor:
     return torch.nonzero_static(positions.reshape(-1), size=n).squeeze(1)  # (N,)
 
 
-def full_precision(x: torch.Tensor) -> torch.Tensor:
-    """bf16/fp16 -> float32 for losses and sampling; float32/float64 unchanged (float64 tests stay exact)."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
-
-
-def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, prefix: str = "mlm"
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Mean cross-entropy of (N, V) ``logits`` against (N,) ``targets``, and detached metrics
-    ``<prefix>_loss``, ``<prefix>_accuracy``, ``<prefix>_count`` (= N). N = 0 gives a zero loss, not NaN."""
+def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, prefix: str = "mlm", uniforms: torch.Tensor | None = None,
+             temperature: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+    """Mean cross-entropy of (N, V) ``logits`` against (N,) ``targets``, detached metrics ``<prefix>_loss``,
+    ``<prefix>_accuracy``, ``<prefix>_count`` (= N), and, when (N,) ``uniforms`` are given, one sample per row
+    from softmax(logits / temperature) (ELECTRA's replacements). N = 0 gives a zero loss, not NaN. One blocked
+    pass over the logits (``vocab_softmax``)."""
     n = targets.shape[0]  # known on the host from the shape: no sync
-    loss = F.cross_entropy(full_precision(logits), targets, reduction="sum") / max(n, 1)
-    with torch.no_grad():
-        correct = (logits.argmax(dim=-1) == targets).float()  # (N,)
-        metrics = {
-            f"{prefix}_loss": loss.detach(),
-            f"{prefix}_accuracy": mean_over(correct, n),
-            f"{prefix}_count": logits.new_full((), float(n), dtype=torch.float32),  # a fill, no host copy
-        }
-    return loss, metrics
+    loss, predicted, sampled = vocab_softmax(logits, targets, uniforms, temperature)
+    metrics = {
+        f"{prefix}_loss": loss.detach(),
+        f"{prefix}_accuracy": mean_over((predicted == targets).float(), n),
+        f"{prefix}_count": logits.new_full((), float(n), dtype=torch.float32),  # a fill, no host copy
+    }
+    return loss, metrics, sampled
 
 
 class MaskedLM(Objective):
@@ -79,7 +74,7 @@ class MaskedLM(Objective):
 
     def forward(self, batch: Batch) -> Output:
         out, targets = self.run_model(batch)
-        loss, metrics = mlm_loss(out.mlm_logits, targets)
+        loss, metrics, _ = mlm_loss(out.mlm_logits, targets)
         return Output(loss=self.objective_config.mlm_weight * loss, metrics=metrics)
 
     def models(self) -> dict[str, nn.Module]:

@@ -17,7 +17,8 @@ from leanbert.config import ConfigError, ModelConfig
 from leanbert.objectives.base import Output
 from leanbert.objectives.config import ObjectiveConfig
 from leanbert.objectives.metrics import mean_over
-from leanbert.objectives.mlm import MaskedLM, full_precision, mlm_loss
+from leanbert.objectives.mlm import MaskedLM, mlm_loss
+from leanbert.objectives.vocab_softmax import full_precision
 
 
 def sentence_loss(logits: torch.Tensor, labels: torch.Tensor, prefix: str
@@ -51,7 +52,7 @@ class MaskedLMWithPairs(MaskedLM):
             raise ValueError(f"objective {self.objective_config.name!r} needs batch.sentence_labels: build the data "
                              f"with data.pairs={self.task}")
         out, targets = self.run_model(batch)
-        loss_mlm, metrics = mlm_loss(out.mlm_logits, targets)
+        loss_mlm, metrics, _ = mlm_loss(out.mlm_logits, targets)
         logits = out.seq_relationship_logits if self.task == "nsp" else out.sop_logits  # (B, 2)
         loss_pair, pair_metrics = sentence_loss(logits, batch.sentence_labels, self.task)
         metrics.update(pair_metrics)
