@@ -222,7 +222,7 @@ def main() -> None:
             for impl in impls:
                 tflops = row[f"{impl}_tokens_per_s"] * flops / 1e12
                 row[f"{impl}_model_tflops"] = tflops
-                line += f" | {impl} {row[f'{impl}_tokens_per_s']:8.0f} tok/s {tflops:6.2f} TFLOP/s"
+                line += f" | {impl} {row[f'{impl}_tokens_per_s']:8.0f} tok/s {tflops:.3g} TFLOP/s"
                 if peak:
                     row[f"{impl}_mfu"] = tflops / peak
                     line += f" MFU {row[f'{impl}_mfu']:.1%}"
