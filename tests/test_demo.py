@@ -77,6 +77,9 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert [r["name"] for r in results["rows"]] == ["majority class", "ELECTRA pretrained", "ELECTRA from scratch"]
     assert results["pretraining"]["steps"] >= 10
+    for row in results["rows"][1:]:  # two fine-tuning seeds by default: the table shows their mean
+        assert len(row["per_seed"]) == 2 and row["accuracy"] == pytest.approx(sum(row["per_seed"]) / 2)
+    assert "±" in printed
     for name in ("loss_curves.png", "results.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (out / "report.md").read_text()

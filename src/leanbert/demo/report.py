@@ -22,10 +22,13 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def results_rows(results: dict[str, Any]) -> list[list[str]]:
-    """Header + one row per model: accuracy, F1 (pos), MCC, fine-tuning time."""
+    """Header + one row per model: accuracy (mean +- std over fine-tuning seeds), F1 (pos), MCC, time."""
     rows = [["model", "pretraining", "dev accuracy", "dev F1", "dev MCC", "fine-tune time"]]
     for row in results["rows"]:
-        rows.append([row["name"], row["pretraining"], f"{row['accuracy']:.4f}",
+        accuracy = f"{row['accuracy']:.4f}"
+        if row.get("accuracy_std") is not None:
+            accuracy += f" ± {row['accuracy_std']:.4f}"
+        rows.append([row["name"], row["pretraining"], accuracy,
                      f"{row['f1']:.4f}" if row.get("f1") is not None else "-",
                      f"{row['mcc']:.4f}" if row.get("mcc") is not None else "-",
                      f"{row['seconds']:.0f} s" if row.get("seconds") is not None else "-"])
@@ -126,13 +129,18 @@ def verdict(results: dict[str, Any]) -> str:
     by_name = {r["name"]: r for r in results["rows"]}
     pre, scratch = by_name["ELECTRA pretrained"]["accuracy"], by_name["ELECTRA from scratch"]["accuracy"]
     gap = 100 * (pre - scratch)
+    seeds = len(by_name["ELECTRA pretrained"].get("per_seed") or [1])
+    over = f" (mean of {seeds} fine-tuning seeds)" if seeds > 1 else ""
+    if round(gap, 1) == 0:
+        return f"**No difference:** the pretrained model and the model trained from scratch tie{over}."
     if gap > 0:
         return (f"**Pretraining helped:** the pretrained model is {gap:.1f} accuracy points above the same model "
-                f"trained from scratch.")
+                f"trained from scratch{over}.")
     return (f"**Pretraining did not help in this budget:** the pretrained model is {-gap:.1f} accuracy points "
-            f"below the same model trained from scratch. A few CPU minutes of ELECTRA pretraining leave the "
+            f"below the same model trained from scratch{over}. A few CPU minutes of ELECTRA pretraining leave the "
             f"discriminator close to its trivial all-original solution (compare its validation accuracy with "
-            f"the all-original baseline in step 4 below); give it more time with --minutes.")
+            f"the all-original baseline in step 4 below), and a discriminator trained that little fine-tunes "
+            f"about as well as random weights; give it more time with --minutes.")
 
 
 def write_report(path: Path, results: dict[str, Any]) -> None:
@@ -177,7 +185,8 @@ def write_report(path: Path, results: dict[str, Any]) -> None:
         f"{p['val_rtd_all_original_accuracy']:.3f}).",
         f"5. **Fine-tuning** (`leanbert finetune --task custom`), identical settings for both models: "
         f"{s['ft_epochs']} epochs, batch {s['ft_batch_size']}, lr {s['ft_lr']}, 10% warm-up, "
-        f"max length {s['ft_max_seq_len']}, seed {s['seed']}. *from scratch* = the same architecture and "
+        f"max length {s['ft_max_seq_len']}, {s['ft_seeds']} seed(s) from {s['seed']} (the table shows the mean "
+        f"and standard deviation; the curves are seed {s['seed']}'s). *from scratch* = the same architecture and "
         f"tokenizer with random weights.",
         "",
         "## Reproduce single steps",
@@ -189,7 +198,8 @@ def write_report(path: Path, results: dict[str, Any]) -> None:
         f"leanbert pretrain {p['command_args']} --out pretrain",
         f"leanbert finetune pretrain --task custom --train {results['paths']['train']} "
         f"--dev {results['paths']['dev']} --text-columns sentence --label-column label --out ft "
-        f"train.epochs={s['ft_epochs']} train.lr={s['ft_lr']} data.max_seq_len={s['ft_max_seq_len']}",
+        f"train.epochs={s['ft_epochs']} train.lr={s['ft_lr']} data.max_seq_len={s['ft_max_seq_len']} "
+        f"train.seeds=[{','.join(str(s['seed'] + i) for i in range(s['ft_seeds']))}]",
         "```",
         "",
         "Sources and terms: gensim (LGPL-2.1) test data, an excerpt of English Wikipedia (CC BY-SA 3.0); "
