@@ -140,7 +140,7 @@ def verdict(results: dict[str, Any]) -> str:
             f"below the same model trained from scratch{over}. A few CPU minutes of ELECTRA pretraining leave the "
             f"discriminator close to its trivial all-original solution (compare its validation accuracy with "
             f"the all-original baseline in step 4 below), and a discriminator trained that little fine-tunes "
-            f"about as well as random weights; give it more time with --minutes.")
+            f"about as well as random weights (16 minutes were not enough in this project's runs either).")
 
 
 def write_report(path: Path, results: dict[str, Any]) -> None:
