@@ -37,7 +37,7 @@ class FinetuneTrainConfig:
     eval_batch_size: examples per forward pass when scoring.
     log_every:       steps per metrics.jsonl line.
     optimizer:       adamw or lamb.
-    dropout:         hidden and attention dropout while fine-tuning, 0 to 0.9 (-1 = keep the model's own).
+    dropout:         hidden and attention dropout while fine-tuning, 0 to 0.9 (default: the model's own).
     """
 
     lr: float = 1e-4
@@ -55,7 +55,7 @@ class FinetuneTrainConfig:
     eval_batch_size: int = 128
     log_every: int = 10
     optimizer: str = "adamw"
-    dropout: float = -1.0
+    dropout: float | None = None
 
     def __post_init__(self) -> None:
         check_number("train.lr", self.lr, 0.0, low_open=True)
@@ -78,7 +78,7 @@ class FinetuneTrainConfig:
         check_integer("train.eval_batch_size", self.eval_batch_size, 1)
         check_integer("train.log_every", self.log_every, 1)
         check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
-        if self.dropout != -1.0:
+        if self.dropout is not None:
             check_number("train.dropout", self.dropout, 0.0, 0.9)
 
     def steps(self, num_train: int) -> tuple[int, int]:

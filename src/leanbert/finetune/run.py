@@ -17,7 +17,6 @@ Everything is written into a temporary sibling of OUT_DIR that is renamed into p
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
@@ -38,7 +37,7 @@ from leanbert.finetune.encode import Collator, Features, PairEncoder, iterate_ba
 from leanbert.finetune.layer_decay import layer_lr_scales
 from leanbert.finetune.metrics import aggregate_seeds, predictions_from_logits
 from leanbert.finetune.objective import SequenceClassification
-from leanbert.finetune.source import classifier_from, load_source, resolve_model_dir
+from leanbert.finetune.source import classifier_config, classifier_from, load_source, resolve_model_dir
 from leanbert.finetune.tasks import TaskData, TaskSpec
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import save_model
@@ -139,13 +138,9 @@ class _Runner:
 
     def build_model(self, seed: int) -> LeanBertModel:
         dropout = self.config.train.dropout
-        dropout = None if dropout == -1.0 else dropout
         if self.from_scratch:
             torch.manual_seed(seed)
-            config = dataclasses.replace(self.source.config, heads=["classifier"], num_labels=self.spec.num_labels)
-            if dropout is not None:
-                config = dataclasses.replace(config, hidden_dropout=dropout, attention_dropout=dropout)
-            return LeanBertModel(config)
+            return LeanBertModel(classifier_config(self.source.config, self.spec.num_labels, dropout))
         return classifier_from(self.source, self.spec.num_labels, seed, dropout)
 
     def score(self, model: LeanBertModel) -> tuple[dict[str, float], dict[str, np.ndarray]]:

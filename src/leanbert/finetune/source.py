@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from leanbert.config import ModelConfig
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import CONFIG_NAME, FORMAT, load_model
@@ -70,16 +71,21 @@ def resolve_model_dir(model: str | Path, tmp_dir: Path, log=print) -> Path:
     return chosen
 
 
-def classifier_from(source: LeanBertModel, num_labels: int, seed: int, dropout: float | None = None
-                    ) -> LeanBertModel:
-    """A model with only a fresh ``classifier`` head (``num_labels``; 1 = regression) on ``source``'s encoder.
-    ``seed`` initialises the head; ``dropout`` (if given) replaces the hidden/attention dropout."""
+def classifier_config(config: ModelConfig, num_labels: int, dropout: float | None = None) -> ModelConfig:
+    """``config`` with only a ``classifier`` head (``num_labels``; 1 = regression); ``dropout`` (if given)
+    replaces the hidden/attention dropout."""
     changes = {"heads": ["classifier"], "num_labels": num_labels}
     if dropout is not None:
         changes.update(hidden_dropout=dropout, attention_dropout=dropout)
-    config = dataclasses.replace(source.config, **changes)
+    return dataclasses.replace(config, **changes)
+
+
+def classifier_from(source: LeanBertModel, num_labels: int, seed: int, dropout: float | None = None
+                    ) -> LeanBertModel:
+    """A model with only a fresh ``classifier`` head on ``source``'s encoder (``classifier_config``); ``seed``
+    initialises the head."""
     torch.manual_seed(seed)
-    model = LeanBertModel(config)
+    model = LeanBertModel(classifier_config(source.config, num_labels, dropout))
     encoder_state = {k: v for k, v in source.state_dict().items() if k.startswith("encoder.")}
     result = model.load_state_dict(encoder_state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("heads.classifier.")]
