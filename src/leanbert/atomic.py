@@ -42,8 +42,13 @@ def write_dir_atomically(out_dir: str | Path, fill: Callable[[Path], None]) -> P
     return out_dir
 
 
-def write_json_atomically(path: str | Path, data: Any) -> None:
+def write_text_atomically(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to a temporary sibling, then rename it over ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json_atomically(path: str | Path, data: Any) -> None:
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

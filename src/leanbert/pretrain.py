@@ -12,7 +12,6 @@ RUN_DIR layout::
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import sys
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 import yaml
 
-from leanbert.atomic import write_dir_atomically
+from leanbert.atomic import write_dir_atomically, write_text_atomically
 from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
 from leanbert.errors import UserError
 from leanbert.model_dir import save_model
@@ -103,9 +102,7 @@ def _seed_everything(seed: int) -> None:
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomically(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def make_eval_fn(valid_loader, num_batches: int, device: torch.device):

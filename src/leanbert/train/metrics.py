@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from leanbert.atomic import write_text_atomically
 from leanbert.objectives.metrics import is_count, weight_key
 from leanbert.train.distributed import DistEnv, all_reduce_sum
 
@@ -103,9 +103,7 @@ class MetricsWriter:
                     kept.append(line)
             except ValueError:
                 continue  # a line cut by a kill
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_text_atomically(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
