@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leanbert.config import ConfigError, check_choice, check_probability
+from leanbert.config import ConfigError, check_choice, check_integer, check_probability
 
 MASKING_MODES = ("bert", "electra")
 PAIR_MODES = ("none", "sop", "nsp")
@@ -47,8 +47,7 @@ class DataConfig:
     valid_path: str = ""
 
     def __post_init__(self) -> None:
-        if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int) or self.seq_len < 8:
-            raise ConfigError(f"data.seq_len={self.seq_len!r} must be an integer >= 8")
+        check_integer("data.seq_len", self.seq_len, 8)
         check_probability("data.mask_prob", self.mask_prob)
         if self.mask_prob <= 0:
             raise ConfigError(f"data.mask_prob={self.mask_prob!r} must be > 0 (MLM needs targets)")
