@@ -36,18 +36,18 @@ def flat_positions(positions: torch.Tensor, n: int) -> torch.Tensor:
     return torch.nonzero_static(positions.reshape(-1), size=n).squeeze(1)  # (N,)
 
 
-def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, prefix: str = "mlm", uniforms: torch.Tensor | None = None,
+def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, uniforms: torch.Tensor | None = None,
              temperature: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
-    """Mean cross-entropy of (N, V) ``logits`` against (N,) ``targets``, detached metrics ``<prefix>_loss``,
-    ``<prefix>_accuracy``, ``<prefix>_count`` (= N), and, when (N,) ``uniforms`` are given, one sample per row
-    from softmax(logits / temperature) (ELECTRA's replacements). N = 0 gives a zero loss, not NaN. One blocked
-    pass over the logits (``vocab_softmax``)."""
+    """Mean cross-entropy of (N, V) ``logits`` against (N,) ``targets``, detached metrics ``mlm_loss``,
+    ``mlm_accuracy``, ``mlm_count`` (= N), and, when (N,) ``uniforms`` are given, one sample per row from
+    softmax(logits / temperature) (ELECTRA's replacements). N = 0 gives a zero loss, not NaN. One blocked pass
+    over the logits (``vocab_softmax``)."""
     n = targets.shape[0]  # known on the host from the shape: no sync
     loss, predicted, sampled = vocab_softmax(logits, targets, uniforms, temperature)
     metrics = {
-        f"{prefix}_loss": loss.detach(),
-        f"{prefix}_accuracy": mean_over((predicted == targets).float(), n),
-        f"{prefix}_count": logits.new_full((), float(n), dtype=torch.float32),  # a fill, no host copy
+        "mlm_loss": loss.detach(),
+        "mlm_accuracy": mean_over((predicted == targets).float(), n),
+        "mlm_count": logits.new_full((), float(n), dtype=torch.float32),  # a fill, no host copy
     }
     return loss, metrics, sampled
 
