@@ -1,5 +1,6 @@
 """End-to-end fine-tuning: the command, its outputs, the custom-task path, layer-wise LR decay, several seeds,
-bad data, and export of the fine-tuned model to transformers' *ForSequenceClassification.
+bad data, export of the fine-tuned model to transformers' *ForSequenceClassification, and two processes
+under torchrun.
 
 A tiny random BERT (2 layers, hidden 64) with a 2000-piece WordPiece tokenizer trained on an SST-2 slice is
 built once per module; fine-tuning it on 3000 SST-2 rows must beat the majority class on the real dev set.
@@ -10,6 +11,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +25,11 @@ from leanbert.config import ConfigError
 from leanbert.errors import UserError
 from leanbert.finetune.config import finetune_config, to_train_config
 from leanbert.finetune.data import load_task_data
+from leanbert.finetune.encode import Features
 from leanbert.finetune.layer_decay import layer_lr_scales
 from leanbert.finetune.metrics import accuracy
 from leanbert.finetune.objective import SequenceClassification
-from leanbert.finetune.run import finetune
+from leanbert.finetune.run import EpochBatches, finetune
 from leanbert.finetune.tasks import Recipe
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, read_model_config, save_model
@@ -356,3 +361,57 @@ def test_from_scratch_changes_only_the_weights(tmp_path, tiny_model_dir, sst2_sl
     torch.testing.assert_close(pre[key], source[key], rtol=0, atol=1e-6)
     assert not torch.allclose(scratch[key], source[key], atol=1e-3)
     assert json.loads((tmp_path / "scratch" / "metrics.json").read_text())["from_scratch"] is True
+
+
+def test_epoch_batches_split_each_global_batch_between_ranks():
+    features = [Features(np.array([i]), np.array([0]), i % 2) for i in range(37)]
+
+    def labels_of(rank, world, batch_size=8):
+        collator = lambda rows: [int(f.input_ids[0]) for f in rows]  # noqa: E731  (ids instead of a Batch)
+        data = EpochBatches(features, batch_size, collator, seed=3, rank=rank, world_size=world)
+        return [list(epoch) for epoch in (data, data)]  # two epochs: a new order each time
+
+    one = labels_of(0, 1)
+    assert one[0] != one[1] and sorted(sum(one[0], [])) == list(range(37))
+    parts = [labels_of(rank, 3) for rank in range(3)]
+    for epoch in range(2):
+        for step, batch in enumerate(one[epoch][:-1]):  # full batches: the ranks' shares interleave to it
+            assert sorted(sum((p[epoch][step] for p in parts), [])) == sorted(batch)
+        last = one[epoch][-1]  # 37 = 4 x 8 + 5 rows: 2, 2 and 1 per rank
+        assert [len(p[epoch][-1]) for p in parts] == [2, 2, 1] and sorted(sum((p[epoch][-1] for p in parts), [])) == sorted(last)
+    tiny = [labels_of(rank, 4, batch_size=4)[0][-1] for rank in range(4)]  # last batch: 1 row for 4 ranks
+    assert all(len(t) == 1 for t in tiny)  # topped up from the epoch's start: no rank is left without data
+
+
+def test_two_processes_under_torchrun_match_one(tmp_path, tiny_model_dir, sst2_slice):
+    """`torchrun --nproc_per_node 2 -m leanbert.cli finetune`: each rank takes half of every global batch and scores
+    half of the dev set; with dropout off and whole batches the result is one process's, up to summation order."""
+    args = [str(tiny_model_dir), "--task", "sst2", "--data", str(sst2_slice), "--quiet", "train.dropout=0",
+            "train.lr=1e-3", "data.max_train_examples=64", "train.epochs=2", "train.batch_size=16",
+            "data.max_seq_len=32"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "leanbert.cli", "finetune", *args, "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("examples, 8 steps x 1 seed(s) on 2 processes") == 1  # rank 0 alone reports
+    assert proc.stdout.count("sst2 dev: accuracy") == 1
+    assert main(["finetune", *args, "--out", str(tmp_path / "one")]) == 0
+
+    ddp, one = (load_model(tmp_path / run / "model").state_dict() for run in ("ddp", "one"))
+    start = load_model(tiny_model_dir).state_dict()
+    assert sum(not torch.allclose(start[k], v) for k, v in one.items() if k in start) > 10  # training moved them
+    for name, value in one.items():
+        torch.testing.assert_close(ddp[name], value, rtol=1e-4, atol=1e-5, msg=name)
+    metrics = {run: json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("ddp", "one")}
+    assert metrics["ddp"]["accuracy"] == pytest.approx(metrics["one"]["accuracy"], abs=2 / 872)
+    assert len(_read_tsv(tmp_path / "ddp" / "predictions.tsv")) == 873
+
+    def logged(run, key):
+        lines = (tmp_path / run / "runs" / "seed-0" / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(x)[key] for x in lines if key in json.loads(x)]
+
+    assert logged("ddp", "loss") == pytest.approx(logged("one", "loss"), rel=1e-4)
+    assert logged("ddp", "tokens") == logged("one", "tokens")  # the ranks read disjoint halves
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "one"]  # no rank left a temporary folder

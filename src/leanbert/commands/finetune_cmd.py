@@ -38,6 +38,8 @@ examples:
   leanbert finetune run/electra --task custom --train reviews_train.csv --dev reviews_dev.csv \\
       --text-columns text --label-column sentiment --out ft/reviews
   leanbert finetune run/electra --task sst2 --data ../shared/data/glue --out ft/scratch --from-scratch
+  torchrun --nproc_per_node 4 -m leanbert.cli finetune run/electra --task mnli --data ../shared/data/glue \\
+      --out ft/mnli          # 4 processes share each global batch (train.batch_size) and the dev scoring
 """
 
 
@@ -79,6 +81,8 @@ def run(args) -> int:
                           regression=args.regression)
     result = finetune(args.model, task, args.out, args.overrides, from_scratch=args.from_scratch,
                       overwrite=args.overwrite, progress=not args.quiet)
+    if not result.is_main:
+        return 0
     metrics = result.metrics
     several = len(metrics["seeds"]) > 1
     parts = []

@@ -33,7 +33,7 @@ import torch
 from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.errors import UserError
 from leanbert.finetune.config import FinetuneConfig, finetune_config, to_train_config
-from leanbert.finetune.encode import Collator, Features, PairEncoder, iterate_batches
+from leanbert.finetune.encode import Collator, Features, PairEncoder
 from leanbert.finetune.layer_decay import layer_lr_scales
 from leanbert.finetune.metrics import aggregate_seeds, predictions_from_logits
 from leanbert.finetune.objective import SequenceClassification
@@ -41,6 +41,7 @@ from leanbert.finetune.source import classifier_config, classifier_from, load_so
 from leanbert.finetune.tasks import TaskData, TaskSpec
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import save_model
+from leanbert.train.distributed import DistEnv, barrier, gather_rows, init_distributed, shutdown
 from leanbert.train.loop import train_loop
 from leanbert.train.optim import parameter_groups
 
@@ -59,39 +60,57 @@ class FinetuneResult:
     out_dir: Path
     metrics: dict[str, Any]  # what metrics.json holds
     seeds: list[SeedResult] = field(default_factory=list)
+    is_main: bool = True  # False on the other ranks of a torchrun job (rank 0 wrote OUT_DIR and reports)
 
 
 class EpochBatches:
-    """The training set as an iterable the loop re-iterates each epoch, in a new seeded order every time."""
+    """The training set as an iterable the loop re-iterates each epoch, in a new seeded order every time.
 
-    def __init__(self, features: Sequence[Features], batch_size: int, collator: Collator, seed: int):
+    Under torchrun every rank draws the same global batches of ``batch_size`` examples and keeps every
+    ``world_size``-th one from its ``rank`` on, so the global batch is what one process would see. A last batch
+    smaller than the world size is topped up from the epoch's start, so that no rank has an empty batch."""
+
+    def __init__(self, features: Sequence[Features], batch_size: int, collator: Collator, seed: int,
+                 rank: int = 0, world_size: int = 1):
         self.features, self.batch_size, self.collator, self.seed = features, batch_size, collator, seed
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
     def __iter__(self) -> Iterator:
-        order_seed = self.seed * 100_003 + self.epoch
+        order = np.random.default_rng(self.seed * 100_003 + self.epoch).permutation(len(self.features))
         self.epoch += 1
-        return iterate_batches(self.features, self.batch_size, self.collator, shuffle=True, seed=order_seed)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            if len(batch) < self.world_size:
+                batch = np.concatenate([batch, np.resize(order, self.world_size - len(batch))])
+            yield self.collator([self.features[i] for i in batch[self.rank::self.world_size]])
 
 
 def predict(model: LeanBertModel, features: Sequence[Features], collator: Collator, batch_size: int,
-            regression: bool) -> np.ndarray:
-    """(N,) predictions in input order. Rows are batched by length so padding stays small."""
-    order = np.argsort([f.input_ids.shape[0] for f in features], kind="stable")
+            regression: bool, env: DistEnv | None = None) -> np.ndarray:
+    """(N,) predictions in input order. Rows are batched by length so padding stays small. Under torchrun each
+    rank scores every ``world_size``-th row and the logits are gathered, so every rank returns all N."""
+    env = env or DistEnv()
+    mine = np.arange(env.rank, len(features), env.world_size)
+    by_length = np.argsort([features[i].input_ids.shape[0] for i in mine], kind="stable")
     device = next(model.parameters()).device
-    outputs = []
+    outputs = [torch.zeros((0, model.config.num_labels))]
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            batch = collator([features[i] for i in order[start:start + batch_size]]).to(device)
+        for start in range(0, len(by_length), batch_size):
+            rows = mine[by_length[start:start + batch_size]]
+            batch = collator([features[i] for i in rows]).to(device)
             logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids).logits  # (B, C)
-            outputs.append(logits.float().cpu().numpy())
+            outputs.append(logits.float().cpu())
     model.train(was_training)
-    result = predictions_from_logits(np.concatenate(outputs), regression)
-    unsorted = np.empty_like(result)
-    unsorted[order] = result
-    return unsorted
+    sorted_logits = torch.cat(outputs)
+    local = torch.empty_like(sorted_logits)
+    local[torch.from_numpy(by_length)] = sorted_logits  # row j of local is features[mine[j]]
+    logits = np.empty((len(features), local.shape[1]), dtype=np.float32)
+    for rank, part in enumerate(gather_rows(local, env)):
+        logits[rank::env.world_size] = part.cpu().numpy()
+    return predictions_from_logits(logits, regression)
 
 
 def _gold(features: Sequence[Features]) -> np.ndarray:
@@ -113,10 +132,10 @@ class _Runner:
     """One fine-tuning job: holds the encoded data and runs one seed at a time."""
 
     def __init__(self, source: LeanBertModel, source_dir: Path, task: TaskData, config: FinetuneConfig,
-                 from_scratch: bool, progress: bool, log):
+                 from_scratch: bool, progress: bool, env: DistEnv):
         self.source, self.source_dir, self.task, self.config = source, source_dir, task, config
         self.spec = task.spec
-        self.from_scratch, self.progress, self.log = from_scratch, progress, log
+        self.from_scratch, self.progress, self.env = from_scratch, progress, env
         max_len = config.data.max_seq_len
         if max_len > source.config.max_positions:
             raise UserError(f"data.max_seq_len={max_len} exceeds the model's max_positions "
@@ -145,7 +164,7 @@ class _Runner:
 
     def score(self, model: LeanBertModel) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         preds = {split: predict(model, feats, self.collator, self.config.train.eval_batch_size,
-                                self.spec.regression) for split, feats in self.dev.items()}
+                                self.spec.regression, self.env) for split, feats in self.dev.items()}
         metrics = self.spec.compute_metrics({split: (preds[split], self.gold[split]) for split in preds})
         return metrics, preds
 
@@ -165,10 +184,12 @@ class _Runner:
             last["metrics"], last["predictions"] = metrics, preds
             return metrics
 
-        torch.manual_seed(seed)  # dropout masks
-        data = EpochBatches(self.train, train_config.batch_size, self.collator, seed)
-        result = train_loop(objective, data, train_config, run_dir, eval_fn=eval_fn, param_groups=groups,
-                            progress=self.progress)
+        env = self.env
+        torch.manual_seed(seed + 100_003 * env.rank)  # dropout masks: one stream per rank
+        train_config.micro_batch_size(env.world_size)  # refuses a global batch that does not split evenly
+        data = EpochBatches(self.train, train_config.batch_size, self.collator, seed, env.rank, env.world_size)
+        result = train_loop(objective, data, train_config, run_dir, eval_fn=eval_fn, env=env,
+                            param_groups=groups, progress=self.progress)
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a finished fine-tune never resumes
         model = objective.model.cpu().eval()
         curve = [{k: v for k, v in e.items()} for e in result.evaluations]
@@ -176,27 +197,34 @@ class _Runner:
 
 
 def finetune(model: str | Path, task: TaskData, out_dir: str | Path, overrides: list[str] | None = None,
-             from_scratch: bool = False, overwrite: bool = False, progress: bool = True, log=print
-             ) -> FinetuneResult:
+             from_scratch: bool = False, overwrite: bool = False, progress: bool = True, log=print,
+             env: DistEnv | None = None) -> FinetuneResult:
     """Fine-tune MODEL (leanbert dir, pretraining run, or local HF dir) on ``task`` (from ``load_task_data``)
     and write OUT_DIR (see the module docstring). ``from_scratch`` keeps MODEL's architecture and tokenizer
-    but starts from random weights: the no-pretraining baseline."""
+    but starts from random weights: the no-pretraining baseline. Under torchrun (or with ``env``) the ranks
+    share each global batch and the dev scoring; rank 0 alone logs and writes OUT_DIR."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise UserError(f"{out_dir} already exists and is not empty; choose another --out or pass --overwrite")
     spec = task.spec
     config = finetune_config(spec.recipe, overrides)
+    own_env = env is None
+    env = env or init_distributed(config.train.device)
+    if not env.is_main:
+        log, progress = (lambda *_: None), False
     work = Path(tempfile.mkdtemp(prefix=".finetune-", dir=out_dir.parent if out_dir.parent.exists() else None))
     try:
         source_dir = resolve_model_dir(model, work, log=log)
         source = load_source(source_dir)
-        runner = _Runner(source, source_dir, task, config, from_scratch, progress, log)
+        runner = _Runner(source, source_dir, task, config, from_scratch, progress, env)
         steps, _ = config.train.steps(len(runner.train))
         log(f"fine-tuning {source_dir} on {spec.name}: {len(runner.train)} train / "
             + ", ".join(f"{len(v)} {k}" for k, v in runner.dev.items())
             + f" examples, {steps} steps x {len(config.train.seeds)} seed(s)"
+            + (f" on {env.world_size} processes" if env.distributed else "")
             + (" (from scratch)" if from_scratch else ""))
         seeds: list[SeedResult] = []
+        metrics: dict[str, Any] = {}
 
         def fill(tmp: Path) -> None:
             best: SeedResult | None = None
@@ -209,20 +237,27 @@ def finetune(model: str | Path, task: TaskData, out_dir: str | Path, overrides: 
                     + f" ({result.seconds:.0f}s)")
                 if best is None or value > best.metrics[spec.main_metric]:
                     best, best_model = result, trained
+            metrics.update(summarize(spec, config, seeds, best.seed, str(model), from_scratch))
+            if not env.is_main:
+                return
             task_meta = {"name": spec.name, "labels": list(spec.labels) if spec.labels else None,
                          "regression": spec.regression, "text_columns": [str(c) for c in spec.text_columns],
                          "max_seq_len": config.data.max_seq_len}
             save_model(best_model, tmp / "model", tokenizer_dir=source_dir, extra={"task": task_meta})
-            metrics = summarize(spec, config, seeds, best.seed, str(model), from_scratch)
             write_json_atomically(tmp / "metrics.json", metrics)
             write_predictions(tmp / "predictions.tsv", spec, best.predictions,
                               {s: runner.gold[s] for s in best.predictions})
 
-        write_dir_atomically(out_dir, fill)
+        if env.is_main:
+            write_dir_atomically(out_dir, fill)
+        else:
+            fill(work / f"rank-{env.rank}")  # training only; its run logs and checkpoints stay on rank 0
+        barrier(env)  # OUT_DIR is complete before any rank returns
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
-    return FinetuneResult(out_dir, metrics, seeds)
+        if own_env:
+            shutdown(env)
+    return FinetuneResult(out_dir, json.loads(json.dumps(metrics)), seeds, env.is_main)
 
 
 def summarize(spec: TaskSpec, config: FinetuneConfig, seeds: list[SeedResult], model_seed: int,

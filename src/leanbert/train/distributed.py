@@ -118,6 +118,22 @@ def gather_objects(obj: Any, env: DistEnv) -> list[Any]:
     return out
 
 
+def gather_rows(rows: torch.Tensor, env: DistEnv) -> list[torch.Tensor]:
+    """Every rank's ``rows`` (first dimensions may differ, the rest must match), in rank order, on every rank."""
+    if not env.distributed:
+        return [rows]
+    device = env.device if env.device.type == "cuda" else torch.device("cpu")
+    rows = rows.to(device)
+    counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(env.world_size)]
+    dist.all_gather(counts, torch.tensor([rows.shape[0]], device=device))
+    longest = max(int(c.item()) for c in counts)
+    padded = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=device)
+    padded[: rows.shape[0]] = rows
+    parts = [torch.empty_like(padded) for _ in range(env.world_size)]
+    dist.all_gather(parts, padded)
+    return [part[: int(c.item())] for part, c in zip(parts, counts)]
+
+
 def barrier(env: DistEnv) -> None:
     if env.distributed:
         dist.barrier()
