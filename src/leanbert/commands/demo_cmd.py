@@ -37,7 +37,8 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     parser.add_argument("--out", default="leanbert-demo", metavar="DIR", help="output directory (leanbert-demo)")
     parser.add_argument("--minutes", type=float, default=6.0, metavar="N",
-                        help="pretraining budget in minutes (6); more gives a stronger pretrained model")
+                        help="pretraining budget in minutes (6); on 2 CPU cores even 20 do not yet "
+                             "make pretraining beat training from scratch (see the README)")
     parser.add_argument("--seeds", type=int, default=2, metavar="K",
                         help="fine-tuning runs per model, with seeds 0..K-1 (2); the table shows their mean")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
