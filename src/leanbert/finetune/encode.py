@@ -196,12 +196,19 @@ class Collator:
 
 
 def iterate_batches(features: Sequence[Features], batch_size: int, collator: Collator, shuffle: bool = False,
-                    seed: int = 0, drop_last: bool = False) -> Iterator[Batch]:
+                    seed: int = 0, drop_last: bool = False, rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
     """Batches in file order, or in a seeded random order (a fresh permutation per ``seed``; pass
-    ``seed + epoch`` for a new order every epoch)."""
+    ``seed + epoch`` for a new order every epoch).
+
+    Under torchrun (``world_size`` > 1) every rank walks the same batches of ``batch_size`` examples and collates
+    its ``rank::world_size`` share, so that together the ranks see what one process would. A last batch smaller
+    than the world size is topped up from the start of the order, so that no rank gets an empty batch."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     order = np.random.default_rng(seed).permutation(len(features)) if shuffle else np.arange(len(features))
     stop = len(order) - (len(order) % batch_size if drop_last else 0)
     for start in range(0, stop, batch_size):
-        yield collator([features[i] for i in order[start:start + batch_size]])
+        rows = order[start:start + batch_size]
+        if len(rows) < world_size:
+            rows = np.concatenate([rows, np.resize(order, world_size - len(rows))])
+        yield collator([features[i] for i in rows[rank::world_size]])

@@ -33,7 +33,7 @@ import torch
 from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.errors import UserError
 from leanbert.finetune.config import FinetuneConfig, finetune_config, to_train_config
-from leanbert.finetune.encode import Collator, Features, PairEncoder
+from leanbert.finetune.encode import Collator, Features, PairEncoder, iterate_batches
 from leanbert.finetune.layer_decay import layer_lr_scales
 from leanbert.finetune.metrics import aggregate_seeds, predictions_from_logits
 from leanbert.finetune.objective import SequenceClassification
@@ -64,11 +64,8 @@ class FinetuneResult:
 
 
 class EpochBatches:
-    """The training set as an iterable the loop re-iterates each epoch, in a new seeded order every time.
-
-    Under torchrun every rank draws the same global batches of ``batch_size`` examples and keeps every
-    ``world_size``-th one from its ``rank`` on, so the global batch is what one process would see. A last batch
-    smaller than the world size is topped up from the epoch's start, so that no rank has an empty batch."""
+    """The training set as an iterable the loop re-iterates each epoch, in a new seeded order every time; under
+    torchrun each rank takes its share of every global batch (``iterate_batches``)."""
 
     def __init__(self, features: Sequence[Features], batch_size: int, collator: Collator, seed: int,
                  rank: int = 0, world_size: int = 1):
@@ -77,13 +74,10 @@ class EpochBatches:
         self.epoch = 0
 
     def __iter__(self) -> Iterator:
-        order = np.random.default_rng(self.seed * 100_003 + self.epoch).permutation(len(self.features))
+        order_seed = self.seed * 100_003 + self.epoch
         self.epoch += 1
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            if len(batch) < self.world_size:
-                batch = np.concatenate([batch, np.resize(order, self.world_size - len(batch))])
-            yield self.collator([self.features[i] for i in batch[self.rank::self.world_size]])
+        return iterate_batches(self.features, self.batch_size, self.collator, shuffle=True, seed=order_seed,
+                               rank=self.rank, world_size=self.world_size)
 
 
 def predict(model: LeanBertModel, features: Sequence[Features], collator: Collator, batch_size: int,

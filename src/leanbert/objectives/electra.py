@@ -4,7 +4,8 @@ A small generator (an MLM, same depth, a fraction of the width) fills the masked
 sampled from softmax(logits / temperature), with no gradient through the sample; the discriminator labels
 every non-pad token of the result "original" or "replaced". A sample equal to the original token is
 "original". The samples are drawn by inverse CDF in the MLM loss's pass over the logits (``vocab_softmax``):
-the same distribution as the reference code's Gumbel-max, with one random number per position instead of V. Loss = mlm_weight * MLM_gen + rtd_weight * RTD (paper: 1 and 50).
+the same distribution as the reference code's Gumbel-max, with one random number per position instead of V.
+Loss = mlm_weight * MLM_gen + rtd_weight * RTD (paper: 1 and 50).
 
 The two networks share the token, position and token-type embeddings and the embedding LayerNorm: the same
 ``nn.Parameter`` objects, so both losses update them. When E != H each network keeps its own E -> H
