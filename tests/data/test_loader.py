@@ -204,6 +204,22 @@ def test_tokenizer_mismatch_is_refused(dataset_dir, unigram_dir):
         build_loader(DataConfig(path=str(dataset_dir), tokenizer=str(unigram_dir)))
 
 
+@pytest.mark.parametrize("pairs", ["none", "sop"])
+def test_masking_none_yields_the_uncorrupted_sequences_without_labels(dataset_dir, pairs):
+    plain = take(loader(dataset_dir, seq_len=64, pairs=pairs, masking="none"), 3)
+    masked = take(loader(dataset_dir, seq_len=64, pairs=pairs, masking="bert", whole_word=True), 3)
+    for p, m in zip(plain, masked):
+        assert p.labels is None
+        target = m.labels != IGNORE_INDEX
+        assert target.any() and (m.input_ids[target] != m.labels[target]).any()  # bert really corrupted
+        original = torch.where(target, m.labels, m.input_ids)  # (B, T) bert's sequences before corruption
+        assert torch.equal(p.input_ids, original)
+        assert torch.equal(p.attention_mask, m.attention_mask) and torch.equal(p.token_type_ids, m.token_type_ids)
+        assert (p.sentence_labels is None) == (pairs == "none")
+        if pairs != "none":
+            assert torch.equal(p.sentence_labels, m.sentence_labels)
+
+
 def test_config_validation():
     config = from_dict(DataConfig, {"path": "x", "seq_len": 512, "masking": "electra", "ngram": 3,
                                     "pairs": "sop", "max_predictions": 20})

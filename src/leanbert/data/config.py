@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from leanbert.config import ConfigError, check_choice, check_integer, check_probability
 
-MASKING_MODES = ("bert", "electra")
+MASKING_MODES = ("bert", "electra", "none")
 PAIR_MODES = ("none", "sop", "nsp")
 
 
@@ -22,7 +22,10 @@ class DataConfig:
                      Either way its fingerprint must match the one the dataset was prepared with.
     seq_len:         tokens per instance, [CLS]/[SEP] included.
     mask_prob:       fraction of maskable tokens chosen as MLM targets (BERT: 0.15).
-    masking:         "bert" (80% [MASK] / 10% random / 10% unchanged) or "electra" (85% [MASK] / 15% unchanged).
+    masking:         "bert" (80% [MASK] / 10% random / 10% unchanged), "electra" (85% [MASK] / 15% unchanged),
+                     or "none": plain sequences without MLM targets (``Batch.labels`` is None), e.g. for
+                     distillation on raw text; ``mask_prob``, ``whole_word``, ``ngram`` and ``max_predictions``
+                     are then unused.
     whole_word:      choose whole words (all pieces of a word together) instead of single pieces.
     ngram:           ALBERT n-gram masking: spans of 1..ngram whole words, p(n) proportional to 1/n; 1 = off.
     max_predictions: cap on MLM targets per instance (BERT: 20 at seq_len 128); 0 = no cap.

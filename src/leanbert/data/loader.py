@@ -23,7 +23,7 @@ shuffle=None, loop=None, drop_last=None, prefetch=2)``:
   do not wrap the stream in a multi-worker DataLoader (the saved position would be wrong). Call
   ``load_state_dict`` before starting to iterate; a new ``iter(loader)`` starts at the saved position.
 * Every batch has shape (batch_size, seq_len) (padding to seq_len); ``labels`` is IGNORE_INDEX (-100) except
-  at MLM targets; ``sentence_labels`` is set only with ``config.pairs`` sop/nsp (0 = in order / real next,
+  at MLM targets (``labels`` is None with ``config.masking == "none"``: uncorrupted sequences, no targets); ``sentence_labels`` is set only with ``config.pairs`` sop/nsp (0 = in order / real next,
   1 = swapped / random); ``token_type_ids`` is 0 for [CLS] A [SEP] and 1 for B [SEP].
 * Deterministic given (seed, epoch, rank, world_size): rank r of W reads instances r, r+W, r+2W, ... of the
   epoch's permutation, so ranks are disjoint and every rank has the same number of batches per epoch.
@@ -82,7 +82,8 @@ class PretrainStream(IterableDataset):
         else:
             self.plan = PairPlan(self.shards, config.seq_len, config.short_seq_prob,
                                  np.random.default_rng([seed, _PLAN_STREAM]))
-        self.masker = Masker.from_config(config, tokenizer)
+        # masking "none": the packed sequences as they are, no MLM targets (distillation on raw text)
+        self.masker = None if config.masking == "none" else Masker.from_config(config, tokenizer)
         self.per_rank = len(self.plan) // world_size
         if drop_last:
             self.batches_per_epoch = self.per_rank // batch_size
@@ -157,13 +158,15 @@ class PretrainStream(IterableDataset):
             lengths[row] = n
             sentence.append(label)
         attention = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int64)  # (B, T)
-        maskable = ~t.is_special[ids]  # (B, T) padding and specials are never masked
-        inputs, labels = self.masker.mask_batch(ids, maskable, rng)
+        labels = None
+        if self.masker is not None:  # masking draws come after the instances': "none" sees the same sequences
+            maskable = ~t.is_special[ids]  # (B, T) padding and specials are never masked
+            ids, labels = self.masker.mask_batch(ids, maskable, rng)
         return Batch(
-            input_ids=torch.from_numpy(inputs),  # (B, T)
+            input_ids=torch.from_numpy(ids),  # (B, T)
             attention_mask=torch.from_numpy(attention),  # (B, T)
             token_type_ids=torch.from_numpy(types),  # (B, T)
-            labels=torch.from_numpy(labels),  # (B, T)
+            labels=None if labels is None else torch.from_numpy(labels),  # (B, T)
             sentence_labels=None if self.config.pairs == "none" else torch.tensor(sentence),  # (B,)
         )
 

@@ -8,6 +8,7 @@
   Spans never cross a non-maskable token ([SEP]).
 * Replacement: "bert" 80% [MASK] / 10% random token / 10% unchanged; "electra" 85% [MASK] / 15% unchanged
   (Clark et al. 2020). Decided per token, or per span for n-gram masking (as ALBERT does).
+* ``data.masking: none`` has no Masker: the loader leaves the sequences uncorrupted and sets no labels.
 
 The number of targets is ``round(mask_prob * maskable)`` (at least 1), capped at ``max_predictions`` when > 0.
 Special tokens and padding are never maskable and never drawn as random replacements.
@@ -35,6 +36,8 @@ class Masker:
 
     @classmethod
     def from_config(cls, config, tokenizer) -> Masker:
+        if config.masking not in ("bert", "electra"):
+            raise ValueError(f"no Masker for data.masking={config.masking!r} (only 'bert' and 'electra' corrupt)")
         return cls(mask_prob=config.mask_prob, masking=config.masking, whole_word=config.whole_word,
                    ngram=config.ngram, max_predictions=config.max_predictions, mask_id=tokenizer.mask_id,
                    word_start=tokenizer.word_start, replace_pool=np.flatnonzero(~tokenizer.is_special))
