@@ -3,7 +3,9 @@ library functions. A verb module exposes ``add_parser(subparsers)`` which regist
 ``func(args) -> int``.
 
 Errors a user can fix (bad config, bad file) are raised as ``UserError`` (or ``ConfigError``) and printed as
-one line on stderr with exit status 2; they never end in a traceback.
+one line on stderr with exit status 2; they never end in a traceback. An ``OSError`` that reaches this level
+(permissions, a busy directory, a full disk) is reported the same way, naming the path and the errno's meaning:
+this is the one place that mapping happens.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 
 from leanbert.config import ConfigError
 from leanbert.errors import UserError
+from leanbert.paths import describe_os_error
 
 # Order here is the order in `leanbert --help`.
 VERBS = ("demo", "params", "tokenizer", "prepare", "pretrain", "finetune", "export", "import")
@@ -22,8 +25,8 @@ VERBS = ("demo", "params", "tokenizer", "prepare", "pretrain", "finetune", "expo
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leanbert",
-        description="Pretrain, compress and fine-tune compact BERT-family encoders "
-                    "(BERT, ALBERT, ELECTRA, TUPE, TNF, MC-BERT, TinyBERT).",
+        description="Pretrain and fine-tune compact BERT-family encoders (BERT, ALBERT, ELECTRA) and "
+                    "exchange them with Hugging Face transformers.",
         epilog="Run `leanbert VERB --help` for each verb's options and examples.",
     )
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -36,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.add_parser(subparsers)
     return parser
+
+
+def one_line(message: str) -> str:
+    """Errors are one line on stderr (a message quoting a file's content may carry newlines)."""
+    return " ".join(message.split("\n"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (UserError, ConfigError) as err:
-        print(f"leanbert {args.verb}: error: {err}", file=sys.stderr)
+        print(f"leanbert {args.verb}: error: {one_line(str(err))}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"leanbert {args.verb}: error: {one_line(describe_os_error(err))}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"leanbert {args.verb}: error: out of memory; use a smaller model, batch or vocabulary",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"leanbert {args.verb}: interrupted", file=sys.stderr)

@@ -7,19 +7,19 @@ reports truncated, corrupted or mismatched files by name.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.config import ConfigError, ModelConfig, from_dict, to_dict
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel
+from leanbert.paths import regular_file_inside
+from leanbert.safe_io import read_json_object, read_safetensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -30,15 +30,59 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 def copy_tokenizer_files(src: str | Path | None, dst: Path) -> list[str]:
-    """Copy the tokenizer files that exist in ``src`` into ``dst``; returns their names."""
+    """Copy the tokenizer files that exist in ``src`` into ``dst``; returns their names. Only regular files
+    inside ``src`` are copied: a symlink out of it (``tokenizer.json -> /etc/passwd``) is refused."""
     if src is None:
         return []
     copied = []
     for name in TOKENIZER_FILES:
-        if (Path(src) / name).is_file():
-            shutil.copyfile(Path(src) / name, dst / name)
+        path = regular_file_inside(src, name)
+        if path is not None:
+            shutil.copyfile(path, dst / name)
             copied.append(name)
     return copied
+
+
+def tokenizer_fingerprint(directory: str | Path) -> str | None:
+    """Fingerprint of ``directory/tokenizer.json`` (as prepared datasets record it), None without one."""
+    from leanbert.data.tokenizer import fingerprint_file
+
+    path = regular_file_inside(directory, "tokenizer.json")
+    return None if path is None else fingerprint_file(path)
+
+
+def tokenizer_vocab_size(directory: str | Path) -> int | None:
+    """Token count of the tokenizer in ``directory`` (tokenizer.json, else vocab.txt), None when unknown."""
+    path = regular_file_inside(directory, "tokenizer.json")
+    if path is not None:
+        from tokenizers import Tokenizer
+
+        try:
+            return Tokenizer.from_file(str(path)).get_vocab_size(with_added_tokens=True)
+        except Exception as err:  # noqa: BLE001 - the Rust loader raises a bare Exception on bad JSON
+            raise UserError(f"{path}: not a valid tokenizers JSON file ({err})") from None
+    path = regular_file_inside(directory, "vocab.txt")
+    if path is not None:
+        with open(path, "rb") as f:
+            return sum(1 for _ in f)
+    return None
+
+
+def check_tokenizer(model_dir: str | Path, config: ModelConfig, meta: dict[str, Any]) -> None:
+    """Refuse tokenizer files that do not belong to the model: more tokens than its vocabulary (ids past the
+    embedding table), or a tokenizer.json whose fingerprint differs from the one recorded when it was saved
+    (a foreign tokenizer that fits the vocabulary would silently encode text as the wrong ids)."""
+    size = tokenizer_vocab_size(model_dir)
+    if size is not None and size > config.vocab_size:
+        raise UserError(f"{model_dir}: the tokenizer has {size} tokens but the model's vocab_size is "
+                        f"{config.vocab_size}; the tokenizer does not belong to this model")
+    recorded = meta.get("tokenizer", {}).get("fingerprint") if isinstance(meta.get("tokenizer"), dict) else None
+    if recorded is not None:
+        found = tokenizer_fingerprint(model_dir)
+        if found is not None and found != recorded:
+            raise UserError(f"{Path(model_dir) / 'tokenizer.json'}: fingerprint {found[:12]} differs from the "
+                            f"{recorded[:12]} the model was saved with; the tokenizer was replaced by a "
+                            "foreign one (restore the model's own tokenizer files)")
 
 
 def save_model(model: LeanBertModel, out_dir: str | Path, tokenizer_dir: str | Path | None = None,
@@ -50,6 +94,9 @@ def save_model(model: LeanBertModel, out_dir: str | Path, tokenizer_dir: str | P
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
         copy_tokenizer_files(tokenizer_dir, tmp)
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": to_dict(model.config)}
+        fingerprint = tokenizer_fingerprint(tmp)
+        if fingerprint is not None:  # load_model refuses a tokenizer.json swapped for a foreign one
+            meta["tokenizer"] = {"fingerprint": fingerprint}
         if extra:
             meta.update(extra)
         write_json_atomically(tmp / CONFIG_NAME, meta)
@@ -62,20 +109,17 @@ def read_model_config(model_dir: str | Path) -> tuple[ModelConfig, dict[str, Any
     path = Path(model_dir) / CONFIG_NAME
     if not Path(model_dir).is_dir():
         raise UserError(f"{model_dir}: not a directory (expected a leanbert model directory)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: missing (a leanbert model directory holds {CONFIG_NAME} and "
-                        f"{WEIGHTS_NAME})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err}); the file is truncated or corrupted") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        hint = " (it looks like a Hugging Face model: use `leanbert import`)" if isinstance(meta, dict) and \
-            "model_type" in meta else ""
+                        f"{WEIGHTS_NAME})")
+    meta = read_json_object(path, "a leanbert model config")
+    if meta.get("format") != FORMAT:
+        hint = " (it looks like a Hugging Face model: use `leanbert import`)" if "model_type" in meta else ""
         raise UserError(f"{path}: not a leanbert model config (expected \"format\": \"{FORMAT}\"){hint}")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise UserError(f"{path}: format_version {meta['format_version']} is newer than this leanbert "
-                        f"understands ({FORMAT_VERSION}); upgrade leanbert")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+        raise UserError(f"{path}: format_version {version!r} is not one this leanbert understands "
+                        f"(<= {FORMAT_VERSION}); upgrade leanbert")
     try:
         config = from_dict(ModelConfig, meta.get("model", {}), prefix="model.")
     except ConfigError as err:
@@ -85,13 +129,9 @@ def read_model_config(model_dir: str | Path) -> tuple[ModelConfig, dict[str, Any
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file with an error naming the file when it is missing, truncated or corrupt."""
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: missing")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise UserError(f"{path}: cannot read safetensors weights ({err}); the file is truncated or "
-                        f"corrupted") from None
+    return read_safetensors(path)
 
 
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
@@ -110,12 +150,17 @@ def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], so
         if tensor.shape != expected[name].shape:
             raise UserError(f"{source}: tensor {name!r} has shape {tuple(tensor.shape)}, config.json implies "
                             f"{tuple(expected[name].shape)}")
+        if tensor.dtype.is_floating_point != expected[name].dtype.is_floating_point:
+            # load_state_dict would cast silently (int64 ids -> float weights or back): refuse instead
+            raise UserError(f"{source}: tensor {name!r} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
+                            f"the model expects {str(expected[name].dtype).removeprefix('torch.')}")
     model.load_state_dict(state, strict=True)
 
 
 def load_model(model_dir: str | Path, map_location: str | torch.device = "cpu") -> LeanBertModel:
     """Load a leanbert model directory (heads included) in eval mode."""
-    config, _ = read_model_config(model_dir)
+    config, meta = read_model_config(model_dir)
+    check_tokenizer(model_dir, config, meta)
     model = LeanBertModel(config)
     path = Path(model_dir) / WEIGHTS_NAME
     load_state_strict(model, read_weights(path), path)
