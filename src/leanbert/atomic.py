@@ -1,23 +1,93 @@
 """Atomic writes: a file or directory appears complete or not at all (temp sibling, then ``os.replace``).
 
+Temporary siblings are named ``.NAME.tmp-PID.HOST-XXXX`` (``old`` / ``work`` for the other kinds) so a later
+run into the same parent can delete the ones a killed process left behind, and only those: the owner's pid
+must be dead on this host. What is published gets the permissions a plain ``mkdir`` would give under the
+current umask (``mkdtemp`` makes directories 0700).
+
 Kept free of torch so the data commands can use it without importing torch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+TEMP_KINDS = ("tmp", "old", "work")
+_TEMP_NAME = re.compile(
+    r"^\.(?P<label>.+)\.(?P<kind>tmp|old|work)-(?P<pid>\d+)\.(?P<host>[0-9a-f]{8})-[^/]+$")
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this machine: a pid is only meaningful on the host that issued it."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
+def current_umask() -> int:
+    """The process umask (there is no read-only call: set it and put it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this host (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
+def make_temp_dir(parent: str | Path, label: str, kind: str = "tmp") -> Path:
+    """A new private directory ``parent/.LABEL.KIND-PID.HOST-XXXX`` (``clean_stale_temp_dirs`` knows it)."""
+    if kind not in TEMP_KINDS:
+        raise ValueError(f"temp dir kind {kind!r} is not one of {TEMP_KINDS}")
+    return Path(tempfile.mkdtemp(prefix=f".{label}.{kind}-{os.getpid()}.{_host_tag()}-", dir=parent))
+
+
+def clean_stale_temp_dirs(parent: str | Path) -> list[Path]:
+    """Delete the temporary siblings in ``parent`` whose creating process is dead; returns what was removed.
+
+    Only names made by ``make_temp_dir`` count, and only those from this host: another machine's pids
+    (a shared file system) and live processes are left alone.
+    """
+    parent = Path(parent)
+    removed = []
+    host = _host_tag()
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if not match or match["host"] != host or pid_alive(int(match["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def publish_permissions(directory: Path) -> None:
+    """Give a ``mkdtemp`` directory the mode a plain ``mkdir`` would have (0777 minus the umask)."""
+    os.chmod(directory, 0o777 & ~current_umask())
+
 
 def replace_dir(tmp: Path, out_dir: Path) -> None:
     """Move the finished directory ``tmp`` to ``out_dir``, replacing an existing one only at the very end."""
     if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        old = make_temp_dir(out_dir.parent, out_dir.name, "old")
         os.replace(out_dir, old / "dir")
         os.replace(tmp, out_dir)
         shutil.rmtree(old, ignore_errors=True)
@@ -29,11 +99,14 @@ def write_dir_atomically(out_dir: str | Path, fill: Callable[[Path], None]) -> P
     """Create ``out_dir`` by calling ``fill(tmp_dir)`` on a temporary sibling and renaming it into place.
 
     An existing ``out_dir`` is replaced only after ``fill`` succeeded; on failure nothing is left behind.
+    Callers decide beforehand whether replacing is allowed (``leanbert.outdir.check_out_dir``).
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    clean_stale_temp_dirs(out_dir.parent)
+    tmp = make_temp_dir(out_dir.parent, out_dir.name)
     try:
+        publish_permissions(tmp)
         fill(tmp)
         replace_dir(tmp, out_dir)
     except BaseException:

@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
                         help="lines longer than this are skipped (16 MiB)")
     parser.add_argument("--shard-tokens", type=int, default=1 << 27, metavar="N",
                         help="start a new shard after this many tokens (134M)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset at DATA_DIR")
+    parser.add_argument("--overwrite", action="store_true", help="replace a dataset that an earlier `leanbert prepare` wrote at DATA_DIR")
     parser.add_argument("--no-word-cache", action="store_true",
                         help="encode every line with the tokenizer (slower; same output)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

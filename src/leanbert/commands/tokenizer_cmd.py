@@ -35,6 +35,8 @@ def add_parser(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     train.add_argument("inputs", nargs="+", metavar="INPUT", help="corpus files, directories or globs")
     train.add_argument("--out", required=True, metavar="DIR", help="output tokenizer directory")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a tokenizer directory that an earlier `leanbert tokenizer train` wrote")
     train.add_argument("--kind", choices=KINDS, default="wordpiece",
                        help="wordpiece (BERT/ELECTRA, default) or unigram (ALBERT)")
     train.add_argument("--vocab-size", type=int, default=30000, metavar="N", help="vocabulary size (30000)")
@@ -56,7 +58,7 @@ def run_train(args) -> int:
     info = train_tokenizer(args.inputs, args.out, kind=args.kind, vocab_size=args.vocab_size,
                            lowercase=args.lowercase, min_frequency=args.min_frequency,
                            text_field=args.text_field, max_line_bytes=args.max_line_bytes, stats=stats,
-                           max_lines=args.max_lines)
+                           max_lines=args.max_lines, overwrite=args.overwrite)
     skipped = f", skipped {stats.total} bad input(s)" if stats.total else ""
     print(f"{info.kind} tokenizer with {info.vocab_size} tokens -> {args.out} "
           f"(fingerprint {info.fingerprint[:12]}, {time.perf_counter() - start:.1f}s{skipped})")

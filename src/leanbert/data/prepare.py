@@ -15,23 +15,21 @@ validation split is a hash of the global document index, and the manifest holds 
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from leanbert.atomic import replace_dir
 from leanbert.data.encode import LineEncoder
 from leanbert.data.shards import FORMAT, FORMAT_VERSION, SPLITS, ShardWriter, token_dtype
 from leanbert.data.sources import DEFAULT_MAX_LINE_BYTES, SkipStats, expand_inputs, iter_file_lines
 from leanbert.data.tokenizer import load_tokenizer
 from leanbert.errors import UserError
+from leanbert.outdir import check_out_dir, publish_dir
 
 _QUEUE_BATCHES = 3
 
@@ -123,18 +121,10 @@ def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str |
     """
     if not 0.0 <= valid_fraction < 1.0:
         raise UserError(f"--valid-fraction {valid_fraction} must be in [0, 1)")
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        if not overwrite:
-            raise UserError(f"{out_dir} already exists; pass --overwrite to replace it")
-        if not (out_dir / "manifest.json").is_file() and any(out_dir.iterdir()):
-            raise UserError(f"{out_dir} exists and is not a prepared dataset; refusing to replace it")
     info = load_tokenizer(tokenizer_dir)
+    out_dir = check_out_dir(out_dir, "prepare", [*inputs, tokenizer_dir], overwrite)  # before the long work
     files = expand_inputs(inputs)
     dtype = token_dtype(info.vocab_size)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the dataset should not be
     bar = tqdm(unit="tok", unit_scale=True, desc="prepare", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     stats = SkipStats(report=lambda message: tqdm.write(f"warning: {message}", file=sys.stderr))
@@ -142,7 +132,9 @@ def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str |
     stop = threading.Event()
     thread = threading.Thread(target=_reader, daemon=True, name="prepare-reader",
                               args=(files, stats, text_field, max_line_bytes, batch_chars, batches, stop))
-    try:
+    manifest: dict = {}
+
+    def fill(tmp: Path) -> None:
         encoder = LineEncoder(info, word_cache=word_cache)
         writers = {name: _SplitWriter(tmp / name, dtype, shard_tokens) for name in SPLITS}
         sources = [{"path": str(p), "bytes": p.stat().st_size, "docs": 0, "lines": 0, "tokens": 0} for p in files]
@@ -191,7 +183,7 @@ def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str |
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             if (info.path / name).is_file():
                 shutil.copyfile(info.path / name, tmp / "tokenizer" / name)
-        manifest = {
+        manifest.update({
             "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype.str,
             "tokenizer": {"fingerprint": info.fingerprint, "kind": info.kind, "vocab_size": info.vocab_size,
                           "source": str(tokenizer_dir)},
@@ -200,9 +192,11 @@ def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str |
             "num_docs": sum(s["num_docs"] for s in splits.values()),
             "splits": splits, "sources": sources,
             "skipped": dict(stats.counts), "skipped_messages": stats.messages,
-        }
+        })
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        replace_dir(tmp, out_dir)
+
+    try:
+        publish_dir(out_dir, "prepare", fill, inputs=[*inputs, *files, tokenizer_dir], overwrite=overwrite)
         return manifest
     except BaseException:
         stop.set()
@@ -212,5 +206,4 @@ def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str |
             except queue.Empty:
                 pass
         bar.close()
-        shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -18,19 +18,16 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from leanbert.atomic import replace_dir
 from leanbert.data.sources import DEFAULT_MAX_LINE_BYTES, SkipStats, expand_inputs, iter_corpus_lines
 from leanbert.errors import UserError
+from leanbert.outdir import check_out_dir, publish_dir
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _ROLES = ("pad", "unk", "cls", "sep", "mask")
@@ -193,33 +190,34 @@ def _batches(lines: Iterator[tuple[bool, str]], size: int = 1000) -> Iterator[li
         yield batch
 
 
+def write_tokenizer_files(tokenizer: Tokenizer, directory: Path, model_max_length: int = 512,
+                          lowercase: bool | None = None) -> None:
+    """tokenizer.json + the transformers config files, into an existing ``directory``."""
+    tokenizer.save(str(directory / "tokenizer.json"))
+    special = dict(zip((f"{r}_token" for r in _ROLES), SPECIAL_TOKENS))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", **special, "model_max_length": model_max_length,
+              "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
+              "clean_up_tokenization_spaces": False}
+    if lowercase is not None:
+        config["do_lower_case"] = lowercase
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    (directory / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n", encoding="utf-8")
+
+
 def save_tokenizer(tokenizer: Tokenizer, out_dir: str | Path, model_max_length: int = 512,
-                   lowercase: bool | None = None) -> None:
-    """Write tokenizer.json + the transformers config files into ``out_dir`` atomically (temp dir, rename)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the tokenizer should not be
-    try:
-        tokenizer.save(str(tmp / "tokenizer.json"))
-        special = dict(zip((f"{r}_token" for r in _ROLES), SPECIAL_TOKENS))
-        config = {"tokenizer_class": "PreTrainedTokenizerFast", **special, "model_max_length": model_max_length,
-                  "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
-                  "clean_up_tokenization_spaces": False}
-        if lowercase is not None:
-            config["do_lower_case"] = lowercase
-        (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        (tmp / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n", encoding="utf-8")
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                   lowercase: bool | None = None, inputs: Iterable[str | Path] = (),
+                   overwrite: bool = False) -> None:
+    """Write the tokenizer directory atomically under the output-directory policy (``leanbert.outdir``)."""
+    def fill(tmp: Path) -> None:
+        write_tokenizer_files(tokenizer, tmp, model_max_length, lowercase)
+
+    publish_dir(out_dir, "tokenizer", fill, inputs=inputs, overwrite=overwrite)
 
 
 def train_tokenizer(inputs: list[str], out_dir: str | Path, kind: str = "wordpiece", vocab_size: int = 30000,
                     lowercase: bool = False, min_frequency: int = 2, text_field: str = "text",
                     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, stats: SkipStats | None = None,
-                    max_lines: int = 0) -> TokenizerInfo:
+                    max_lines: int = 0, overwrite: bool = False) -> TokenizerInfo:
     """Train a tokenizer on corpus files (streamed line by line, never read whole) and save it to ``out_dir``.
 
     ``max_lines`` > 0 trains on the first that many lines only (like SentencePiece's input_sentence_size; the
@@ -229,6 +227,7 @@ def train_tokenizer(inputs: list[str], out_dir: str | Path, kind: str = "wordpie
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise UserError(f"--vocab-size {vocab_size} is too small (at least {len(SPECIAL_TOKENS) + 1})")
     files = expand_inputs(inputs)
+    check_out_dir(out_dir, "tokenizer", [*inputs, *files], overwrite)  # before the long training, not after
     stats = stats if stats is not None else SkipStats()
     tokenizer, trainer = _new_tokenizer(kind, vocab_size, lowercase, min_frequency)
     lines = iter_corpus_lines(files, stats, text_field=text_field, max_line_bytes=max_line_bytes)
@@ -252,5 +251,5 @@ def train_tokenizer(inputs: list[str], out_dir: str | Path, kind: str = "wordpie
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
-    save_tokenizer(tokenizer, out_dir, lowercase=lowercase)
+    save_tokenizer(tokenizer, out_dir, lowercase=lowercase, inputs=[*inputs, *files], overwrite=overwrite)
     return load_tokenizer(out_dir)

@@ -1,0 +1,119 @@
+"""The one output-directory policy of every command that writes a directory (never lose a user's work).
+
+* ``--out`` may be new or an empty directory. An existing non-empty one is refused unless ``--overwrite``,
+  and ``--overwrite`` only replaces a directory that the same command wrote before: each output carries a
+  marker file (``MARKER``) naming the command that wrote it.
+* Never replaced, with or without ``--overwrite``: a file, an input, a parent or child of an input, the
+  current directory or one of its parents.
+* The output is built in a temporary sibling and renamed into place (``atomic.write_dir_atomically``), with
+  the marker written inside, so it appears complete with its marker or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from leanbert.atomic import write_dir_atomically
+from leanbert.errors import UserError
+
+MARKER = ".leanbert-output.json"
+
+# kind (the command) -> what its output is called in messages
+KINDS = {
+    "tokenizer": "a tokenizer directory",
+    "prepare": "a prepared dataset",
+    "pretrain": "a pretraining run",
+    "finetune": "a fine-tuning output",
+    "export": "a Hugging Face export",
+    "import": "an imported model directory",
+    "demo": "a demo output",
+}
+
+
+def read_marker(directory: str | Path) -> str | None:
+    """The kind recorded in ``directory``'s marker, or None when there is no readable marker."""
+    try:
+        data = json.loads((Path(directory) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if kind in KINDS else None
+
+
+def write_marker(directory: str | Path, kind: str) -> None:
+    """Record in ``directory`` that the ``kind`` command wrote it (deterministic bytes: no time, no host)."""
+    _check_kind(kind)
+    text = json.dumps({"written_by": f"leanbert {kind}", "kind": kind}) + "\n"
+    (Path(directory) / MARKER).write_text(text, encoding="utf-8")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown output kind {kind!r}; add it to leanbert.outdir.KINDS")
+
+
+def _is_within(path: Path, ancestor: Path) -> bool:
+    return path == ancestor or ancestor in path.parents
+
+
+def _existing_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Inputs that name something on disk, resolved (globs and missing paths are the readers' business)."""
+    found = []
+    for item in inputs:
+        if item is None:
+            continue
+        path = Path(item)
+        if path.exists():
+            found.append(path.resolve())
+    return found
+
+
+def check_out_dir(out_dir: str | Path, kind: str, inputs: Iterable[str | Path] = (),
+                  overwrite: bool = False, flag: str = "--out") -> Path:
+    """Refuse an ``out_dir`` that the ``kind`` command may not write (see the module docstring).
+
+    ``inputs``: every file or directory the command reads. Returns ``out_dir`` as a Path. Raises
+    ``UserError`` naming ``out_dir`` and what to do.
+    """
+    _check_kind(kind)
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise UserError(f"{flag} {out_dir} exists and is not a directory; choose a new directory")
+    target = out_dir.resolve()
+    cwd = Path.cwd().resolve()
+    if _is_within(cwd, target):
+        raise UserError(f"{flag} {out_dir} is the current directory or one of its parents; choose a new "
+                        f"directory")
+    for source in _existing_inputs(inputs):
+        if _is_within(target, source):
+            raise UserError(f"{flag} {out_dir} is the input {source} or inside it; choose a directory "
+                            f"outside the inputs")
+        if _is_within(source, target):
+            raise UserError(f"{flag} {out_dir} contains the input {source}; choose a directory outside the "
+                            f"inputs")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return out_dir
+    if not overwrite:
+        raise UserError(f"{flag} {out_dir} already exists and is not empty; choose another directory or pass "
+                        f"--overwrite to replace an earlier `leanbert {kind}` output")
+    found = read_marker(out_dir)
+    if found != kind:
+        what = f"it is {KINDS[found]} written by `leanbert {found}`" if found else f"no {MARKER} marker"
+        raise UserError(f"{flag} {out_dir} is not {KINDS[kind]} written by `leanbert {kind}` ({what}); "
+                        f"refusing to replace it with --overwrite")
+    return out_dir
+
+
+def publish_dir(out_dir: str | Path, kind: str, fill: Callable[[Path], None],
+                inputs: Iterable[str | Path] = (), overwrite: bool = False, flag: str = "--out") -> Path:
+    """Check the policy, then write ``out_dir`` atomically with ``fill(tmp)`` plus the ``kind`` marker."""
+    out_dir = check_out_dir(out_dir, kind, inputs, overwrite, flag)
+
+    def fill_and_mark(tmp: Path) -> None:
+        fill(tmp)
+        write_marker(tmp, kind)
+
+    return write_dir_atomically(out_dir, fill_and_mark)
+
