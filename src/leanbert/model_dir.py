@@ -85,23 +85,25 @@ def check_tokenizer(model_dir: str | Path, config: ModelConfig, meta: dict[str, 
                             "foreign one (restore the model's own tokenizer files)")
 
 
+def write_model_files(model: LeanBertModel, directory: Path, tokenizer_dir: str | Path | None = None,
+                      extra: dict[str, Any] | None = None) -> None:
+    """Config + weights (contiguous float tensors) + tokenizer files into an existing ``directory``."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": FORMAT})
+    copy_tokenizer_files(tokenizer_dir, directory)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": to_dict(model.config)}
+    fingerprint = tokenizer_fingerprint(directory)
+    if fingerprint is not None:  # load_model refuses a tokenizer.json swapped for a foreign one
+        meta["tokenizer"] = {"fingerprint": fingerprint}
+    if extra:
+        meta.update(extra)
+    write_json_atomically(directory / CONFIG_NAME, meta)
+
+
 def save_model(model: LeanBertModel, out_dir: str | Path, tokenizer_dir: str | Path | None = None,
                extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model`` (config + weights, contiguous float tensors) and tokenizer files atomically."""
-
-    def fill(tmp: Path) -> None:
-        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT})
-        copy_tokenizer_files(tokenizer_dir, tmp)
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": to_dict(model.config)}
-        fingerprint = tokenizer_fingerprint(tmp)
-        if fingerprint is not None:  # load_model refuses a tokenizer.json swapped for a foreign one
-            meta["tokenizer"] = {"fingerprint": fingerprint}
-        if extra:
-            meta.update(extra)
-        write_json_atomically(tmp / CONFIG_NAME, meta)
-
-    return write_dir_atomically(out_dir, fill)
+    """Write ``model`` and its tokenizer files atomically (``write_model_files`` into a temp sibling)."""
+    return write_dir_atomically(out_dir, lambda tmp: write_model_files(model, tmp, tokenizer_dir, extra))
 
 
 def read_model_config(model_dir: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
