@@ -11,17 +11,23 @@ DATA_DIR/
 ```
 All arrays are little-endian raw binaries, memory-mapped on read (no pickle, nothing executed). A document never
 spans two shards. ``[CLS]``/``[SEP]`` are not stored; instances add them.
+
+Each shard entry in the manifest records ``max_token_id``, so opening a split checks the ids against the
+tokenizer's vocabulary without reading the tokens. Manifests written before that field existed are checked by
+scanning the shard's tokens once when the split is opened (a pass over memory-mapped data). Shard names must be
+plain file names: a manifest naming ``../elsewhere`` is refused.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from leanbert.errors import UserError
+from leanbert.paths import contained_file
+from leanbert.safe_io import read_json_object
 
 FORMAT = "leanbert-tokens"
 FORMAT_VERSION = 1
@@ -43,11 +49,14 @@ class ShardWriter:
         self.num_tokens = 0
         self.num_lines = 0
         self.num_docs = 0
+        self.max_token_id = -1
         np.zeros(1, dtype="<i8").tofile(self.files["lines"])
 
     def append(self, tokens: np.ndarray, lengths: np.ndarray, doc_starts: np.ndarray) -> None:
         """tokens: (N,) ids of the lines; lengths: (L,) tokens per line; doc_starts: (L,) bool."""
         tokens.astype(self.dtype, copy=False).tofile(self.files["tokens"])
+        if len(tokens):
+            self.max_token_id = max(self.max_token_id, int(tokens.max()))
         (self.num_tokens + np.cumsum(lengths, dtype=np.int64)).astype("<i8").tofile(self.files["lines"])
         starts = np.flatnonzero(doc_starts).astype(np.int64) + self.num_lines
         starts.astype("<i8").tofile(self.files["docs"])
@@ -60,7 +69,7 @@ class ShardWriter:
         for f in self.files.values():
             f.close()
         return {"name": self.name, "num_tokens": self.num_tokens, "num_lines": self.num_lines,
-                "num_docs": self.num_docs}
+                "num_docs": self.num_docs, "max_token_id": self.max_token_id}
 
 
 @dataclass
@@ -94,46 +103,65 @@ class PreparedDataset:
     def __init__(self, directory: str | Path, fingerprint: str | None = None):
         self.directory = Path(directory)
         manifest_path = self.directory / "manifest.json"
-        if not manifest_path.is_file():
+        if not manifest_path.exists() and not manifest_path.is_symlink():
             raise UserError(f"{self.directory}: not a prepared dataset (no manifest.json); "
                             "create one with `leanbert prepare`")
-        try:
-            self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise UserError(f"{manifest_path}: invalid JSON ({err})") from None
+        self.manifest_path = manifest_path
+        self.manifest = read_json_object(manifest_path, "a prepared dataset's manifest")
         if self.manifest.get("format") != FORMAT or self.manifest.get("format_version") != FORMAT_VERSION:
             raise UserError(f"{manifest_path}: format {self.manifest.get('format')!r} version "
                             f"{self.manifest.get('format_version')!r} is not {FORMAT!r} version {FORMAT_VERSION}")
-        self.fingerprint = self.manifest["tokenizer"]["fingerprint"]
+        try:
+            tokenizer = self.manifest["tokenizer"]
+            self.fingerprint = str(tokenizer["fingerprint"])
+            self.vocab_size = int(tokenizer["vocab_size"])
+            self.dtype = np.dtype(self.manifest["dtype"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(f"{manifest_path}: missing or malformed entry {err}; the manifest is corrupt, "
+                            "prepare the dataset again") from None
+        if self.dtype not in (np.dtype("<u2"), np.dtype("<u4")):
+            raise UserError(f"{manifest_path}: dtype {self.manifest['dtype']!r} is not <u2 or <u4")
         if fingerprint is not None and fingerprint != self.fingerprint:
             raise UserError(
                 f"{self.directory} was prepared with tokenizer {self.fingerprint[:12]} "
-                f"({self.manifest['tokenizer'].get('source', '?')}) but the tokenizer given has fingerprint "
+                f"({tokenizer.get('source', '?')}) but the tokenizer given has fingerprint "
                 f"{fingerprint[:12]}; use the dataset's own tokenizer ({self.directory / 'tokenizer'}) "
                 "or prepare the corpus again with this one")
-        self.dtype = np.dtype(self.manifest["dtype"])
-        self.vocab_size = int(self.manifest["tokenizer"]["vocab_size"])
         self._splits: dict[str, list[Shard]] = {}
 
     def split(self, name: str) -> list[Shard]:
         if name not in self._splits:
-            info = self.manifest["splits"].get(name)
-            if info is None or info["num_docs"] == 0:
+            splits = self.manifest.get("splits")
+            info = splits.get(name) if isinstance(splits, dict) else None
+            if info is None or info.get("num_docs") == 0:
                 raise UserError(f"{self.directory}: the {name!r} split is empty "
                                 f"(prepare with --valid-fraction > 0 for a validation split)")
-            shards = []
-            for entry in info["shards"]:
-                base = self.directory / name / entry["name"]
-                shards.append(Shard(
-                    tokens=_memmap(base.with_name(base.name + ".tokens.bin"), self.dtype, entry["num_tokens"]),
-                    lines=_memmap(base.with_name(base.name + ".lines.bin"), "<i8", entry["num_lines"] + 1),
-                    docs=_memmap(base.with_name(base.name + ".docs.bin"), "<i8", entry["num_docs"] + 1)))
-            self._splits[name] = shards
+            try:
+                self._splits[name] = [self._open_shard(name, entry) for entry in info["shards"]]
+            except (KeyError, TypeError, ValueError) as err:
+                raise UserError(f"{self.manifest_path}: malformed shard entry in split {name!r} ({err}); "
+                                "the manifest is corrupt, prepare the dataset again") from None
         return self._splits[name]
 
-    def has_split(self, name: str) -> bool:
-        info = self.manifest["splits"].get(name)
-        return bool(info and info["num_docs"])
+    def _open_shard(self, split: str, entry: dict) -> Shard:
+        base = contained_file(self.directory / split, entry["name"], self.manifest_path)
+        counts = {key: int(entry[key]) for key in ("num_tokens", "num_lines", "num_docs")}
+        if min(counts.values()) < 0:
+            raise ValueError(f"negative count in {counts}")
+        shard = Shard(tokens=_memmap(base.with_name(base.name + ".tokens.bin"), self.dtype, counts["num_tokens"]),
+                      lines=_memmap(base.with_name(base.name + ".lines.bin"), "<i8", counts["num_lines"] + 1),
+                      docs=_memmap(base.with_name(base.name + ".docs.bin"), "<i8", counts["num_docs"] + 1))
+        # recorded by `prepare`; older manifests lack it, so their tokens are scanned once here
+        max_id = int(entry["max_token_id"]) if "max_token_id" in entry else _max_token_id(shard.tokens)
+        if max_id >= self.vocab_size:
+            raise UserError(f"{base}.tokens.bin: holds token id {max_id} but the dataset's tokenizer has "
+                            f"{self.vocab_size} tokens; the dataset is corrupt, prepare it again")
+        return shard
+
+
+def _max_token_id(tokens: np.ndarray, chunk: int = 1 << 24) -> int:
+    """Largest id in a memory-mapped token array, read in chunks so memory stays flat; -1 when empty."""
+    return max((int(tokens[i:i + chunk].max()) for i in range(0, len(tokens), chunk)), default=-1)
 
 
 def open_dataset(directory: str | Path, fingerprint: str | None = None) -> PreparedDataset:
