@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from leanbert.paths import why_not_regular
 
 T = TypeVar("T")
 
@@ -39,9 +42,14 @@ def check_number(name: str, value: Any, low: float, high: float | None = None, l
         raise ConfigError(f"{name}={value!r} must be a number {bounds}")
 
 
-def check_integer(name: str, value: Any, low: int) -> None:
+INT64_MAX = 2**63 - 1  # torch, numpy and the samplers take no larger integer (a seed of 2**70 overflows)
+
+
+def check_integer(name: str, value: Any, low: int, high: int = INT64_MAX) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
+    if value > high:
+        raise ConfigError(f"{name}={value!r} must be an integer <= {high}")
 
 
 def check_probability(name: str, value: Any) -> None:
@@ -250,15 +258,54 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], allowed_roots: t
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` keys may be overridden on purpose
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise ConfigError(f"duplicate key {key!r} at line {line} (first at line {seen[key]})")
+            except TypeError:  # an unhashable key: SafeLoader reports it below
+                break
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _refuse_duplicate_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ConfigError(f"duplicate key {key!r}")
+    return dict(pairs)
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON config file into a dict, with errors naming the file."""
+    """Read a YAML or JSON config file into a dict, with errors naming the file. A key given twice in one
+    mapping is refused (naming the key and line) instead of the last one silently winning."""
     path = Path(path)
+    reason = why_not_regular(path)
+    if reason is not None:
+        raise ConfigError(f"cannot read config file {path}: {reason}")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+        raise ConfigError(f"cannot read config file {path}: {os.strerror(err.errno) if err.errno else err}"
+                          ) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if path.suffix == ".json":
+            data = json.loads(text, object_pairs_hook=_refuse_duplicate_json_keys)
+        else:
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     except (yaml.YAMLError, json.JSONDecodeError) as err:
         raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {err}") from None
     if data is None:
