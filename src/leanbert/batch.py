@@ -21,7 +21,8 @@ class Batch:
     input_ids:       (B, T) long, possibly corrupted ([MASK], random tokens).
     attention_mask:  (B, T) long, 1 for real tokens, 0 for padding.
     token_type_ids:  (B, T) long, segment A = 0, segment B = 1.
-    labels:          (B, T) long, original token at masked positions, IGNORE_INDEX elsewhere (MLM objectives).
+    labels:          (B, T) long, original token at masked positions, IGNORE_INDEX elsewhere (MLM objectives);
+                     None when the data carries no MLM targets (``data.masking: none``).
     sentence_labels: (B,) long, Hugging Face's NSP/SOP convention: 0 = B really follows A (NSP) / the
                      two segments are in their original order (SOP); 1 = B is random / swapped. Or None.
     class_labels:    (B,) long (classification) or float (regression), or None.

@@ -1,17 +1,23 @@
 """The objective interface: an ``nn.Module`` that owns its networks and turns a batch into a loss.
 
 The trainer only does ``out = objective(batch); out.loss.backward()``, so pretraining, distillation and
-fine-tuning share one training loop.
+fine-tuning share one training loop. Two optional hooks the loop honours: ``after_step`` (state updated after
+each optimizer step) and ``frozen_modules`` (networks that are never trained, such as a teacher).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from leanbert.batch import Batch
+from leanbert.train.frozen import FrozenModule
+
+if TYPE_CHECKING:
+    from leanbert.train.distributed import DistEnv
 
 
 @dataclass
@@ -32,3 +38,23 @@ class Objective(nn.Module):
         """The networks to save at the end of a run, by name (e.g. {"model": ...} or
         {"discriminator": ..., "generator": ...})."""
         raise NotImplementedError
+
+    def after_step(self, step: int, env: DistEnv) -> None:
+        """Called by the training loop after every optimizer step (``step`` = steps done), under no_grad, on
+        every rank. Update state that is not trained by gradients here (TNF's notes, an EMA), from what
+        ``forward`` kept of this step's micro-batches. Keep such state in buffers (so checkpoints hold it) and
+        identical on every rank: combine the ranks' contributions with ``leanbert.train.distributed``'s
+        ``all_reduce_sum`` or ``gather_rows`` before applying them (DDP does not broadcast buffers)."""
+
+    def frozen_modules(self) -> dict[str, FrozenModule]:
+        """Sub-modules that are never trained, by name, e.g. {"teacher": FrozenModule(teacher, source=path)}.
+        The loop keeps them in eval mode without gradients or optimizer state, and checkpoints store their
+        source and fingerprint instead of their weights (leanbert.train.frozen)."""
+        return {}
+
+    def train(self, mode: bool = True) -> Objective:
+        """Like ``nn.Module.train``, but frozen modules stay in eval mode (a teacher never runs dropout)."""
+        super().train(mode)
+        for frozen in self.frozen_modules().values():
+            frozen.module.eval()
+        return self

@@ -3,6 +3,8 @@
 A checkpoint holds everything a resumed run needs to continue exactly as if never stopped:
 
     objective.safetensors   every network of the objective (tied tensors stored once, aliases in manifest)
+                            except its frozen modules (a teacher): the manifest names each one's source and
+                            sha256 instead, and resume refuses a different one (train/frozen.py)
     optimizer.{json,safetensors}  optimizer state (moments as tensors; structure and scalars as JSON)
     trainer.{json,safetensors}    step, tokens, elapsed time, schedule position, and per rank: RNG states
                                   (torch CPU/CUDA as uint8 tensors, Python ``random``, numpy) and data position
@@ -21,6 +23,7 @@ import random
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from leanbert.atomic import write_dir_atomically
 from leanbert.errors import UserError
+from leanbert.train.frozen import FrozenIdentity
 from leanbert.train.state_io import load_state, save_state
 
 FORMAT = "leanbert-checkpoint"
@@ -100,15 +104,22 @@ class Checkpoint:
     step: int
 
 
+def _without_frozen(state: dict[str, torch.Tensor], frozen: Sequence[FrozenIdentity]) -> dict[str, torch.Tensor]:
+    prefixes = tuple(f.prefix for f in frozen)
+    return {k: v for k, v in state.items() if not (prefixes and k.startswith(prefixes))}
+
+
 def save_checkpoint(run_dir: str | Path, step: int, objective: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any], keep: int) -> Path:
+                    optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any], keep: int,
+                    frozen: Sequence[FrozenIdentity] = ()) -> Path:
     """Write ``checkpoints/step-{step}`` atomically, then delete all but the newest ``keep`` checkpoints.
 
     ``trainer_state`` is any tree ``state_io`` can store (step, tokens, schedule, per-rank RNG and data).
+    ``frozen`` (from ``frozen.freeze``): modules whose tensors are left out; their identities are recorded.
     Call on rank 0 only.
     """
     target = checkpoints_dir(run_dir) / f"step-{step}"
-    unique, aliases = split_tied(objective.state_dict())
+    unique, aliases = split_tied(_without_frozen(objective.state_dict(), frozen))
 
     def fill(tmp: Path) -> None:
         save_file(unique, str(tmp / "objective.safetensors"), metadata={"format": FORMAT})
@@ -116,7 +127,9 @@ def save_checkpoint(run_dir: str | Path, step: int, objective: torch.nn.Module,
         files += save_state(tmp, "optimizer", optimizer.state_dict())
         files += save_state(tmp, "trainer", trainer_state)
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, "aliases": aliases,
-                    "files": {name: (tmp / name).stat().st_size for name in files}}
+                    "files": {name: (tmp / name).stat().st_size for name in files},
+                    "frozen": {f.name: {"prefix": f.prefix, "source": f.source, "fingerprint": f.fingerprint}
+                               for f in frozen}}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
     write_dir_atomically(target, fill)
@@ -183,9 +196,27 @@ def clean_stale(run_dir: str | Path) -> list[str]:
     return removed
 
 
+def _check_same_frozen(path: Path, saved: Any, frozen: Sequence[FrozenIdentity]) -> None:
+    """Refuse a checkpoint written with other frozen modules (another teacher): its weights were trained
+    against that one, so continuing with this one would silently change the run."""
+    saved = saved if isinstance(saved, dict) else {}
+    if sorted(saved) != sorted(f.name for f in frozen):
+        raise UserError(f"{path}: written with frozen modules {sorted(saved)} but this run has "
+                        f"{sorted(f.name for f in frozen)}; resume with the same objective")
+    for f in frozen:
+        then = saved[f.name]
+        if not isinstance(then, dict) or then.get("fingerprint") != f.fingerprint:
+            before = (f"{then.get('source')} (sha256 {str(then.get('fingerprint'))[:16]})" if isinstance(then, dict)
+                      else repr(then))
+            raise UserError(f"{path} was written with {f.name} {before} but this run's {f.name} is "
+                            f"{f.describe()}; resume with the same {f.name} or start a new run")
+
+
 def load_checkpoint(path: str | Path, objective: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    ) -> dict[str, Any]:
-    """Restore weights (and optimizer state) from ``path``; returns the trainer state tree."""
+                    frozen: Sequence[FrozenIdentity] = ()) -> dict[str, Any]:
+    """Restore weights (and optimizer state) from ``path``; returns the trainer state tree. ``frozen`` are the
+    run's frozen modules (``frozen.freeze``): they must be the ones the checkpoint was written with, and keep
+    their own weights."""
     path = Path(path)
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
@@ -194,6 +225,7 @@ def load_checkpoint(path: str | Path, objective: torch.nn.Module, optimizer: tor
     if manifest.get("format_version", 0) > FORMAT_VERSION:
         raise UserError(f"{path}: checkpoint format_version {manifest['format_version']} is newer than this "
                         f"leanbert understands ({FORMAT_VERSION})")
+    _check_same_frozen(path, manifest.get("frozen", {}), frozen)
     weights = path / "objective.safetensors"
     try:
         state = load_file(str(weights))
@@ -201,7 +233,7 @@ def load_checkpoint(path: str | Path, objective: torch.nn.Module, optimizer: tor
         raise UserError(f"{weights}: cannot read ({err}); the file is truncated or corrupted") from None
     for alias, target in manifest.get("aliases", {}).items():
         state[alias] = state[target]
-    expected = objective.state_dict()
+    expected = _without_frozen(objective.state_dict(), frozen)
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         raise UserError(f"{weights}: does not match this run's model/objective (missing {missing[:3]}, "
@@ -210,7 +242,8 @@ def load_checkpoint(path: str | Path, objective: torch.nn.Module, optimizer: tor
         if tensor.shape != expected[name].shape:
             raise UserError(f"{weights}: {name} has shape {tuple(tensor.shape)}, this run expects "
                             f"{tuple(expected[name].shape)}; was the config changed?")
-    objective.load_state_dict(state, strict=True)
+    # strict above (every non-frozen tensor present, nothing unexpected); the frozen ones keep their weights
+    objective.load_state_dict(state, strict=not frozen)
     if optimizer is not None:
         try:
             optimizer.load_state_dict(load_state(path, "optimizer"))

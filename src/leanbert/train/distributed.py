@@ -7,6 +7,7 @@ gloo on CPU. Rank 0 alone logs and writes files.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -75,11 +76,21 @@ def wrap_ddp(module: nn.Module, env: DistEnv) -> nn.Module:
 
     find_unused_parameters: some heads/poolers get no gradient from a given objective (BERT's pooler under
     plain MLM), which plain DDP treats as an error.
+
+    broadcast_buffers=False. Buffers an objective updates in ``after_step`` (TNF's note dictionary, an EMA) are
+    kept identical by the objective itself: it combines every rank's contribution (``all_reduce_sum`` for
+    dense updates, ``gather_rows`` for sparse ones) and every rank then applies the same update. DDP's
+    default instead copies rank 0's buffers over the others before every forward, which would throw away
+    what the other ranks saw (TNF would only learn notes from rank 0's batches) and send every buffer, a
+    whole note dictionary included, on every micro-step. The encoder's own buffers are constants. The loop
+    checks that buffers agree before each checkpoint (``check_buffers_agree``), since a checkpoint holds rank
+    0's copy only.
     """
     if not env.distributed:
         return module
     device_ids = [env.device.index] if env.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True)
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=True,
+                                   broadcast_buffers=False)
 
 
 def all_reduce_mean(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
@@ -132,6 +143,24 @@ def gather_rows(rows: torch.Tensor, env: DistEnv) -> list[torch.Tensor]:
     parts = [torch.empty_like(padded) for _ in range(env.world_size)]
     dist.all_gather(parts, padded)
     return [part[: int(c.item())] for part, c in zip(parts, counts)]
+
+
+def check_buffers_agree(module: nn.Module, env: DistEnv) -> None:
+    """Raise when a buffer of ``module`` differs between ranks (a sha256 per buffer, compared on every rank).
+    A collective: all ranks call it. Nothing to do when alone."""
+    if not env.distributed:
+        return
+    digests = {}
+    for name, buffer in module.named_buffers():
+        tensor = buffer.detach().cpu().contiguous()
+        digests[name] = hashlib.sha256(tensor.reshape(-1).view(torch.uint8).numpy()).hexdigest()
+    for rank, theirs in enumerate(gather_objects(digests, env)):
+        differ = sorted(name for name in digests if theirs.get(name) != digests[name])
+        if differ:
+            raise RuntimeError(f"buffer(s) {differ[:3]} differ between rank {env.rank} and rank {rank}: an "
+                               f"after_step that updates a buffer must combine every rank's contribution "
+                               f"(train.distributed.all_reduce_sum / gather_rows) so all ranks apply the same "
+                               f"update")
 
 
 def barrier(env: DistEnv) -> None:

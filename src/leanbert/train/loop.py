@@ -8,6 +8,14 @@ evaluation, checkpoints and budgets::
                         eval_fn=lambda objective: {"loss": ...},   # optional; called in eval mode, no_grad
                         resume=True)
 
+Hooks and policies the objective may opt into (duck typing: the loop imports nothing from leanbert.objectives):
+
+* ``objective.after_step(step, env)``: called once after every optimizer step (``step`` = steps done), on the
+  unwrapped objective, under ``torch.no_grad``: TNF's note dictionary, an EMA. Under DDP every rank calls it
+  and the objective itself combines the ranks' contributions (see ``distributed.wrap_ddp`` for why).
+* ``objective.frozen_modules()``: sub-modules that are never trained (a distillation teacher); see
+  ``train/frozen.py`` for the policy (eval mode, no optimizer state, identity instead of weights in checkpoints).
+
 Loss normalisation: each micro-batch's loss is the objective's own mean (per token for MLM, per sequence for
 SOP); the loop backpropagates ``loss / grad_accum`` and DDP averages gradients over ranks. The gradient is
 therefore the mean of the micro-batch means. That equals the gradient of the global-batch mean exactly when
@@ -40,10 +48,12 @@ from leanbert.train.distributed import (
     all_reduce_sum,
     any_rank,
     barrier,
+    check_buffers_agree,
     gather_objects,
     select_device,
     wrap_ddp,
 )
+from leanbert.train.frozen import enter_train_mode, freeze, frozen_parameter_ids
 from leanbert.train.metrics import MetricAverager, MetricsWriter
 from leanbert.train.optim import build_optimizer, parameter_groups
 from leanbert.train.schedule import Schedule
@@ -73,10 +83,16 @@ class _Trainer:
         self.objective, self.train_data, self.config, self.run_dir = objective, train_data, config, run_dir
         self.eval_fn, self.env, self.progress = eval_fn, env, progress
         self.device = env.device
+        self.frozen = freeze(objective)  # fingerprints before the move: a CPU teacher is hashed in place
         objective.to(self.device)
-        objective.train()
+        enter_train_mode(objective)
         groups = param_groups if param_groups is not None else parameter_groups(objective, config.weight_decay)
         self.params = [p for g in groups for p in g["params"]]
+        frozen_ids = frozen_parameter_ids(objective)
+        if any(id(p) in frozen_ids for p in self.params):
+            raise ValueError("param_groups hold parameters of a frozen module (objective.frozen_modules()); "
+                             "build them with optim.parameter_groups, which leaves those out")
+        self.after_step_hook = getattr(objective, "after_step", None)
         self.optimizer = build_optimizer(groups, config, self.device)
         self.schedule = Schedule(self.optimizer, config.lr, config.schedule, config.warmup_steps,
                                  config.max_steps)
@@ -84,7 +100,7 @@ class _Trainer:
         self.pending_tokens = 0  # this rank's tokens not yet summed over ranks into self.tokens
         self.interval_tokens = 0  # all ranks' tokens since the last log line (for tokens_per_s)
         self.writer = MetricsWriter(run_dir, enabled=env.is_main, tensorboard=config.tensorboard)
-        self.averager = MetricAverager(self.device)
+        self.averager = MetricAverager(self.device, weights=getattr(objective, "metric_weights", {}))
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
         self.last_checkpoint: Path | None = None
         self.evaluations: list[dict[str, Any]] = []
@@ -101,7 +117,7 @@ class _Trainer:
                 print(f"leanbert: no complete checkpoint in {ckpt.checkpoints_dir(self.run_dir)}; starting "
                       "from step 0", file=sys.stderr)
             return
-        state = ckpt.load_checkpoint(latest.path, self.objective, self.optimizer)
+        state = ckpt.load_checkpoint(latest.path, self.objective, self.optimizer, self.frozen)
         if state["world_size"] != self.env.world_size:
             raise UserError(f"{latest.path} was written by {state['world_size']} process(es) but this run has "
                             f"{self.env.world_size}; resume with the same number of processes")
@@ -137,11 +153,13 @@ class _Trainer:
         self.flush_tokens()  # so the checkpoint's token count is exact
         data_state = self.train_data.state_dict() if hasattr(self.train_data, "state_dict") else None
         ranks = gather_objects({"rng": ckpt.rng_state(), "data": data_state}, self.env)
+        check_buffers_agree(self.objective, self.env)  # a checkpoint holds rank 0's buffers only
         if self.env.is_main:
             state = {"step": self.step, "tokens": self.tokens, "elapsed_s": self.elapsed(),
                      "schedule": self.schedule.state_dict(), "world_size": self.env.world_size, "ranks": ranks}
             self.last_checkpoint = ckpt.save_checkpoint(self.run_dir, self.step, self.objective,
-                                                        self.optimizer, state, self.config.keep_checkpoints)
+                                                        self.optimizer, state, self.config.keep_checkpoints,
+                                                        self.frozen)
         barrier(self.env)
 
     def elapsed(self) -> float:
@@ -186,6 +204,9 @@ class _Trainer:
         self.schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
+        if self.after_step_hook is not None:
+            with torch.no_grad():
+                self.after_step_hook(self.step, self.env)
         loss = loss_sum / accum
         bad = ~torch.isfinite(loss) & (self.first_bad < 0)
         self.first_bad = torch.where(bad, torch.full_like(self.first_bad, self.step), self.first_bad)
@@ -214,7 +235,7 @@ class _Trainer:
             with torch.random.fork_rng(devices=devices), torch.no_grad(), self.autocast:
                 raw = self.eval_fn(self.objective)
         finally:
-            self.objective.train()
+            enter_train_mode(self.objective)
         keys = sorted(raw)
         values = torch.tensor([float(raw[k]) for k in keys], dtype=torch.float64,
                               device=self.device if self.device.type == "cuda" else "cpu")
@@ -317,7 +338,8 @@ def train_loop(objective: nn.Module, train_data: Iterable[Batch], config: TrainC
     """Train ``objective`` on ``train_data`` until ``config.max_steps`` (or ``config.max_minutes``).
 
     objective:    an ``nn.Module`` whose ``forward(batch)`` returns ``Output(loss, metrics)``; metrics are
-                  detached 0-d tensors (or floats) with the same keys on every rank.
+                  detached 0-d tensors (or floats) with the same keys on every rank. Optional hooks:
+                  ``after_step(step, env)`` and ``frozen_modules()`` (module docstring).
     train_data:   an iterable of ``Batch`` micro-batches for THIS rank (``grad_accum`` per step). A finite
                   iterable is iterated again when exhausted. With ``state_dict()``/``load_state_dict()`` its
                   position is checkpointed, so a resumed run sees the exact next batch.

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from leanbert.train.config import TrainConfig
+from leanbert.train.frozen import frozen_parameter_ids
 
 
 def parameter_groups(module: nn.Module, weight_decay: float, lr_scales: dict[str, float] | None = None,
@@ -24,11 +25,14 @@ def parameter_groups(module: nn.Module, weight_decay: float, lr_scales: dict[str
 
     ``lr_scales`` (parameter name -> factor, e.g. layer-wise LR decay for fine-tuning) splits groups further;
     each group carries ``lr_scale`` which the scheduler multiplies into the learning rate.
-    Shared parameters (ELECTRA's tied embeddings) appear once.
+    Shared parameters (ELECTRA's tied embeddings) appear once. Parameters of the module's declared frozen
+    sub-modules (``frozen_modules()``, e.g. a distillation teacher) never enter a group, whatever their
+    ``requires_grad``: they must never get an optimizer state.
     """
+    frozen = frozen_parameter_ids(module)
     groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, param in module.named_parameters():  # remove_duplicate=True: tied weights once
-        if not param.requires_grad:
+        if not param.requires_grad or id(param) in frozen:
             continue
         decay = param.ndim >= 2
         scale = 1.0 if lr_scales is None else float(lr_scales.get(name, 1.0))
