@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.config import ConfigError, ModelConfig, from_dict, to_dict
 from leanbert.errors import UserError
+from leanbert.memory_check import check_model_fits
 from leanbert.model.model import LeanBertModel
 from leanbert.paths import regular_file_inside
 from leanbert.safe_io import read_json_object, read_safetensors
@@ -163,6 +164,7 @@ def load_model(model_dir: str | Path, map_location: str | torch.device = "cpu") 
     """Load a leanbert model directory (heads included) in eval mode."""
     config, meta = read_model_config(model_dir)
     check_tokenizer(model_dir, config, meta)
+    check_model_fits(config, training=False, source=str(Path(model_dir) / CONFIG_NAME))
     model = LeanBertModel(config)
     path = Path(model_dir) / WEIGHTS_NAME
     load_state_strict(model, read_weights(path), path)

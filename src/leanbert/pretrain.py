@@ -25,6 +25,7 @@ import yaml
 from leanbert.atomic import write_dir_atomically, write_text_atomically
 from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
 from leanbert.errors import UserError
+from leanbert.memory_check import check_model_fits
 from leanbert.model_dir import save_model
 from leanbert.train.checkpoint import checkpoints_dir
 from leanbert.train.config import PretrainConfig, load_pretrain_config
@@ -160,6 +161,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
         if model_config.vocab_size < tokenizer.vocab_size:
             raise ConfigError(f"model.vocab_size={model_config.vocab_size} is smaller than the tokenizer's "
                               f"vocabulary ({tokenizer.vocab_size}, {tokenizer.path})")
+        check_model_fits(model_config, training=True)  # before allocating: a typo'd size is a clear error
         resolved = resolved_dict(config, model_config)
         if saved_config is not None:
             for change in check_resume_compatible(saved_config, resolved, out_dir / CONFIG_FILE):

@@ -1,0 +1,59 @@
+"""Refuse a model that cannot fit in memory before allocating it.
+
+A typo such as ``model.hidden_size=10000000`` or ``model.vocab_size=1000000000000`` would otherwise end in an
+allocator RuntimeError, or an abort (exit 134) with no message at all. Parameters are counted on the meta device
+(no memory touched) and compared with the memory the machine has available.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from leanbert.config import ConfigError, ModelConfig
+
+BYTES_PER_PARAMETER = 4  # float32 weights
+TRAINING_COPIES = 4  # weights, gradients and AdamW/LAMB's two moments
+
+
+def count_parameters(config: ModelConfig) -> int:
+    """Exact parameter count of ``LeanBertModel(config)``, heads included, without allocating it."""
+    from leanbert.model.model import LeanBertModel
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in LeanBertModel(config).parameters())
+
+
+def available_bytes() -> int | None:
+    """Memory the OS can give this process now (MemAvailable on Linux, else physical memory), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
+def check_model_fits(config: ModelConfig, training: bool, source: str = "the model config") -> int:
+    """Raise ConfigError when ``config`` needs more memory than is available (weights, and for ``training``
+    gradients and optimizer moments too); returns the parameter count."""
+    params = count_parameters(config)
+    needed = params * BYTES_PER_PARAMETER * (TRAINING_COPIES if training else 1)
+    have = available_bytes()
+    if have is not None and needed > have:
+        shape = (f"vocab_size={config.vocab_size}, hidden_size={config.hidden_size}, "
+                 f"num_layers={config.num_layers}, intermediate_size={config.intermediate_size}")
+        purpose = "weights, gradients and optimizer state" if training else "its weights"
+        raise ConfigError(f"{source}: a model with {shape} has {params:,} parameters and needs about "
+                          f"{_gib(needed)} for {purpose}; this machine has {_gib(have)} available")
+    return params
