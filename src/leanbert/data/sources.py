@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leanbert.errors import UserError
+from leanbert.paths import why_not_regular
 
 SUFFIXES = (".txt", ".jsonl", ".txt.gz", ".jsonl.gz")
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -38,7 +39,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     for item in inputs:
         if os.path.isdir(item):
             found = sorted(os.path.join(root, name) for root, _, names in os.walk(item) for name in names
-                           if _supported(name))
+                           if _supported(name) and os.path.isfile(os.path.join(root, name)))
             if not found:
                 raise UserError(f"{item}: directory holds no corpus files ({', '.join(SUFFIXES)})")
             files.extend(found)
@@ -51,8 +52,8 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             if not found:
                 raise UserError(f"{item}: the pattern matches no corpus files ({', '.join(SUFFIXES)})")
             files.extend(found)
-        else:
-            raise UserError(f"{item}: no such file or directory")
+        else:  # missing, or a FIFO, a device, a symlink loop: say which (reading a FIFO would block)
+            raise UserError(f"{item}: {why_not_regular(item)}")
     seen: set[str] = set()
     out = []
     for f in files:
