@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,15 +28,13 @@ from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
 from leanbert.errors import UserError
 from leanbert.memory_check import check_model_fits
 from leanbert.model_dir import save_model
+from leanbert.pretrain_config import PretrainConfig, load_pretrain_config
 from leanbert.train.checkpoint import checkpoints_dir
-from leanbert.train.config import PretrainConfig, load_pretrain_config
+from leanbert.train.config import resumable_keys
 from leanbert.train.distributed import DistEnv, init_distributed, shutdown
 from leanbert.train.loop import LoopResult, train_loop
 
 CONFIG_FILE = "config.yaml"
-# train.* keys that may change when resuming: budgets, logging and speed settings, not the experiment
-RESUMABLE_CHANGES = ("max_steps", "max_minutes", "log_every", "eval_every", "eval_batches", "checkpoint_every",
-                     "keep_checkpoints", "tensorboard", "compile", "device")
 
 
 @dataclass
@@ -63,9 +62,10 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
 
 
 def check_resume_compatible(saved: dict[str, Any], current: dict[str, Any], source: Path) -> list[str]:
-    """Refuse changes that would make a resumed run differ from the interrupted one; returns allowed changes."""
+    """Refuse changes that would make a resumed run differ from the interrupted one (only the train.* settings
+    tagged budget, logging or impl may change); returns the allowed changes."""
     changes = _diff(saved, current)
-    allowed = [f"train.{k}" for k in RESUMABLE_CHANGES]
+    allowed = [f"train.{k}" for k in resumable_keys()]
     bad = [(k, a, b) for k, a, b in changes if k not in allowed]
     if bad:
         listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in bad[:5])
@@ -106,12 +106,16 @@ def _write_yaml(path: Path, data: dict[str, Any]) -> None:
     write_text_atomically(path, yaml.safe_dump(data, sort_keys=False))
 
 
-def make_eval_fn(valid_loader, num_batches: int, device: torch.device):
+def make_eval_fn(valid_loader, num_batches: int, device: torch.device,
+                 derived_metrics: Callable[[dict[str, float]], dict[str, float]] | None = None):
     """Validation: the first ``num_batches`` batches of the (fixed, in-order) validation stream; metrics
-    combined exactly (counts summed, means weighted by their counts)."""
-    from leanbert.objectives.metrics import aggregate_metrics, is_count
+    combined exactly (counts summed, means weighted by their counts, as the objective's ``metric_weights``
+    declare), plus the objective's ``derived_metrics`` (e.g. ELECTRA's all-"original" baseline)."""
+    from leanbert.objectives.metrics import aggregate_metrics
+    from leanbert.train.metrics import is_count
 
     def evaluate(objective: torch.nn.Module) -> dict[str, float]:
+        weights = getattr(objective, "metric_weights", {})
         valid_loader.load_state_dict({"epoch": 0, "batch": 0})
         per_batch = []
         for i, batch in enumerate(valid_loader):
@@ -119,11 +123,10 @@ def make_eval_fn(valid_loader, num_batches: int, device: torch.device):
                 break
             out = objective(batch.to(device))
             per_batch.append({"loss": out.loss.detach(), **out.metrics})
-        metrics = aggregate_metrics(per_batch)
-        if "rtd_replaced_fraction" in metrics:
-            # the trivial discriminator that calls every token "original"
-            metrics["rtd_all_original_accuracy"] = 1.0 - metrics["rtd_replaced_fraction"]
-        return {k: v for k, v in metrics.items() if not is_count(k)}  # totals say little about quality
+        metrics = aggregate_metrics(per_batch, weights)
+        if derived_metrics is not None:
+            metrics.update(derived_metrics(metrics))
+        return {k: v for k, v in metrics.items() if not is_count(k, weights)}  # totals say little about quality
 
     return evaluate
 
@@ -148,7 +151,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
              env: DistEnv | None = None) -> PretrainResult:
     """Run one pretraining job into ``out_dir`` (see the module docstring)."""
     from leanbert.data.loader import build_loader, resolve_tokenizer
-    from leanbert.objectives import build_objective
+    from leanbert.objectives import apply_addons, build_objective, objective_spec
 
     out_dir = Path(out_dir)
     own_env = env is None
@@ -171,7 +174,11 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
         micro = train_cfg.micro_batch_size(env.world_size)
 
         _seed_everything(train_cfg.seed)  # same initial weights on every rank
-        objective = build_objective(config.objective, model_config)
+        objective = apply_addons(build_objective(config.objective, model_config), config.addons, model_config)
+        if not train_cfg.unpad:
+            from leanbert.model.padding import set_unpadding
+
+            set_unpadding(objective, False)
         train_loader = build_loader(config.data, tokenizer, micro, "train", train_cfg.seed, env.rank,
                                     env.world_size)
         eval_fn = None
@@ -184,7 +191,8 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
                     print(f"leanbert: no validation ({err}); set data.valid_split='' to silence this",
                           file=sys.stderr)
             else:
-                eval_fn = make_eval_fn(valid_loader, train_cfg.eval_batches, env.device)
+                eval_fn = make_eval_fn(valid_loader, train_cfg.eval_batches, env.device,
+                                       objective_spec(config.objective.name).derived_metrics)
         if env.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_yaml(out_dir / CONFIG_FILE, resolved)

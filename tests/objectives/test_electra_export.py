@@ -10,7 +10,7 @@ import transformers
 from helpers import random_inputs, randomize_, tiny_config
 from leanbert.interop.hf import export_to_hf
 from leanbert.model_dir import load_model, save_model
-from leanbert.objectives import ObjectiveConfig, build_objective
+from leanbert.objectives import build_objective, objective_config
 
 HF_CLASSES = {"discriminator": ("ElectraForPreTraining", "rtd_logits"), "generator": ("ElectraForMaskedLM",
                                                                                        "mlm_logits")}
@@ -19,7 +19,7 @@ HF_CLASSES = {"discriminator": ("ElectraForPreTraining", "rtd_logits"), "generat
 @pytest.mark.parametrize("embedding_size", [16, 32], ids=["factorized", "unfactorized-discriminator"])
 def test_exported_generator_and_discriminator_load_in_transformers(embedding_size, tmp_path, make_batch):
     torch.manual_seed(0)
-    objective = build_objective(ObjectiveConfig(name="electra"),
+    objective = build_objective(objective_config("electra"),
                                 tiny_config(family="electra", embedding_size=embedding_size))
     randomize_(objective)
     objective(make_batch()).loss.backward()  # a trained-looking state is not needed, but the path must work

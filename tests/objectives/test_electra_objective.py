@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from helpers import tiny_config
 from leanbert.batch import IGNORE_INDEX
-from leanbert.objectives import Electra, ObjectiveConfig, build_objective
+from leanbert.objectives import Electra, build_objective, objective_config
 from leanbert.objectives.electra import SHARED_EMBEDDINGS
 
 ENCODERS = {
@@ -24,14 +24,14 @@ ENCODERS = {
 
 
 def electra(objective_fields=None, **model_fields) -> Electra:
-    cfg = ObjectiveConfig(name="electra", **(objective_fields or {}))
+    cfg = objective_config("electra", **(objective_fields or {}))
     return build_objective(cfg, tiny_config(**{"family": "electra", "embedding_size": 16, **model_fields}))
 
 
 @pytest.mark.parametrize("encoder", list(ENCODERS))
 def test_forward_backward_on_any_encoder(encoder, make_batch):
     torch.manual_seed(0)
-    objective = build_objective(ObjectiveConfig(name="electra"), tiny_config(**ENCODERS[encoder]))
+    objective = build_objective(objective_config("electra"), tiny_config(**ENCODERS[encoder]))
     out = objective(make_batch())
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
     out.loss.backward()

@@ -12,9 +12,9 @@ from leanbert.config import ConfigError
 from leanbert.objectives import (
     MaskedLM,
     MaskedLMWithPairs,
-    ObjectiveConfig,
     aggregate_metrics,
     build_objective,
+    objective_config,
 )
 
 ENCODERS = {
@@ -30,7 +30,7 @@ ENCODERS = {
 @pytest.mark.parametrize("encoder", list(ENCODERS))
 def test_forward_backward(name, encoder, make_batch):
     torch.manual_seed(0)
-    objective = build_objective(ObjectiveConfig(name=name), tiny_config(**ENCODERS[encoder]))
+    objective = build_objective(objective_config(name), tiny_config(**ENCODERS[encoder]))
     batch = make_batch()
     out = objective(batch)
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
@@ -76,7 +76,7 @@ def test_sparse_mlm_loss_equals_dense_reference(make_batch):
 
 def test_sentence_loss_and_accuracy(make_batch):
     torch.manual_seed(0)
-    objective = build_objective(ObjectiveConfig(name="mlm+sop", sentence_weight=0.5, mlm_weight=2.0),
+    objective = build_objective(objective_config("mlm+sop", sentence_weight=0.5, mlm_weight=2.0),
                                 tiny_config(family="albert"))
     objective.eval()
     batch = make_batch()
@@ -99,15 +99,15 @@ def test_no_masked_positions_gives_zero_loss_not_nan(make_batch):
 
 
 def test_pairs_need_sentence_labels_and_a_pooler(make_batch):
-    objective = build_objective(ObjectiveConfig(name="mlm+nsp"), tiny_config())
+    objective = build_objective(objective_config("mlm+nsp"), tiny_config())
     with pytest.raises(ValueError, match="data.pairs=nsp"):
         objective(make_batch(sentence_labels=False))
     with pytest.raises(ConfigError, match="no pooler"):
-        MaskedLMWithPairs(tiny_config(family="electra"), ObjectiveConfig(name="mlm+sop"))
+        MaskedLMWithPairs(tiny_config(family="electra"), objective_config("mlm+sop"))
 
 
 def test_objective_ignores_heads_in_model_config():
-    objective = build_objective(ObjectiveConfig(name="mlm"), tiny_config(heads=["classifier"]))
+    objective = build_objective(objective_config("mlm"), tiny_config(heads=["classifier"]))
     assert list(objective.model.heads) == ["mlm"]
 
 

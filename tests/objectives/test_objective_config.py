@@ -1,67 +1,92 @@
-"""ObjectiveConfig validation, the data settings each objective implies, and ELECTRA's generator-size rule."""
+"""Per-objective configs and the registry: validation, the data settings each objective implies, and ELECTRA's
+generator-size rule."""
 
 from __future__ import annotations
 
 import pytest
 
 from helpers import tiny_config
-from leanbert.config import ConfigError, from_dict
+from leanbert.config import ConfigError
 from leanbert.data.config import DataConfig
-from leanbert.objectives.config import (
-    ObjectiveConfig,
-    discriminator_config,
-    generator_config,
-    generator_shape,
+from leanbert.objectives import (
+    OBJECTIVES,
+    ElectraConfig,
+    MaskedLMConfig,
+    build_objective,
+    objective_config,
+    objective_config_from_dict,
+    objective_spec,
 )
+from leanbert.objectives.electra import discriminator_config, generator_config, generator_shape
 from leanbert.presets import model_config
 
 
+def test_builtin_objectives_are_registered():
+    assert set(OBJECTIVES) == {"mlm", "mlm+nsp", "mlm+sop", "electra"}
+    assert objective_spec("electra").metric_weights == {"rtd_precision": "rtd_predicted",
+                                                        "rtd_recall": "rtd_replaced"}
+    assert objective_spec("mlm").metric_weights == {}
+
+
 @pytest.mark.parametrize("fields, message", [
-    (dict(name="bert"), "objective.name"),
-    (dict(name="electra", temperature=0.0), "objective.temperature"),
-    (dict(rtd_weight=-1.0), "objective.rtd_weight"),
-    (dict(generator_fraction=1.5), "objective.generator_fraction"),
-    (dict(generator_fraction=0), "objective.generator_fraction"),
-    (dict(generator_hidden_size=-8), "objective.generator_hidden_size"),
-    (dict(mlm_weight=True), "objective.mlm_weight"),
+    (dict(name="bert"), r"objective.name='bert' is not allowed; choose one of .*mlm\+sop"),
+    (dict(name="electra", temperature=0.0), r"objective.temperature=0.0 must be a number > 0"),
+    (dict(name="electra", rtd_weight=-1.0), r"objective.rtd_weight=-1.0 must be a number >= 0"),
+    (dict(name="electra", generator_fraction=1.5), r"objective.generator_fraction=1.5 must be in \(0, 1\]"),
+    (dict(name="electra", generator_fraction=0), r"objective.generator_fraction=0.0 must be a number > 0"),
+    (dict(name="electra", generator_hidden_size=-8), r"objective.generator_hidden_size=-8 must be an integer"),
+    (dict(name="mlm", mlm_weight=True), r"objective.mlm_weight=True must be a number"),
+    (dict(name="mlm+sop", sentence_weight=-2), r"objective.sentence_weight=-2.0 must be a number >= 0"),
 ])
 def test_bad_values_are_refused_with_the_key(fields, message):
     with pytest.raises(ConfigError, match=message):
-        ObjectiveConfig(**fields)
+        objective_config(**fields)
 
 
-def test_from_dict_names_unknown_keys():
-    with pytest.raises(ConfigError, match="unknown key.*objective.*weight"):
-        from_dict(ObjectiveConfig, {"name": "mlm", "weight": 2}, prefix="objective.")
-    cfg = from_dict(ObjectiveConfig, {"name": "electra", "rtd_weight": 20}, prefix="objective.")
-    assert cfg.rtd_weight == 20.0 and isinstance(cfg.rtd_weight, float)
+def test_keys_are_validated_per_objective():
+    with pytest.raises(ConfigError, match=r"unknown key objective.weight; allowed keys: name, mlm_weight$"):
+        objective_config_from_dict({"name": "mlm", "weight": 2})
+    # temperature exists only for objectives that sample
+    with pytest.raises(ConfigError, match=r"unknown key objective.temperature"):
+        objective_config_from_dict({"name": "mlm+sop", "temperature": 2.0})
+    cfg = objective_config_from_dict({"name": "electra", "rtd_weight": 20})
+    assert isinstance(cfg, ElectraConfig) and cfg.rtd_weight == 20.0 and isinstance(cfg.rtd_weight, float)
+    assert objective_config_from_dict({}) == MaskedLMConfig(name="mlm", mlm_weight=1.0)  # the default objective
+    with pytest.raises(ConfigError, match="objective must be a mapping"):
+        objective_config_from_dict(["mlm"])
+
+
+def test_build_objective_refuses_another_objectives_config():
+    with pytest.raises(ConfigError, match=r"objective.name='electra' takes a ElectraConfig, got a MaskedLMConfig"):
+        build_objective(MaskedLMConfig(name="electra"), tiny_config())
 
 
 @pytest.mark.parametrize("name, pairs, masking", [
     ("mlm", "none", "bert"), ("mlm+nsp", "nsp", "bert"), ("mlm+sop", "sop", "bert"), ("electra", "none", "electra"),
 ])
-def test_data_defaults(name, pairs, masking):
-    cfg = ObjectiveConfig(name=name)
-    assert cfg.data_defaults() == {"pairs": pairs, "masking": masking}
+def test_data_needs(name, pairs, masking):
+    needs = objective_spec(name).data
+    assert dict(needs.implied) == {"pairs": pairs, "masking": masking}
     # defaults fill only what the user left out, and the result is a valid DataConfig the objective accepts
-    raw = cfg.apply_data_defaults({"seq_len": 64})
+    raw = needs.apply({"seq_len": 64})
     data = DataConfig(**raw)
     assert (data.pairs, data.masking) == (pairs, masking)
-    cfg.check_data(data)
-    assert cfg.apply_data_defaults({"masking": "bert"})["masking"] == "bert"
+    needs.check(data, f"objective.name={name!r}")
+    assert needs.apply({"masking": "bert"})["masking"] == "bert"
 
 
 def test_check_data_refuses_pairs_that_do_not_fit():
-    with pytest.raises(ConfigError, match="data.pairs='none'.*needs data.pairs='sop'"):
-        ObjectiveConfig(name="mlm+sop").check_data(DataConfig(pairs="none"))
+    with pytest.raises(ConfigError, match=r"data.pairs='none' does not fit objective.name='mlm\+sop', which needs "
+                                          r"data.pairs='sop'"):
+        objective_spec("mlm+sop").data.check(DataConfig(pairs="none"), "objective.name='mlm+sop'")
     with pytest.raises(ConfigError, match="data.pairs='nsp'"):
-        ObjectiveConfig(name="electra").check_data({"pairs": "nsp"})
-    ObjectiveConfig(name="electra").check_data(DataConfig(masking="bert"))  # a masking ablation is allowed
+        objective_spec("electra").data.check({"pairs": "nsp"}, "objective.name='electra'")
+    objective_spec("electra").data.check(DataConfig(masking="bert"), "electra")  # a masking ablation is allowed
 
 
 def test_generator_size_rule_electra_small():
     disc = model_config("electra-small")
-    gen = generator_config(disc, ObjectiveConfig(name="electra"))
+    gen = generator_config(disc, ElectraConfig())
     assert (gen.hidden_size, gen.num_heads, gen.intermediate_size) == (64, 1, 256)
     assert gen.num_layers == disc.num_layers == 12
     assert gen.embedding_size == disc.embedding_size == 128
@@ -73,11 +98,11 @@ def test_generator_size_rule_electra_small():
 
 def test_generator_size_rule_base_and_overrides():
     base = model_config("electra-base")
-    gen = generator_config(base, ObjectiveConfig(name="electra"))
+    gen = generator_config(base, ElectraConfig())
     assert (gen.hidden_size, gen.num_heads, gen.intermediate_size, gen.embedding_size) == (192, 3, 768, 768)
-    gen = generator_config(base, ObjectiveConfig(name="electra", generator_fraction=1 / 3))  # the paper's base
+    gen = generator_config(base, ElectraConfig(generator_fraction=1 / 3))  # the paper's base
     assert (gen.hidden_size, gen.num_heads) == (256, 4)
-    gen = generator_config(base, ObjectiveConfig(name="electra", generator_hidden_size=200))
+    gen = generator_config(base, ElectraConfig(generator_hidden_size=200))
     assert (gen.hidden_size, gen.num_heads, gen.intermediate_size) == (200, 2, 800)
 
 
@@ -91,6 +116,6 @@ def test_generator_shape_keeps_heads_dividing_hidden(disc_hidden, fraction):
 
 def test_generator_copies_encoder_switches():
     disc = tiny_config(family="albert", embedding_size=16, sharing="all", num_groups=2, hidden_act="gelu_new")
-    gen = generator_config(disc, ObjectiveConfig(name="electra"))
+    gen = generator_config(disc, ElectraConfig())
     assert (gen.sharing, gen.num_groups, gen.hidden_act, gen.embedding_size) == ("all", 2, "gelu_new", 16)
     assert (gen.hidden_size, gen.num_heads) == (8, 1)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import tiny_config
-from leanbert.objectives import ObjectiveConfig, build_objective
+from leanbert.objectives import build_objective, objective_config
 
 pytestmark = pytest.mark.gpu
 
@@ -33,7 +33,7 @@ def count_syncs(fn) -> int:
 @pytest.mark.parametrize("name", list(MODELS))
 def test_gpu_matches_cpu_and_runs_in_bf16(name, make_batch):
     torch.manual_seed(0)
-    objective = build_objective(ObjectiveConfig(name=name), tiny_config(**MODELS[name])).eval()
+    objective = build_objective(objective_config(name), tiny_config(**MODELS[name])).eval()
     batch = make_batch(batch=4, length=24)
     cpu = objective(batch).metrics
     objective.cuda()
@@ -53,7 +53,7 @@ def test_gpu_matches_cpu_and_runs_in_bf16(name, make_batch):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_objective_adds_no_sync_beyond_its_networks(name, make_batch):
     torch.manual_seed(0)
-    objective = build_objective(ObjectiveConfig(name=name), tiny_config(**MODELS[name])).cuda()
+    objective = build_objective(objective_config(name), tiny_config(**MODELS[name])).cuda()
     batch = make_batch(batch=4, length=24).to("cuda")
     positions = batch.labels != -100
     objective(batch)  # warm-up (lazy initialisations may sync once)

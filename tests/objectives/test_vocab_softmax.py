@@ -79,11 +79,11 @@ def test_inverse_cdf_picks_the_token_whose_interval_holds_u():
 def test_objectives_train_under_cpu_bf16_autocast(name, make_batch):
     """bf16 logits reach the fused pass (train.precision=bf16): finite loss and gradients, close to fp32."""
     from helpers import tiny_config
-    from leanbert.objectives import ObjectiveConfig, build_objective
+    from leanbert.objectives import build_objective, objective_config
 
     family = {"mlm": "bert", "mlm+sop": "albert", "electra": "electra"}[name]
     torch.manual_seed(0)
-    objective = build_objective(ObjectiveConfig(name=name), tiny_config(family=family)).eval()
+    objective = build_objective(objective_config(name), tiny_config(family=family)).eval()
     batch = make_batch(batch=4, length=24)
     reference = objective(batch).metrics["mlm_loss"]
     with torch.autocast("cpu", dtype=torch.bfloat16):

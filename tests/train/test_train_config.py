@@ -9,7 +9,8 @@ import yaml
 
 from leanbert.config import ConfigError
 from leanbert.pretrain import check_resume_compatible
-from leanbert.train.config import TrainConfig, load_pretrain_config
+from leanbert.pretrain_config import load_pretrain_config
+from leanbert.train.config import TrainConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

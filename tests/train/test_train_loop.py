@@ -147,7 +147,7 @@ def test_eval_and_metrics_lines(tmp_path):
 def test_metric_averager_weights_means_by_their_counts():
     from leanbert.train.metrics import MetricAverager
 
-    avg = MetricAverager(torch.device("cpu"))
+    avg = MetricAverager(torch.device("cpu"), weights={"rtd_precision": "rtd_predicted"})
     avg.add({"mlm_accuracy": torch.tensor(1.0), "mlm_count": torch.tensor(1.0), "loss": torch.tensor(2.0)})
     avg.add({"mlm_accuracy": torch.tensor(0.0), "mlm_count": torch.tensor(3.0), "loss": torch.tensor(4.0),
              "rtd_precision": torch.tensor(0.5), "rtd_predicted": torch.tensor(0.0)})

@@ -139,7 +139,7 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
     from leanbert.finetune.run import finetune
     from leanbert.model_dir import load_model
     from leanbert.pretrain import pretrain
-    from leanbert.train.config import load_pretrain_config
+    from leanbert.pretrain_config import load_pretrain_config
 
     if out.exists() and any(out.iterdir()):
         if not overwrite:

@@ -1,31 +1,36 @@
 """Pretraining objectives: each wraps its networks and turns a ``Batch`` into ``Output(loss, metrics)``.
 
-``build_objective(ObjectiveConfig(name=...), model_config)`` picks the class by name; the objective sets the
-model heads itself (``config.heads`` of ``model_config`` is ignored).
+Every objective registers itself (registry.py): ``build_objective(objective_config("electra"), model_config)``
+picks the class by name; the objective sets the model heads itself (``heads`` of ``model_config`` is ignored).
+Importing this package registers the built-in objectives below: a new one is one file plus one import here.
 """
 
 from __future__ import annotations
 
-from leanbert.config import ModelConfig
+from leanbert.objectives import electra, mlm, pairs  # noqa: F401  (registers mlm, mlm+nsp, mlm+sop, electra)
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig
-from leanbert.objectives.electra import Electra
+from leanbert.objectives.electra import Electra, ElectraConfig
 from leanbert.objectives.metrics import aggregate_metrics
-from leanbert.objectives.mlm import MaskedLM
-from leanbert.objectives.pairs import MaskedLMWithPairs
+from leanbert.objectives.mlm import MaskedLM, MaskedLMConfig
+from leanbert.objectives.pairs import MaskedLMWithPairs, PairsConfig
+from leanbert.objectives.registry import (
+    ADDONS,
+    OBJECTIVES,
+    AddonConfig,
+    AddonSpec,
+    DataNeeds,
+    ObjectiveSpec,
+    apply_addons,
+    build_objective,
+    objective_config,
+    objective_config_from_dict,
+    objective_spec,
+    register_addon,
+    register_objective,
+)
 
-OBJECTIVE_CLASSES: dict[str, type[Objective]] = {
-    "mlm": MaskedLM,
-    "mlm+nsp": MaskedLMWithPairs,
-    "mlm+sop": MaskedLMWithPairs,
-    "electra": Electra,
-}
-
-
-def build_objective(objective_config: ObjectiveConfig, model_config: ModelConfig) -> Objective:
-    """The objective named by ``objective_config.name``, with freshly initialised networks."""
-    return OBJECTIVE_CLASSES[objective_config.name](model_config, objective_config)
-
-
-__all__ = ["Electra", "MaskedLM", "MaskedLMWithPairs", "Objective", "ObjectiveConfig", "Output",
-           "aggregate_metrics", "build_objective"]
+__all__ = ["ADDONS", "OBJECTIVES", "AddonConfig", "AddonSpec", "DataNeeds", "Electra", "ElectraConfig", "MaskedLM",
+           "MaskedLMConfig", "MaskedLMWithPairs", "Objective", "ObjectiveConfig", "ObjectiveSpec", "Output",
+           "PairsConfig", "aggregate_metrics", "apply_addons", "build_objective", "objective_config",
+           "objective_config_from_dict", "objective_spec", "register_addon", "register_objective"]

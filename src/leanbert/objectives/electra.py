@@ -16,23 +16,102 @@ projection (``untied_generator_embeddings=False`` in the reference code; Hugging
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from leanbert.batch import Batch
-from leanbert.config import ModelConfig
+from leanbert.config import ConfigError, ModelConfig, check_number
+from leanbert.flops import (
+    TRAIN_FACTOR,
+    encoder_forward_flops,
+    masked_fraction,
+    mlm_head_forward_flops,
+    rtd_head_forward_flops,
+)
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
-from leanbert.objectives.config import ObjectiveConfig, discriminator_config, generator_config
+from leanbert.objectives.config import ObjectiveConfig, check_weights
 from leanbert.objectives.metrics import mean_over
 from leanbert.objectives.mlm import flat_positions, masked_positions, mlm_loss
+from leanbert.objectives.registry import DataNeeds, ObjectiveSpec, register_objective
 from leanbert.objectives.vocab_softmax import full_precision
 
 # Embedding submodules the generator takes from the discriminator (its "project" stays its own).
 SHARED_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
+# 85% [MASK] / 15% unchanged (Clark et al. 2020, sec. 3.1) on single segments
+ELECTRA_DATA = DataNeeds(implied={"pairs": "none", "masking": "electra"}, required=frozenset({"pairs"}))
+
+
+@dataclass
+class ElectraConfig(ObjectiveConfig):
+    """mlm_weight:            weight of the generator's MLM loss.
+    rtd_weight:            weight of the replaced-token-detection loss (paper: 50).
+    temperature:           replacements are sampled from softmax(generator logits / temperature).
+    generator_fraction:    generator hidden size = fraction * discriminator hidden size (paper: 1/4 for small,
+                           1/3 for base), in (0, 1].
+    generator_hidden_size: explicit generator hidden size; 0 = use generator_fraction.
+    """
+
+    name: str = "electra"
+    mlm_weight: float = 1.0
+    rtd_weight: float = 50.0
+    temperature: float = 1.0
+    generator_fraction: float = 0.25
+    generator_hidden_size: int = 0
+
+    def __post_init__(self) -> None:
+        check_weights(self, "mlm_weight", "rtd_weight")
+        check_number("objective.temperature", self.temperature, 0, low_open=True)
+        check_number("objective.generator_fraction", self.generator_fraction, 0, low_open=True)
+        if self.generator_fraction > 1:
+            raise ConfigError(f"objective.generator_fraction={self.generator_fraction!r} must be in (0, 1]: "
+                              f"the generator is a fraction of the discriminator (paper: 0.25 small, 1/3 base)")
+        if isinstance(self.generator_hidden_size, bool) or not isinstance(self.generator_hidden_size, int) \
+                or self.generator_hidden_size < 0:
+            raise ConfigError(f"objective.generator_hidden_size={self.generator_hidden_size!r} must be an integer "
+                              f">= 0 (0 = objective.generator_fraction * model.hidden_size)")
+
+
+def generator_shape(disc_hidden: int, fraction: float, explicit_hidden: int = 0) -> tuple[int, int, int]:
+    """ELECTRA generator (hidden, heads, intermediate) from the discriminator's hidden size.
+
+    heads = max(1, hidden // 64) and FFN = 4 * hidden (Clark et al. 2020, appendix; google-research/electra
+    ``get_generator_config``). A fractional size is rounded to a multiple of the head count so every head
+    keeps an integer width; an explicit size is kept and the head count lowered until it divides it.
+    """
+    if explicit_hidden:
+        hidden = explicit_hidden
+        heads = max(1, hidden // 64)
+        while hidden % heads:
+            heads -= 1
+    else:
+        hidden = max(1, round(fraction * disc_hidden))
+        heads = max(1, hidden // 64)
+        hidden = heads * max(1, round(hidden / heads))
+    return hidden, heads, 4 * hidden
+
+
+def generator_config(model_config: ModelConfig, objective: ElectraConfig) -> ModelConfig:
+    """The generator's ModelConfig: the discriminator's switches (depth, embedding size, sharing, activation,
+    dropout, ...) with a smaller width, family electra (no pooler) and one MLM head. Vocabulary, positions,
+    token types and embedding size stay equal because the embeddings are shared."""
+    hidden, heads, ffn = generator_shape(model_config.hidden_size, objective.generator_fraction,
+                                         objective.generator_hidden_size)
+    try:
+        return dataclasses.replace(model_config, hidden_size=hidden, num_heads=heads, intermediate_size=ffn,
+                                   family="electra", heads=["mlm"])
+    except ConfigError as err:
+        raise ConfigError(f"ELECTRA generator (hidden {hidden}, {heads} heads): {err}") from None
+
+
+def discriminator_config(model_config: ModelConfig) -> ModelConfig:
+    return dataclasses.replace(model_config, heads=["rtd"])
 
 
 @dataclass
@@ -58,9 +137,13 @@ class Electra(Objective):
     rtd_accuracy, rtd_count (discriminator, non-pad tokens); rtd_precision and rtd_recall on "replaced"
     (with their denominators rtd_predicted and rtd_replaced); rtd_replaced_fraction (replaced / non-pad)."""
 
-    def __init__(self, model_config: ModelConfig, objective_config: ObjectiveConfig | None = None):
+    # mean metric -> the count it is a mean over, so interval and validation values are exact corpus-level
+    # ratios (sum of true positives / sum of predicted positives), not means of per-batch ratios
+    metric_weights: ClassVar[dict[str, str]] = {"rtd_precision": "rtd_predicted", "rtd_recall": "rtd_replaced"}
+
+    def __init__(self, model_config: ModelConfig, objective_config: ElectraConfig | None = None):
         super().__init__()
-        self.objective_config = objective_config or ObjectiveConfig(name="electra")
+        self.objective_config = objective_config or ElectraConfig()
         self.discriminator = LeanBertModel(discriminator_config(model_config))
         self.generator = LeanBertModel(generator_config(model_config, self.objective_config))
         disc_emb, gen_emb = self.discriminator.encoder.embeddings, self.generator.encoder.embeddings
@@ -135,3 +218,24 @@ def _restore_generator_copies(module: nn.Module, state_dict: dict, prefix: str, 
     for gen_prefix, disc_prefix in _shared_names(prefix):
         for key in [k for k in state_dict if k.startswith(disc_prefix)]:
             state_dict.setdefault(gen_prefix + key[len(disc_prefix):], state_dict[key])
+
+
+def all_original_accuracy(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The trivial discriminator that calls every token "original": the baseline rtd_accuracy must beat."""
+    if "rtd_replaced_fraction" not in metrics:
+        return {}
+    return {"rtd_all_original_accuracy": 1.0 - metrics["rtd_replaced_fraction"]}
+
+
+def electra_flops_per_token(model_config: ModelConfig, objective_config: ElectraConfig, data) -> float:
+    """Generator (encoder + MLM head on the masked tokens) plus discriminator (encoder + RTD head on every
+    token), training, per token. The shared embeddings are lookups, not counted."""
+    generator = generator_config(model_config, objective_config)
+    forward = (encoder_forward_flops(generator, data.seq_len) + mlm_head_forward_flops(generator, masked_fraction(data))
+               + encoder_forward_flops(discriminator_config(model_config), data.seq_len)
+               + rtd_head_forward_flops(model_config))
+    return TRAIN_FACTOR * forward
+
+
+register_objective(ObjectiveSpec(name="electra", objective_class=Electra, config_class=ElectraConfig, data=ELECTRA_DATA,
+                                 flops_per_token=electra_flops_per_token, derived_metrics=all_original_accuracy))

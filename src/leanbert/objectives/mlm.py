@@ -9,17 +9,34 @@ cross-entropy over those N positions.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from leanbert.batch import IGNORE_INDEX, Batch
 from leanbert.config import ModelConfig
+from leanbert.flops import TRAIN_FACTOR, encoder_forward_flops, masked_fraction, mlm_head_forward_flops
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
-from leanbert.objectives.config import ObjectiveConfig
+from leanbert.objectives.config import ObjectiveConfig, check_weights
 from leanbert.objectives.metrics import mean_over
+from leanbert.objectives.registry import DataNeeds, ObjectiveSpec, register_objective
 from leanbert.objectives.vocab_softmax import vocab_softmax
+
+# BERT's 80/10/10 masking on single segments (pairs would waste half-length segments on no sentence task)
+MLM_DATA = DataNeeds(implied={"pairs": "none", "masking": "bert"}, required=frozenset({"pairs"}))
+
+
+@dataclass
+class MaskedLMConfig(ObjectiveConfig):
+    """mlm_weight: weight of the MLM loss."""
+
+    name: str = "mlm"
+    mlm_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_weights(self, "mlm_weight")
 
 
 def masked_positions(batch: Batch) -> torch.Tensor:
@@ -60,9 +77,9 @@ class MaskedLM(Objective):
 
     heads: tuple[str, ...] = ("mlm",)
 
-    def __init__(self, model_config: ModelConfig, objective_config: ObjectiveConfig | None = None):
+    def __init__(self, model_config: ModelConfig, objective_config: MaskedLMConfig | None = None):
         super().__init__()
-        self.objective_config = objective_config or ObjectiveConfig(name="mlm")
+        self.objective_config = objective_config or MaskedLMConfig()
         self.model = LeanBertModel(dataclasses.replace(model_config, heads=list(self.heads)))
 
     def run_model(self, batch: Batch):
@@ -79,3 +96,14 @@ class MaskedLM(Objective):
 
     def models(self) -> dict[str, nn.Module]:
         return {"model": self.model}
+
+
+def mlm_flops_per_token(model_config: ModelConfig, objective_config: ObjectiveConfig, data) -> float:
+    """One encoder plus the MLM head on the masked fraction of the tokens (training, per token)."""
+    forward = encoder_forward_flops(model_config, data.seq_len) + mlm_head_forward_flops(model_config,
+                                                                                         masked_fraction(data))
+    return TRAIN_FACTOR * forward
+
+
+register_objective(ObjectiveSpec(name="mlm", objective_class=MaskedLM, config_class=MaskedLMConfig, data=MLM_DATA,
+                                 flops_per_token=mlm_flops_per_token))

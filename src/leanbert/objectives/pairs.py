@@ -9,16 +9,36 @@ next, 1 = swapped / random); loss = mlm_weight * MLM + sentence_weight * CE.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from leanbert.batch import Batch
 from leanbert.config import ConfigError, ModelConfig
+from leanbert.flops import TRAIN_FACTOR, pair_head_forward_flops
 from leanbert.objectives.base import Output
-from leanbert.objectives.config import ObjectiveConfig
+from leanbert.objectives.config import check_weights
 from leanbert.objectives.metrics import mean_over
-from leanbert.objectives.mlm import MaskedLM, mlm_loss
+from leanbert.objectives.mlm import MaskedLM, MaskedLMConfig, mlm_flops_per_token, mlm_loss
+from leanbert.objectives.registry import DataNeeds, ObjectiveSpec, register_objective
 from leanbert.objectives.vocab_softmax import full_precision
+
+TASKS = {"mlm+nsp": "nsp", "mlm+sop": "sop"}  # objective.name -> the sentence task (and data.pairs)
+
+
+@dataclass
+class PairsConfig(MaskedLMConfig):
+    """name: mlm+nsp | mlm+sop. sentence_weight: weight of the NSP/SOP cross-entropy."""
+
+    name: str = "mlm+sop"
+    sentence_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.name not in TASKS:
+            raise ConfigError(f"objective.name={self.name!r}: PairsConfig is for {', '.join(TASKS)}")
+        check_weights(self, "sentence_weight")
 
 
 def sentence_loss(logits: torch.Tensor, labels: torch.Tensor, prefix: str
@@ -39,8 +59,8 @@ class MaskedLMWithPairs(MaskedLM):
     """``mlm+nsp`` / ``mlm+sop``. Metrics: mlm_loss, mlm_accuracy, mlm_count and <nsp|sop>_loss,
     <nsp|sop>_accuracy, <nsp|sop>_count."""
 
-    def __init__(self, model_config: ModelConfig, objective_config: ObjectiveConfig):
-        self.task = {"mlm+nsp": "nsp", "mlm+sop": "sop"}[objective_config.name]
+    def __init__(self, model_config: ModelConfig, objective_config: PairsConfig):
+        self.task = TASKS[objective_config.name]
         self.heads = ("mlm", self.task)
         if not model_config.has_pooler:
             raise ConfigError(f"objective.name={objective_config.name!r} classifies the pooled [CLS] vector, but "
@@ -58,3 +78,19 @@ class MaskedLMWithPairs(MaskedLM):
         metrics.update(pair_metrics)
         cfg = self.objective_config
         return Output(loss=cfg.mlm_weight * loss_mlm + cfg.sentence_weight * loss_pair, metrics=metrics)
+
+
+def pairs_flops_per_token(model_config: ModelConfig, objective_config: PairsConfig, data) -> float:
+    """MLM plus the 2-way sentence classifier on one pooled vector per sequence (training, per token)."""
+    pair_head = pair_head_forward_flops(model_config, data.seq_len)
+    return mlm_flops_per_token(model_config, objective_config, data) + TRAIN_FACTOR * pair_head
+
+
+def _pairs_spec(name: str) -> ObjectiveSpec:
+    data = DataNeeds(implied={"pairs": TASKS[name], "masking": "bert"}, required=frozenset({"pairs"}))
+    return ObjectiveSpec(name=name, objective_class=MaskedLMWithPairs, config_class=PairsConfig, data=data,
+                         flops_per_token=pairs_flops_per_token)
+
+
+register_objective(_pairs_spec("mlm+nsp"))
+register_objective(_pairs_spec("mlm+sop"))

@@ -1,41 +1,36 @@
-"""``TrainConfig`` (the ``train.*`` keys) and ``PretrainConfig`` (model + objective + data + train).
+"""``TrainConfig``: the ``train.*`` keys of the one training loop.
 
-A pretraining config is a YAML file with four groups, changed by dotted overrides on the command line::
-
-    model:     {preset: electra-small, hidden_size: 128, ...}   # any ModelConfig field as model.<field>
-    objective: {name: electra, ...}                              # ObjectiveConfig
-    data:      {path: data/wiki, seq_len: 128, ...}              # DataConfig
-    train:     {batch_size: 128, lr: 5e-4, ...}                  # TrainConfig
-
-The objective implies some data settings (ALBERT's SOP needs sentence-order pairs, ELECTRA masks 85/15):
-they are filled in when the user did not set them, and contradictions are refused.
+Every field is tagged with what it changes (dataclass field metadata ``kind``), after cramming's ``impl``
+group: ``experiment`` settings change the results (lr, batch, seed), ``budget`` settings how long the run goes,
+``logging`` what is recorded, and ``impl`` only how fast it runs (compile, device, unpadding). The key names
+stay flat (``train.precision``, ``train.compile``) so recipes read as before. A resumed run may change its
+budget, logging and impl settings, not the experiment (``resumable_keys``).
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from leanbert.config import (
-    ConfigError,
-    ModelConfig,
-    apply_overrides,
-    check_choice,
-    check_integer,
-    check_number,
-    from_dict,
-    load_config_file,
-    to_dict,
-)
-from leanbert.data.config import DataConfig
-from leanbert.presets import PRESETS, model_config
+from leanbert.config import ConfigError, check_choice, check_integer, check_number
 
 SCHEDULES = ("linear", "cosine", "constant")
 OPTIMIZERS = ("adamw", "lamb")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+
+EXPERIMENT, BUDGET, LOGGING, IMPL = "experiment", "budget", "logging", "impl"
+KINDS = (EXPERIMENT, BUDGET, LOGGING, IMPL)
+
+
+def setting(default: Any, kind: str, *, resumable: bool | None = None) -> Any:
+    """A TrainConfig field tagged with its kind. ``resumable`` overrides the kind's resume rule (everything but
+    ``experiment`` may change on resume)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown setting kind {kind!r}")
+    return field(default=default, metadata={"kind": kind,
+                                            "resumable": kind != EXPERIMENT if resumable is None else resumable})
 
 
 @dataclass
@@ -54,9 +49,13 @@ class TrainConfig:
     optimizer:        adamw (torch) or lamb (You et al. 2020). No weight decay on biases and LayerNorm weights.
     weight_decay, adam_beta1, adam_beta2, adam_eps: optimizer settings (shared by AdamW and LAMB).
     clip_norm:        global gradient-norm clipping; 0 = off.
-    precision:        fp32, or bf16 autocast (CPU and CUDA; weights and optimizer stay fp32).
+    precision:        fp32, or bf16 autocast (CPU and CUDA; weights and optimizer stay fp32). An impl setting,
+                      but not resumable: bf16 changes every loss value, so a resumed run would no longer
+                      reproduce the interrupted one.
     compile:          torch.compile the objective (speed only).
     device:           auto (cuda if available) | cpu | cuda.
+    unpad:            run projections and FFN on real tokens only (model/padding.py); false keeps the
+                      encoder free of data-dependent shapes (export, tracing, GPUs where it does not pay).
     seed:             model initialisation, data order and masking, dropout.
     log_every:        optimizer steps per metrics.jsonl line (metrics are averaged over the interval).
     eval_every:       steps between validations; 0 = only at the end. eval_batches: batches per validation.
@@ -64,29 +63,30 @@ class TrainConfig:
     tensorboard:      also write TensorBoard events to RUN_DIR/tensorboard (needs the tensorboard package).
     """
 
-    batch_size: int = 32
-    grad_accum: int = 1
-    max_steps: int = 1000
-    max_minutes: float = 0.0
-    lr: float = 1e-4
-    warmup_steps: int = 0
-    schedule: str = "linear"
-    optimizer: str = "adamw"
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-6
-    clip_norm: float = 1.0
-    precision: str = "fp32"
-    compile: bool = False
-    device: str = "auto"
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 500
-    eval_batches: int = 20
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 2
-    tensorboard: bool = False
+    batch_size: int = setting(32, EXPERIMENT)
+    grad_accum: int = setting(1, EXPERIMENT)
+    max_steps: int = setting(1000, BUDGET)
+    max_minutes: float = setting(0.0, BUDGET)
+    lr: float = setting(1e-4, EXPERIMENT)
+    warmup_steps: int = setting(0, EXPERIMENT)
+    schedule: str = setting("linear", EXPERIMENT)
+    optimizer: str = setting("adamw", EXPERIMENT)
+    weight_decay: float = setting(0.01, EXPERIMENT)
+    adam_beta1: float = setting(0.9, EXPERIMENT)
+    adam_beta2: float = setting(0.999, EXPERIMENT)
+    adam_eps: float = setting(1e-6, EXPERIMENT)
+    clip_norm: float = setting(1.0, EXPERIMENT)
+    precision: str = setting("fp32", IMPL, resumable=False)
+    compile: bool = setting(False, IMPL)
+    device: str = setting("auto", IMPL)
+    unpad: bool = setting(True, IMPL)
+    seed: int = setting(0, EXPERIMENT)
+    log_every: int = setting(10, LOGGING)
+    eval_every: int = setting(500, LOGGING)
+    eval_batches: int = setting(20, LOGGING)
+    checkpoint_every: int = setting(1000, LOGGING)
+    keep_checkpoints: int = setting(2, LOGGING)
+    tensorboard: bool = setting(False, LOGGING)
 
     def __post_init__(self) -> None:
         check_integer("train.batch_size", self.batch_size, 1)
@@ -106,7 +106,7 @@ class TrainConfig:
         check_number("train.clip_norm", self.clip_norm, 0.0)
         check_choice("train.precision", self.precision, PRECISIONS)
         check_choice("train.device", self.device, DEVICES)
-        for name in ("compile", "tensorboard"):
+        for name in ("compile", "tensorboard", "unpad"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"train.{name}={getattr(self, name)!r} must be true or false")
         check_integer("train.seed", self.seed, 0)
@@ -130,88 +130,11 @@ class TrainConfig:
         return self.batch_size // parts
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The whole pretraining config
-
-GROUPS = ("model", "objective", "data", "train")
-
-def _objective_config_class():
-    from leanbert.objectives.config import ObjectiveConfig  # late: keeps `leanbert.train` importable alone
-
-    return ObjectiveConfig
+def setting_kind(name: str) -> str:
+    """The kind of ``train.<name>``: experiment, budget, logging or impl."""
+    return {f.name: f.metadata["kind"] for f in dataclasses.fields(TrainConfig)}[name]
 
 
-@dataclass
-class PretrainConfig:
-    """model: {"preset": name, <ModelConfig field>: value, ...}; the other groups are typed configs."""
-
-    model: dict[str, Any] = field(default_factory=lambda: {"preset": "bert-mini"})
-    objective: Any = None
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def model_config(self, **fields: Any) -> ModelConfig:
-        """The encoder config: preset, then the ``model.*`` fields, then ``fields`` (e.g. the tokenizer's
-        vocab_size) for keys the user did not set."""
-        user = {k: v for k, v in self.model.items() if k != "preset"}
-        return model_config(self.model["preset"], **{**fields, **user})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": dict(self.model), "objective": to_dict(self.objective), "data": to_dict(self.data),
-                "train": to_dict(self.train)}
-
-
-def _check_model_section(model: Any) -> dict[str, Any]:
-    if not isinstance(model, dict):
-        raise ConfigError("model must be a mapping: preset plus any model field (model.hidden_size=...)")
-    model = dict(model)
-    allowed = ["preset"] + [f for f in ModelConfig.__dataclass_fields__]
-    unknown = [k for k in model if k not in allowed]
-    if unknown:
-        raise ConfigError(f"unknown key model.{unknown[0]}; allowed keys: {', '.join(allowed)}")
-    if "heads" in model:
-        raise ConfigError("model.heads is chosen by the objective (objective.name); remove it")
-    if "preset" not in model:
-        raise ConfigError(f"model.preset is required; choose one of {', '.join(PRESETS)}")
-    model_config(model["preset"], **{k: v for k, v in model.items() if k != "preset"})  # validate now
-    return model
-
-
-def pretrain_config_from_dict(raw: dict[str, Any]) -> PretrainConfig:
-    """Validate a nested dict (YAML + overrides) into a PretrainConfig; errors name the key."""
-    if not isinstance(raw, dict):
-        raise ConfigError("a pretraining config must be a mapping with groups model, objective, data, train")
-    unknown = [k for k in raw if k not in GROUPS]
-    if unknown:
-        raise ConfigError(f"unknown group {unknown[0]!r}; allowed groups: {', '.join(GROUPS)}")
-    objective = from_dict(_objective_config_class(), raw.get("objective") or {}, prefix="objective.")
-    data_raw = raw.get("data") or {}
-    if not isinstance(data_raw, dict):
-        raise ConfigError("data must be a mapping of data fields")
-    # the objective implies data.pairs / data.masking: filled in where unset, contradictions refused
-    objective.check_data(data_raw)
-    data = from_dict(DataConfig, objective.apply_data_defaults(dict(data_raw)), prefix="data.")
-    train = from_dict(TrainConfig, raw.get("train") or {}, prefix="train.")
-    model = _check_model_section(raw.get("model") or {"preset": "bert-mini"})
-    config = PretrainConfig(model=model, objective=objective, data=data, train=train)
-    max_positions = config.model_config().max_positions
-    if data.seq_len > max_positions:
-        raise ConfigError(f"data.seq_len={data.seq_len} exceeds model.max_positions={max_positions}")
-    return config
-
-
-def load_pretrain_config(path: str | Path | None, overrides: list[str] | None = None,
-                         base: dict[str, Any] | None = None) -> tuple[PretrainConfig, dict[str, Any]]:
-    """YAML file (or ``base``) + ``key=value`` overrides -> (validated config, the raw nested dict)."""
-    raw = copy.deepcopy(base) if base is not None else {}
-    if path is not None:
-        raw = load_config_file(path)
-        for group in GROUPS:
-            if raw.get(group) is None:
-                raw.pop(group, None)
-    apply_overrides(raw, list(overrides or []), allowed_roots=GROUPS)
-    try:
-        return pretrain_config_from_dict(raw), raw
-    except ConfigError as err:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{err}") from None
+def resumable_keys() -> tuple[str, ...]:
+    """The ``train.*`` keys a resumed run may change (budgets, logging, speed), in field order."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["resumable"])

@@ -1,6 +1,10 @@
 """Training metrics: averaged on the device over a logging interval, written as ``metrics.jsonl`` lines
 (and optionally TensorBoard events).
 
+The naming rule: ``<group>_<stat>`` is a mean over ``<group>_count`` items (``mlm_accuracy`` over
+``mlm_count``), unless the objective's ``metric_weights`` names another count (ELECTRA: ``rtd_precision`` ->
+``rtd_predicted``); every ``*_count`` and every such weight is a total, summed rather than averaged.
+
 ``MetricAverager.add`` only does tensor additions, so the GPU never waits for the host between logging
 steps; ``MetricAverager.pop`` reads everything with one transfer (and one all-reduce across ranks).
 """
@@ -10,28 +14,44 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from leanbert.atomic import write_text_atomically
-from leanbert.objectives.metrics import is_count, weight_key
 from leanbert.train.distributed import DistEnv, all_reduce_sum
+
+NO_WEIGHTS: Mapping[str, str] = {}
+
+
+def is_count(name: str, weights: Mapping[str, str] = NO_WEIGHTS) -> bool:
+    """Counts are summed, not averaged: every ``*_count`` and every count a mean is weighted by."""
+    return name.endswith("_count") or name in weights.values()
+
+
+def weight_key(name: str, weights: Mapping[str, str] = NO_WEIGHTS) -> str | None:
+    """The count a mean metric is weighted by, or None for a plain (unweighted) mean."""
+    if name in weights:
+        return weights[name]
+    group, sep, _ = name.partition("_")
+    return f"{group}_count" if sep else None
 
 
 class MetricAverager:
-    """Running sums of scalar metrics over a logging interval, combined the way ``objectives.metrics`` names
-    them: ``*_count`` (and other count keys) are summed; a mean with a count (``mlm_accuracy`` over
-    ``mlm_count``) is weighted by it, so the logged value is the exact interval-level mean; anything else
-    (``loss``, ``grad_norm``) is a plain mean over the values added.
+    """Running sums of scalar metrics over a logging interval, combined by the naming rule above with the
+    objective's ``weights``: counts are summed; a mean with a count (``mlm_accuracy`` over ``mlm_count``) is
+    weighted by it, so the logged value is the exact interval-level mean; anything else (``loss``,
+    ``grad_norm``) is a plain mean over the values added.
 
     Every rank must add the same keys (metric names may not depend on the data): ``pop`` all-reduces one
     vector of numerators and denominators.
     """
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, weights: Mapping[str, str] | None = None):
         self.device = device
+        self.weights = dict(weights or {})
         self.num: dict[str, torch.Tensor] = {}
         self.den: dict[str, torch.Tensor] = {}
 
@@ -48,10 +68,10 @@ class MetricAverager:
     def add(self, metrics: dict[str, Any]) -> None:
         values = {k: self._tensor(v) for k, v in metrics.items()}
         for key, value in values.items():
-            if is_count(key):
+            if is_count(key, self.weights):
                 num, den = value, torch.ones_like(value)  # den unused: counts are totals
             else:
-                wkey = weight_key(key)
+                wkey = weight_key(key, self.weights)
                 weight = values.get(wkey) if wkey is not None else None
                 num, den = (value * weight, weight) if weight is not None else (value, torch.ones_like(value))
             self.num[key] = self.num[key] + num if key in self.num else num.clone()
@@ -67,7 +87,8 @@ class MetricAverager:
         values = vector.tolist()  # the one host sync per logging interval
         nums, dens = values[:len(keys)], values[len(keys):]
         self.num, self.den = {}, {}
-        return {k: (n if is_count(k) else (n / d if d else 0.0)) for k, n, d in zip(keys, nums, dens)}
+        return {k: (n if is_count(k, self.weights) else (n / d if d else 0.0))
+                for k, n, d in zip(keys, nums, dens)}
 
 
 def _json_value(value: Any) -> Any:

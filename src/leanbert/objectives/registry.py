@@ -1,0 +1,154 @@
+"""The objective registry: one entry per objective says everything the rest of the system needs to know.
+
+An entry (``ObjectiveSpec``) carries the objective's class, its ``objective.*`` config dataclass, the data
+pipeline settings it implies (``DataNeeds``), derived evaluation metrics and its training FLOPs per token. How
+its metrics aggregate is declared by the class itself (``metric_weights``, read by the training loop) and
+exposed here. Adding an objective = one file with the class, its config and one ``register_objective(...)``
+call, imported once (objectives/__init__.py imports the built-in ones).
+
+Add-ons (``AddonSpec``) wrap whatever objective was built (TNF wraps MLM or ELECTRA); each has its own
+top-level config group (``tnf.enabled``, ...) that the pretraining config accepts next to the four core groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from leanbert.config import ConfigError, ModelConfig, from_dict
+from leanbert.objectives.base import Objective
+from leanbert.objectives.config import ObjectiveConfig
+
+DEFAULT_OBJECTIVE = "mlm"
+
+
+@dataclass(frozen=True)
+class DataNeeds:
+    """The ``data.*`` settings an objective (or add-on) implies.
+
+    implied:  key -> value, filled in where the user did not set the key.
+    required: the implied keys a user may not contradict (NSP/SOP need sentence labels; MLM-only and ELECTRA
+              would silently waste half-length segments). The others may differ on purpose: ELECTRA with
+              BERT's 80/10/10 masking is an ablation in the paper.
+    """
+
+    implied: Mapping[str, Any] = field(default_factory=dict)
+    required: frozenset[str] = frozenset()
+
+    def apply(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Fill the implied settings into a raw ``data`` dict where the user did not set them (in place)."""
+        for key, value in self.implied.items():
+            data.setdefault(key, value)
+        return data
+
+    def check(self, data: Any, who: str) -> None:
+        """Refuse a contradicted required setting. ``data`` is a DataConfig or a raw dict; ``who`` names the
+        objective in the message (``objective.name='mlm+sop'``)."""
+        for key in sorted(self.required):
+            value = data.get(key) if isinstance(data, dict) else getattr(data, key, None)
+            want = self.implied[key]
+            if value is not None and value != want:
+                raise ConfigError(f"data.{key}={value!r} does not fit {who}, which needs data.{key}={want!r}")
+
+
+# (model config, objective config, data config) -> training FLOPs per real token (see leanbert.flops)
+FlopsFn = Callable[[ModelConfig, Any, Any], float]
+# aggregated evaluation metrics -> extra metrics computed from them
+DerivedFn = Callable[[Mapping[str, float]], dict[str, float]]
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """One objective. ``objective_class(model_config, config)`` builds it with fresh networks."""
+
+    name: str
+    objective_class: Callable[[ModelConfig, Any], Objective]
+    config_class: type[ObjectiveConfig]
+    data: DataNeeds = field(default_factory=DataNeeds)
+    flops_per_token: FlopsFn | None = None
+    derived_metrics: DerivedFn | None = None
+
+    @property
+    def metric_weights(self) -> dict[str, str]:
+        """Mean metric -> the count it is a mean over, where that is not ``<group>_count``."""
+        return dict(getattr(self.objective_class, "metric_weights", {}))
+
+
+OBJECTIVES: dict[str, ObjectiveSpec] = {}
+
+
+def register_objective(spec: ObjectiveSpec) -> ObjectiveSpec:
+    """Add ``spec`` under ``spec.name`` (re-registering the same entry is a no-op)."""
+    known = OBJECTIVES.get(spec.name)
+    if known is not None and known != spec:
+        raise ValueError(f"objective {spec.name!r} is already registered by {known.objective_class!r}")
+    OBJECTIVES[spec.name] = spec
+    return spec
+
+
+def objective_spec(name: Any) -> ObjectiveSpec:
+    if name not in OBJECTIVES:
+        raise ConfigError(f"objective.name={name!r} is not allowed; choose one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]
+
+
+def objective_config_from_dict(raw: Any) -> ObjectiveConfig:
+    """A raw ``objective`` mapping -> the named objective's config; unknown keys name the objective's own keys."""
+    if not isinstance(raw, dict):
+        raise ConfigError("objective must be a mapping: name plus that objective's keys")
+    spec = objective_spec(raw.get("name", DEFAULT_OBJECTIVE))
+    return from_dict(spec.config_class, {**raw, "name": spec.name}, prefix="objective.")
+
+
+def objective_config(name: str = DEFAULT_OBJECTIVE, **fields: Any) -> ObjectiveConfig:
+    """``objective_config("electra", temperature=3.0)``: validated like ``objective.*`` keys."""
+    return objective_config_from_dict({"name": name, **fields})
+
+
+def build_objective(config: ObjectiveConfig, model_config: ModelConfig) -> Objective:
+    """The objective named by ``config.name``, with freshly initialised networks."""
+    spec = objective_spec(config.name)
+    if not isinstance(config, spec.config_class):
+        raise ConfigError(f"objective.name={config.name!r} takes a {spec.config_class.__name__}, "
+                          f"got a {type(config).__name__}")
+    return spec.objective_class(model_config, config)
+
+
+# -- add-ons: wrappers around the built objective, each with its own top-level config group -------------------
+
+
+@dataclass
+class AddonConfig:
+    """Base of an add-on's config group; ``enabled`` switches it on (``tnf.enabled=true``)."""
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class AddonSpec:
+    """group: the config group (e.g. ``tnf``); wrap(objective, config, model_config) -> the wrapped objective."""
+
+    group: str
+    config_class: type[AddonConfig]
+    wrap: Callable[[Objective, Any, ModelConfig], Objective]
+    data: DataNeeds = field(default_factory=DataNeeds)
+
+
+ADDONS: dict[str, AddonSpec] = {}
+
+
+def register_addon(spec: AddonSpec) -> AddonSpec:
+    known = ADDONS.get(spec.group)
+    if known is not None and known != spec:
+        raise ValueError(f"add-on group {spec.group!r} is already registered")
+    ADDONS[spec.group] = spec
+    return spec
+
+
+def apply_addons(objective: Objective, addons: Mapping[str, AddonConfig], model_config: ModelConfig) -> Objective:
+    """Wrap ``objective`` with every enabled add-on, in the order the config lists them."""
+    for group, config in addons.items():
+        if config.enabled:
+            objective = ADDONS[group].wrap(objective, config, model_config)
+    return objective
