@@ -1,0 +1,86 @@
+"""What every training job (pretrain, finetune, distill) does around the shared loop, written once.
+
+A job is: join the process group when launched by torchrun (and leave it at the end), seed, build its objective
+and data (the job's own part), call the loop, and let rank 0 alone talk and write the output directory::
+
+    with job_env(config.train.device) as env:
+        log, progress = main_process_only(env, log, progress)
+        seed_everything(seed)
+        objective = ...
+        result = train_objective(objective, batches, train_config, run_dir, env, eval_fn=..., progress=progress)
+        write_on_main(out_dir, fill, env, scratch=work / f"rank-{env.rank}")
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from leanbert.atomic import write_dir_atomically
+from leanbert.batch import Batch
+from leanbert.train.config import TrainConfig
+from leanbert.train.distributed import DistEnv, barrier, init_distributed, shutdown
+from leanbert.train.loop import EvalFn, LoopResult, train_loop
+
+Log = Callable[..., Any]
+
+
+@contextmanager
+def job_env(device: str = "auto", env: DistEnv | None = None) -> Iterator[DistEnv]:
+    """The job's DistEnv: ``env`` when the caller already has one (it stays the caller's to tear down), else
+    a new one from torchrun's variables (single process without them), torn down when the job ends."""
+    if env is not None:
+        yield env
+        return
+    own = init_distributed(device)
+    try:
+        yield own
+    finally:
+        shutdown(own)
+
+
+def main_process_only(env: DistEnv, log: Log, progress: bool) -> tuple[Log, bool]:
+    """``(log, progress)`` on rank 0; a silent log and no progress bars on the other ranks."""
+    if env.is_main:
+        return log, progress
+    return (lambda *_args, **_kwargs: None), False
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's global generators (the same ``seed`` on every rank: same initial weights)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def seed_per_rank(seed: int, env: DistEnv) -> None:
+    """torch's generator with one stream per rank (dropout masks must differ between ranks' examples)."""
+    torch.manual_seed(seed + 100_003 * env.rank)
+
+
+def train_objective(objective: nn.Module, batches: Iterable[Batch], config: TrainConfig, run_dir: Path,
+                    env: DistEnv, *, eval_fn: EvalFn | None = None, param_groups: list[dict[str, Any]] | None = None,
+                    resume: bool = False, progress: bool = True) -> LoopResult:
+    """Train ``objective`` on the shared loop. ``batches`` holds this rank's share of every global batch;
+    a global ``config.batch_size`` that does not split evenly over the ranks is refused before any step."""
+    config.micro_batch_size(env.world_size)
+    return train_loop(objective, batches, config, run_dir, eval_fn=eval_fn, env=env, resume=resume,
+                      param_groups=param_groups, progress=progress)
+
+
+def write_on_main(out_dir: Path, fill: Callable[[Path], None], env: DistEnv, scratch: Path) -> None:
+    """Run ``fill(directory)`` on every rank (it may train, which needs all ranks): on rank 0 into a temporary
+    sibling of ``out_dir`` renamed into place when complete, on the others into ``scratch`` (which the caller
+    removes). No rank returns before ``out_dir`` is complete. ``fill`` writes files on rank 0 only."""
+    if env.is_main:
+        write_dir_atomically(out_dir, fill)
+    else:
+        fill(scratch)
+    barrier(env)
