@@ -23,14 +23,14 @@ import torch
 from leanbert.cli import main
 from leanbert.config import ConfigError
 from leanbert.errors import UserError
-from leanbert.finetune.config import finetune_config, to_train_config
+from leanbert.finetune.config import Recipe, finetune_config, to_train_config
 from leanbert.finetune.data import load_task_data
 from leanbert.finetune.encode import Features
 from leanbert.finetune.layer_decay import layer_lr_scales
 from leanbert.finetune.metrics import accuracy
 from leanbert.finetune.objective import SequenceClassification
-from leanbert.finetune.run import EpochBatches, finetune
-from leanbert.finetune.tasks import Recipe
+from leanbert.finetune.run import finetune
+from leanbert.finetune.task_job import EpochBatches
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, read_model_config, save_model
 from leanbert.presets import model_config
@@ -119,7 +119,7 @@ def test_saved_model_predicts_like_predictions_tsv(sst2_run, sst2_slice):
     encoder = PairEncoder.from_dir(sst2_run / "model", 64)
     features = encoder.encode(task.dev["dev"][:40])
     from leanbert.finetune.encode import Collator
-    from leanbert.finetune.run import predict
+    from leanbert.inference import predict
 
     preds = predict(model, features, Collator(encoder.pad_id), 16, regression=False)
     rows = _read_tsv(sst2_run / "predictions.tsv")[1:41]

@@ -1,6 +1,9 @@
-"""``FinetuneConfig``: the ``train.*`` and ``data.*`` keys of ``leanbert finetune``.
+"""``FinetuneConfig``: the ``train.*`` and ``data.*`` keys of ``leanbert finetune``, and their defaults.
 
-Values come from the task's recipe (``tasks.Recipe``), then the user's ``key=value`` overrides::
+The defaults (written once, in the dataclasses below) follow ELECTRA's GLUE recipe (Clark et al., 2020,
+appendix A: batch 32, warm-up 10 %, max length 128, 3 epochs) with lr 1e-4, ELECTRA-Base's rate, which suits
+the compact encoders this project trains. A task's ``Recipe`` changes some of them (tasks.py: more epochs on
+small sets); the user's ``key=value`` overrides come last::
 
     train.lr=1e-4 train.epochs=3 train.batch_size=32 train.warmup_ratio=0.1 train.weight_decay=0.01
     train.layer_decay=0.8 train.seeds=[1,2,3] train.precision=bf16 data.max_seq_len=128
@@ -11,12 +14,12 @@ Values come from the task's recipe (``tasks.Recipe``), then the user's ``key=val
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from leanbert.config import ConfigError, apply_overrides, check_choice, check_integer, check_number, from_dict
-from leanbert.finetune.tasks import Recipe
 from leanbert.train.config import DEVICES, OPTIMIZERS, PRECISIONS, TrainConfig
 
 
@@ -99,6 +102,24 @@ class FinetuneDataConfig:
     def __post_init__(self) -> None:
         check_integer("data.max_seq_len", self.max_seq_len, 4)
         check_integer("data.max_train_examples", self.max_train_examples, 0)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A task's default hyperparameters: the config defaults above unless the task changes them;
+    ``overrides()`` gives them as dotted config keys."""
+
+    lr: float = FinetuneTrainConfig.lr
+    epochs: float = FinetuneTrainConfig.epochs
+    batch_size: int = FinetuneTrainConfig.batch_size
+    max_seq_len: int = FinetuneDataConfig.max_seq_len
+    warmup_ratio: float = FinetuneTrainConfig.warmup_ratio
+    weight_decay: float = FinetuneTrainConfig.weight_decay
+    layer_decay: float = FinetuneTrainConfig.layer_decay  # 1.0 = off; ELECTRA uses 0.8 for Small/Base
+
+    def overrides(self) -> dict[str, Any]:
+        keys = {"max_seq_len": "data.max_seq_len"}
+        return {keys.get(f.name, f"train.{f.name}"): getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass
