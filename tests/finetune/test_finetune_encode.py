@@ -11,7 +11,13 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from leanbert.errors import UserError
-from leanbert.finetune.encode import Collator, PairEncoder, iterate_batches, load_tokenizer, truncate_pair
+from leanbert.finetune.encode import (
+    Collator,
+    PairEncoder,
+    iterate_batches,
+    load_any_tokenizer,
+    longest_first_lengths,
+)
 from leanbert.finetune.tasks import Example
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -45,7 +51,7 @@ def _reference(tok: Tokenizer, a: str, b: str | None, max_len: int):
     return enc.ids, enc.type_ids
 
 
-def test_truncate_pair_matches_fast_tokenizers(tiny_dir):
+def test_longest_first_lengths_matches_fast_tokenizers(tiny_dir):
     tok = Tokenizer.from_file(str(tiny_dir / "tokenizer.json"))
     id_a, id_b = tok.token_to_id("and"), tok.token_to_id("the")
     assert tok.encode("and the", add_special_tokens=False).ids == [id_a, id_b]  # one token each
@@ -53,7 +59,7 @@ def test_truncate_pair_matches_fast_tokenizers(tiny_dir):
         for la in range(0, 12):
             for lb in range(0, 12):
                 ids, _ = _reference(tok, " ".join(["and"] * la), " ".join(["the"] * lb), max_len)
-                assert truncate_pair(la, lb, max_len - 3) == (ids.count(id_a), ids.count(id_b))
+                assert longest_first_lengths(la, lb, max_len - 3) == (ids.count(id_a), ids.count(id_b))
 
 
 def test_pairs_and_singles_equal_tokenizer_output(tiny_dir):
@@ -106,11 +112,11 @@ def test_special_tokens_from_map_and_errors(tiny_dir, tmp_path):
     with pytest.raises(UserError, match="max_seq_len=3"):
         PairEncoder(tok, 3)
     with pytest.raises(UserError, match="expected a folder with tokenizer.json"):
-        load_tokenizer(tmp_path / "missing")
+        load_any_tokenizer(tmp_path / "missing")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "tokenizer.json").write_text("{not json")
     with pytest.raises(UserError, match="not a valid tokenizers JSON"):
-        load_tokenizer(tmp_path / "bad")
+        load_any_tokenizer(tmp_path / "bad")
 
 
 def test_collator_dynamic_padding_and_dtypes(tiny_dir):

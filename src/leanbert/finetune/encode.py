@@ -39,10 +39,11 @@ class Features:
     label: int | float
 
 
-def load_tokenizer(path: str | Path) -> Tokenizer | Any:
-    """A tokenizer from a directory (or a tokenizer.json file). A directory with tokenizer.json gives a
-    ``tokenizers.Tokenizer``; one with only a Hugging Face tokenizer_config.json gives a ``transformers``
-    tokenizer, loaded from local files only."""
+def load_any_tokenizer(path: str | Path) -> Tokenizer | Any:
+    """A tokenizer of any kind, ready to encode text, from a directory (or a tokenizer.json file): a
+    directory with tokenizer.json gives a ``tokenizers.Tokenizer``; one with only a Hugging Face
+    tokenizer_config.json gives a ``transformers`` tokenizer, loaded from local files only. (Pretraining's
+    ``data.tokenizer.load_tokenizer`` reads this project's own tokenizer directories with their metadata.)"""
     path = Path(path)
     file = path / "tokenizer.json" if path.is_dir() else path
     if file.is_file() and file.name.endswith(".json"):
@@ -78,7 +79,7 @@ def _special_names(directory: Path | None) -> dict[str, list[str]]:
     return names
 
 
-def truncate_pair(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
+def longest_first_lengths(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
     """Tokens kept of A and B so that their sum is at most ``budget`` (fast tokenizers' longest_first)."""
     if len_a + len_b <= budget:
         return len_a, len_b
@@ -117,7 +118,7 @@ class PairEncoder:
     @classmethod
     def from_dir(cls, path: str | Path, max_seq_len: int) -> PairEncoder:
         path = Path(path)
-        return cls(load_tokenizer(path), max_seq_len, path if path.is_dir() else path.parent)
+        return cls(load_any_tokenizer(path), max_seq_len, path if path.is_dir() else path.parent)
 
     def _lookup(self, role: str, candidates: list[str]) -> int:
         for name in candidates:
@@ -157,16 +158,10 @@ class PairEncoder:
             ids = [self.cls_id, *a, self.sep_id]
             types = [0] * len(ids)
         else:
-            keep_a, keep_b = truncate_pair(len(a), len(b), self.max_seq_len - 3)
+            keep_a, keep_b = longest_first_lengths(len(a), len(b), self.max_seq_len - 3)
             ids = [self.cls_id, *a[:keep_a], self.sep_id, *b[:keep_b], self.sep_id]
             types = [0] * (keep_a + 2) + [1] * (keep_b + 1)
         return Features(np.asarray(ids, dtype=np.int64), np.asarray(types, dtype=np.int64), label)
-
-
-def encode_examples(examples: Sequence[Example], tokenizer: Tokenizer | Any, max_seq_len: int,
-                    progress: bool = False) -> list[Features]:
-    """Shortcut for ``PairEncoder(tokenizer, max_seq_len).encode(examples)``."""
-    return PairEncoder(tokenizer, max_seq_len).encode(examples, progress=progress)
 
 
 @dataclass(frozen=True)
