@@ -8,7 +8,6 @@ mapped weights strictly and lets ``save_pretrained`` write the files, so what we
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from leanbert.model_dir import (
     read_weights,
     save_model,
 )
+from leanbert.safe_io import read_json_object
 
 BASE_PREFIX = {"bert": "bert", "albert": "albert", "electra": "electra"}
 
@@ -318,13 +318,10 @@ def read_hf_dir(hf_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Ten
     """config.json and weights of a local HF directory (safetensors, else a .bin read with weights_only)."""
     hf_dir = Path(hf_dir)
     config_path = hf_dir / "config.json"
-    try:
-        hf_config = json.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{config_path}: missing (expected a Hugging Face model directory)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{config_path}: not valid JSON ({err})") from None
-    if (hf_dir / "model.safetensors").is_file():
+    if not config_path.exists() and not config_path.is_symlink():
+        raise UserError(f"{config_path}: missing (expected a Hugging Face model directory)")
+    hf_config = read_json_object(config_path, "a Hugging Face model config")
+    if (hf_dir / "model.safetensors").exists() or (hf_dir / "model.safetensors").is_symlink():
         return hf_config, read_weights(hf_dir / "model.safetensors")
     bin_path = hf_dir / "pytorch_model.bin"
     if bin_path.is_file():
