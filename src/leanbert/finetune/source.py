@@ -14,7 +14,6 @@ replaced-token detection); the ``classifier`` head is freshly initialised from t
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import torch
@@ -23,22 +22,20 @@ from leanbert.config import ModelConfig
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import CONFIG_NAME, FORMAT, load_model
+from leanbert.safe_io import read_json_object
 
 _SUBDIRS = ("model/discriminator", "model", "discriminator")
 
 
 def _config_kind(directory: Path) -> str | None:
-    """"leanbert", "hf" or None (no readable config.json)."""
+    """"leanbert", "hf" or None (no config.json; one that cannot be read is a UserError)."""
     path = directory / CONFIG_NAME
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"{path}: not valid JSON ({err})") from None
-    if isinstance(meta, dict) and meta.get("format") == FORMAT:
+    meta = read_json_object(path, "a leanbert or Hugging Face model config")
+    if meta.get("format") == FORMAT:
         return "leanbert"
-    if isinstance(meta, dict) and "model_type" in meta:
+    if "model_type" in meta:
         return "hf"
     raise UserError(f"{path}: neither a leanbert model config (\"format\": \"{FORMAT}\") nor a Hugging Face "
                     "config (\"model_type\")")

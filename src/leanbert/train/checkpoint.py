@@ -30,11 +30,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from leanbert.atomic import write_dir_atomically
 from leanbert.errors import UserError
+from leanbert.paths import is_plain_name
+from leanbert.safe_io import read_json_object, read_safetensors
 from leanbert.train.frozen import FrozenIdentity
 from leanbert.train.state_io import load_state, save_state
 
@@ -142,7 +143,9 @@ def _is_complete(path: Path, step: int) -> bool:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("format") != FORMAT or manifest.get("step") != step:
             return False
-        return all((path / name).stat().st_size == size for name, size in manifest["files"].items())
+        # the names come from a file on disk: only plain names inside this checkpoint count
+        return all(is_plain_name(name) and (path / name).stat().st_size == size
+                   for name, size in manifest["files"].items())
     except (OSError, ValueError, KeyError, AttributeError):
         return False
 
@@ -219,19 +222,19 @@ def load_checkpoint(path: str | Path, objective: torch.nn.Module, optimizer: tor
     their own weights."""
     path = Path(path)
     try:
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+        manifest = read_json_object(path / "manifest.json", "a checkpoint manifest")
+    except UserError as err:
         raise UserError(f"{path}: not a complete checkpoint ({err})") from None
     if manifest.get("format_version", 0) > FORMAT_VERSION:
         raise UserError(f"{path}: checkpoint format_version {manifest['format_version']} is newer than this "
                         f"leanbert understands ({FORMAT_VERSION})")
     _check_same_frozen(path, manifest.get("frozen", {}), frozen)
     weights = path / "objective.safetensors"
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise UserError(f"{weights}: cannot read ({err}); the file is truncated or corrupted") from None
+    state = read_safetensors(weights)
     for alias, target in manifest.get("aliases", {}).items():
+        if target not in state:
+            raise UserError(f"{path / 'manifest.json'}: alias {alias!r} names {target!r}, which "
+                            f"{weights.name} does not hold; the checkpoint is corrupt")
         state[alias] = state[target]
     expected = _without_frozen(objective.state_dict(), frozen)
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from leanbert.errors import UserError
+from leanbert.safe_io import read_safetensors
 
 _TENSOR, _NUMPY, _TUPLE, _ITEMS, _FLOAT = "__tensor__", "__numpy__", "__tuple__", "__items__", "__float__"
 
@@ -97,11 +97,8 @@ def load_state(directory: Path, name: str) -> Any:
         raise UserError(f"{path}: cannot read training state ({err})") from None
     tensors: dict[str, torch.Tensor] = {}
     weights = directory / f"{name}.safetensors"
-    if weights.exists():
-        try:
-            tensors = load_file(str(weights))
-        except (SafetensorError, OSError, ValueError) as err:
-            raise UserError(f"{weights}: cannot read tensors ({err}); the file is truncated or corrupted") from None
+    if weights.exists() or weights.is_symlink():
+        tensors = read_safetensors(weights)
     try:
         return _decode(structure, tensors)
     except KeyError as err:
