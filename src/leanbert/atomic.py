@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -80,8 +81,20 @@ def clean_stale_temp_dirs(parent: str | Path) -> list[Path]:
 
 
 def publish_permissions(directory: Path) -> None:
-    """Give a ``mkdtemp`` directory the mode a plain ``mkdir`` would have (0777 minus the umask)."""
-    os.chmod(directory, 0o777 & ~current_umask())
+    """Give ``directory`` and everything in it the modes a plain ``mkdir`` / ``open`` would have under the
+    umask: ``mkdtemp`` makes 0700 and some writers (safetensors) 0600. Symlinks are neither followed nor
+    changed; an executable file keeps its execute bits."""
+    mask = current_umask()
+    os.chmod(directory, 0o777 & ~mask)
+    for root, dirs, files in os.walk(directory):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode):
+                os.chmod(path, 0o777 & ~mask)
+            elif stat.S_ISREG(mode):
+                executable = mode & stat.S_IXUSR
+                os.chmod(path, (0o777 if executable else 0o666) & ~mask)
 
 
 def replace_dir(tmp: Path, out_dir: Path) -> None:
@@ -106,8 +119,8 @@ def write_dir_atomically(out_dir: str | Path, fill: Callable[[Path], None]) -> P
     clean_stale_temp_dirs(out_dir.parent)
     tmp = make_temp_dir(out_dir.parent, out_dir.name)
     try:
-        publish_permissions(tmp)
         fill(tmp)
+        publish_permissions(tmp)
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from leanbert.atomic import write_dir_atomically
 from leanbert.config import ACTIVATIONS, ModelConfig
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel
@@ -24,8 +23,9 @@ from leanbert.model_dir import (
     load_state_strict,
     read_model_config,
     read_weights,
-    save_model,
+    write_model_files,
 )
+from leanbert.outdir import check_out_dir, publish_dir
 from leanbert.safe_io import read_json_object
 
 BASE_PREFIX = {"bert": "bert", "albert": "albert", "electra": "electra"}
@@ -298,8 +298,12 @@ def build_hf_model(model: LeanBertModel):
     return hf_model.eval()
 
 
-def export_to_hf(model_dir: str | Path, out_dir: str | Path) -> Path:
-    """leanbert model directory -> Hugging Face directory (config.json, model.safetensors, tokenizer files)."""
+def export_to_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """leanbert model directory -> Hugging Face directory (config.json, model.safetensors, tokenizer files).
+
+    ``out_dir`` follows the output-directory policy (``leanbert.outdir``): never the model directory, its run
+    directory or anything else that is not an earlier export."""
+    check_out_dir(out_dir, "export", [model_dir], overwrite, flag="OUT_DIR")
     model = load_model(model_dir)
     hf_model = build_hf_model(model)
     labels = read_model_config(model_dir)[1].get("task", {}).get("labels")
@@ -311,7 +315,7 @@ def export_to_hf(model_dir: str | Path, out_dir: str | Path) -> Path:
         hf_model.save_pretrained(str(tmp), safe_serialization=True)
         copy_tokenizer_files(model_dir, tmp)
 
-    return write_dir_atomically(out_dir, fill)
+    return publish_dir(out_dir, "export", fill, inputs=[model_dir], overwrite=overwrite, flag="OUT_DIR")
 
 
 def read_hf_dir(hf_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -333,9 +337,12 @@ def read_hf_dir(hf_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Ten
                     f"supported)")
 
 
-def import_from_hf(hf_dir: str | Path, out_dir: str | Path) -> Path:
-    """Local HF BERT/ALBERT/ELECTRA directory -> leanbert model directory (heads detected from the weights)."""
+def import_from_hf(hf_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Local HF BERT/ALBERT/ELECTRA directory -> leanbert model directory (heads detected from the weights).
+
+    ``out_dir`` follows the output-directory policy (``leanbert.outdir``)."""
     hf_dir = Path(hf_dir)
+    check_out_dir(out_dir, "import", [hf_dir], overwrite, flag="OUT_DIR")
     hf_config, hf_state = read_hf_dir(hf_dir)
     config = model_config_from_hf(hf_config, hf_dir / "config.json")
     heads, num_labels = detect_heads(hf_state, config.family)
@@ -348,4 +355,8 @@ def import_from_hf(hf_dir: str | Path, out_dir: str | Path) -> Path:
             state[name] = fresh
     load_state_strict(model, state, hf_dir)
     tokenizer_dir = hf_dir if any((hf_dir / n).is_file() for n in TOKENIZER_FILES) else None
-    return save_model(model, out_dir, tokenizer_dir=tokenizer_dir)
+
+    def fill(tmp: Path) -> None:
+        write_model_files(model, tmp, tokenizer_dir=tokenizer_dir)
+
+    return publish_dir(out_dir, "import", fill, inputs=[hf_dir], overwrite=overwrite, flag="OUT_DIR")
