@@ -59,9 +59,18 @@ def check_probability(name: str, value: Any) -> None:
 
 ACTIVATIONS = ("gelu", "gelu_new", "relu", "silu")
 SHARING_MODES = ("none", "all", "attention", "ffn")
-POSITION_MODES = ("absolute",)
 FAMILIES = ("bert", "albert", "electra")
-HEADS = ("mlm", "nsp", "sop", "rtd", "classifier")
+
+
+def registered_model_parts() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(position schemes, heads): the names registered in ``leanbert.model.positions.POSITION_SCHEMES`` and
+    ``leanbert.model.heads.HEADS``, so a scheme or head registered there is valid here with no edit. Imported
+    when a ModelConfig is validated, not when this module loads: ``import leanbert.config`` stays free of torch
+    (the CLI's start-up), and this module is complete by the time the model package imports it."""
+    from leanbert.model.heads import HEADS
+    from leanbert.model.positions import POSITION_SCHEMES
+
+    return tuple(POSITION_SCHEMES), tuple(HEADS)
 
 
 @dataclass
@@ -109,7 +118,8 @@ class ModelConfig:
                               f"model.num_heads={self.num_heads}")
         check_choice("model.hidden_act", self.hidden_act, ACTIVATIONS)
         check_choice("model.sharing", self.sharing, SHARING_MODES)
-        check_choice("model.position", self.position, POSITION_MODES)
+        position_schemes, heads = registered_model_parts()
+        check_choice("model.position", self.position, position_schemes)
         check_choice("model.family", self.family, FAMILIES)
         check_probability("model.hidden_dropout", self.hidden_dropout)
         check_probability("model.attention_dropout", self.attention_dropout)
@@ -124,7 +134,7 @@ class ModelConfig:
             raise ConfigError(f"model.pad_token_id={self.pad_token_id} must be in [0, vocab_size)")
         self.heads = list(self.heads)
         for head in self.heads:
-            check_choice("model.heads entry", head, HEADS)
+            check_choice("model.heads entry", head, heads)
         if "nsp" in self.heads and "sop" in self.heads:
             raise ConfigError("model.heads may hold nsp or sop, not both")
 

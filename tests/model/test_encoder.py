@@ -8,18 +8,23 @@ import torch.nn.functional as F
 
 from helpers import random_inputs, randomize_, tiny_config
 from leanbert.config import ConfigError, ModelConfig
+from leanbert.model.attention import AttentionBias
 from leanbert.model.encoder import block_indices
 from leanbert.model.model import LeanBertModel
+from leanbert.model.positions import POSITION_SCHEMES, AbsolutePositions
 
 
-def reference_forward(model: LeanBertModel, ids, mask, types):
-    """BERT's equations written out directly in float64 from the parameters (no shared code paths)."""
+def reference_forward(model: LeanBertModel, ids, mask, types, position_bias=None, hook=None):
+    """BERT's equations written out directly in float64 from the parameters (no shared code paths).
+    position_bias: (1, heads, T, T) added to every layer's logits; hook: applied to the summed embeddings."""
     enc = model.encoder
     cfg = model.config
     p = {k: v.double() for k, v in model.state_dict().items()}
     T = ids.shape[1]
     x = p["encoder.embeddings.word_embeddings.weight"][ids] + p["encoder.embeddings.position_embeddings.weight"][:T]
     x = x + p["encoder.embeddings.token_type_embeddings.weight"][types]
+    if hook is not None:
+        x = hook(x)
     x = F.layer_norm(x, (cfg.embedding_size,), p["encoder.embeddings.norm.weight"], p["encoder.embeddings.norm.bias"],
                      cfg.layer_norm_eps)
     if cfg.embedding_size != cfg.hidden_size:
@@ -30,6 +35,8 @@ def reference_forward(model: LeanBertModel, ids, mask, types):
         q, k, v = (x @ p[a + "qkv.weight"].T + p[a + "qkv.bias"]).split(cfg.hidden_size, dim=-1)
         heads = lambda t: t.view(t.shape[0], T, nh, d).transpose(1, 2)  # noqa: E731
         scores = heads(q) @ heads(k).transpose(-1, -2) / math.sqrt(d)
+        if position_bias is not None:
+            scores = scores + position_bias.double()
         scores = scores.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
         ctx = (scores.softmax(-1) @ heads(v)).transpose(1, 2).reshape(x.shape)
         x = F.layer_norm(x + ctx @ p[a + "out.weight"].T + p[a + "out.bias"], (cfg.hidden_size,),
@@ -92,18 +99,79 @@ def test_attention_scores_are_pre_softmax_and_default_path_is_unchanged():
     assert torch.allclose(scores[real], (q @ k.transpose(-1, -2) / math.sqrt(8))[real], atol=1e-5)
 
 
-def test_position_bias_is_added_to_every_layer():
-    model = LeanBertModel(tiny_config()).eval()
+class AbsoluteWithFixedBias(AbsolutePositions):
+    """A toy scheme for the tests: absolute positions plus a fixed random per-head logits bias."""
+
+    calls = 0
+
+    def __init__(self, config):
+        super().__init__(config)
+        g = torch.Generator().manual_seed(1)
+        P = config.max_positions
+        self.register_buffer("bias", torch.randn(1, config.num_heads, P, P, generator=g), persistent=False)
+
+    def attention_bias(self, length: int) -> torch.Tensor:
+        AbsoluteWithFixedBias.calls += 1
+        return self.bias[:, :, :length, :length]  # (1, heads, T, T)
+
+
+@pytest.fixture
+def toy_scheme(monkeypatch):
+    monkeypatch.setitem(POSITION_SCHEMES, "toy_bias", AbsoluteWithFixedBias)  # one map entry, nothing else
+    AbsoluteWithFixedBias.calls = 0
+    return "toy_bias"
+
+
+def test_position_bias_is_added_to_every_layer(toy_scheme):
+    plain_model = LeanBertModel(tiny_config()).eval()
+    model = LeanBertModel(tiny_config(position=toy_scheme)).eval()
+    model.load_state_dict(plain_model.state_dict())  # the scheme adds no saved state: same keys
+    bias = model.encoder.position_scheme.bias[:, :, :17, :17]
     ids, mask, types = random_inputs()
-    bias = torch.randn(1, 4, 17, 17)
     with torch.no_grad():
-        plain = model(ids, mask, types, output_attention_scores=True)
-        biased = model(ids, mask, types, output_attention_scores=True, position_bias=bias)
-        biased_fast = model(ids, mask, types, position_bias=bias)
+        plain = plain_model(ids, mask, types, output_attention_scores=True)
+        biased = model(ids, mask, types, output_attention_scores=True)
+        biased_fast = model(ids, mask, types)
     assert torch.allclose(biased.last_hidden_state, biased_fast.last_hidden_state, atol=1e-5)
     # Layer 0 sees the same input, so its scores differ exactly by the bias.
     assert torch.allclose(biased.attention_scores[0] - plain.attention_scores[0], bias.expand(3, -1, -1, -1),
                           atol=1e-5)
+    assert not torch.allclose(biased.last_hidden_state, plain.last_hidden_state, atol=1e-3)
+
+
+@pytest.mark.parametrize("num_layers, sharing", [(1, "none"), (3, "none"), (6, "all")])
+@pytest.mark.parametrize("scores", [False, True])
+def test_position_and_padding_bias_are_combined_once_per_forward(toy_scheme, num_layers, sharing, scores):
+    model = LeanBertModel(tiny_config(position=toy_scheme, num_layers=num_layers, sharing=sharing)).eval()
+    randomize_(model)
+    encoder = model.encoder
+    ids, mask, types = random_inputs()
+    built, received = [], []
+    original = encoder.attention_bias
+
+    def recording_attention_bias(*args):
+        built.append(original(*args))
+        return built[-1]
+
+    encoder.attention_bias = recording_attention_bias
+    hooks = [block.register_forward_pre_hook(lambda module, args: received.append(args[1]))
+             for block in encoder.attention]
+    with torch.no_grad():
+        out = model(ids, mask, types, output_attention_scores=scores)
+    for hook in hooks:
+        hook.remove()
+    del encoder.attention_bias
+    assert len(built) == 1 and AbsoluteWithFixedBias.calls == 1  # one per forward, whatever the depth
+    bias = built[0]
+    assert isinstance(bias, AttentionBias) and len(received) == num_layers
+    assert all(layer_bias is bias for layer_bias in received)  # every layer gets the very same tensors
+    padding = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+    position = encoder.position_scheme.bias[:, :, :17, :17]
+    assert torch.equal(bias.position, position) and torch.equal(bias.combined, padding + position)
+    # Outputs unchanged: the float64 reference adds the position bias inside every layer.
+    ref = reference_forward(model, ids, mask, types, position_bias=position)
+    keep = mask.bool()
+    assert torch.allclose(out.last_hidden_state[keep].double(), ref[keep], atol=1e-5)
 
 
 def test_unpadded_path_equals_padded_path():

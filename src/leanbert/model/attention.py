@@ -1,16 +1,17 @@
-"""Multi-head self-attention with an additive-bias hook, and the position-wise feed-forward block.
+"""Multi-head self-attention with one additive bias, and the position-wise feed-forward block.
 
 Both are post-LayerNorm residual blocks as in BERT: ``x = LN(x + dropout(sublayer(x)))``.
 
-The attention takes an optional additive ``bias`` of shape (B or 1, heads, T, T) or broadcastable: the
-padding mask and, for TUPE, a per-head position term that is computed once per forward and added to every
-layer's logits. The default path is ``F.scaled_dot_product_attention``; only when the caller asks for the
+Every layer of one forward receives the same ``AttentionBias``: the padding bias and the position scheme's
+per-head bias (TUPE) are combined ONCE by the encoder, not re-added in each layer. The default path is
+``F.scaled_dot_product_attention`` with that combined tensor as ``attn_mask``; only when the caller asks for the
 PRE-softmax scores (TinyBERT distils them) does it materialise the (B, heads, T, T) matrix.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,19 @@ ACTIVATION_FUNCTIONS = {
 }
 
 
+@dataclass(frozen=True)
+class AttentionBias:
+    """The additive attention-logit terms of one forward, built once by the encoder for all its layers.
+
+    combined: padding + position bias, broadcastable to (B, heads, T, T) (e.g. (B, 1, 1, T) for padding
+    alone), or None when nothing is added; the logits get exactly this.
+    position: the position part alone, or None; the pre-softmax scores returned on request include it but
+    not the padding mask (see ``EncoderOutput.attention_scores``)."""
+
+    combined: torch.Tensor | None = None
+    position: torch.Tensor | None = None
+
+
 class SelfAttention(nn.Module):
     """One attention block: fused QKV projection, attention, output projection, residual + LayerNorm."""
 
@@ -41,17 +55,17 @@ class SelfAttention(nn.Module):
         self.attention_dropout = config.attention_dropout
         self.dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, x: torch.Tensor, padding_bias: torch.Tensor | None = None,
-                position_bias: torch.Tensor | None = None, scale: float | None = None,
+    def forward(self, x: torch.Tensor, bias: AttentionBias | None = None, scale: float | None = None,
                 return_scores: bool = False, layout: TokenLayout | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (B, T, H), or (N, H) real tokens only when ``layout`` is given (unpadded);
-        padding_bias: (B, 1, 1, T) additive, dtype-min at padded keys;
-        position_bias: additive logits term broadcastable to (B, heads, T, T) (TUPE), or None.
+        bias: the forward's combined padding + position bias (None: nothing to add).
 
         Returns the block output (B, T, H) and, if ``return_scores``, the pre-softmax scores
-        (B, heads, T, T) = QK^T * scale + position_bias (without the padding mask).
+        (B, heads, T, T) = QK^T * scale + position bias (without the padding mask).
         """
+        if bias is None:
+            bias = AttentionBias()
         qkv = self.qkv(x)  # (B, T, 3H) or (N, 3H)
         if layout is not None:
             qkv = layout.pad(qkv)  # (B, T, 3H)
@@ -63,17 +77,13 @@ class SelfAttention(nn.Module):
         scores = None
         if return_scores:
             scale = 1.0 / math.sqrt(self.head_dim) if scale is None else scale
-            scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # (B, nh, T, T)
-            if position_bias is not None:
-                scores = scores + position_bias
-            logits = scores if padding_bias is None else scores + padding_bias
+            raw = torch.matmul(q, k.transpose(-1, -2)) * scale  # (B, nh, T, T)
+            scores = raw if bias.position is None else raw + bias.position
+            logits = raw if bias.combined is None else raw + bias.combined  # (B, nh, T, T)
             probs = F.dropout(logits.softmax(dim=-1), p=dropout_p, training=self.training)
             context = torch.matmul(probs, v)  # (B, nh, T, d)
         else:
-            bias = padding_bias
-            if position_bias is not None:
-                bias = position_bias if bias is None else bias + position_bias
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p,
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.combined, dropout_p=dropout_p,
                                                      scale=scale)  # (B, nh, T, d)
         context = context.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
         if layout is not None:

@@ -5,20 +5,28 @@
 - ``sharing``: the four settings of ALBERT's ablation (Table 4): ``none``, ``attention`` (one attention block
   reused by every layer), ``ffn`` (one FFN block reused), ``all`` (both). With ``num_groups = G``, layer i uses
   block ``i * G // num_layers`` (Hugging Face's ``num_hidden_groups`` layout).
-- ``position``: ``absolute`` = learned position embeddings added to the input (BERT). Position schemes that
-  add a per-head bias to the attention logits (TUPE) plug in through ``position_bias`` below.
+- ``position``: the position scheme (``model/positions.py``), stored at ``embeddings.position_embeddings``:
+  ``absolute`` = learned position embeddings added to the input (BERT). A scheme may also give a per-head
+  attention bias (TUPE); the encoder asks for it once per forward and combines it with the padding bias once.
+- Unpadding (``model/padding.py``) runs the position-wise work on real tokens only; ``set_unpadding`` turns it
+  off for export/tracing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from leanbert.config import ModelConfig
-from leanbert.model.attention import FeedForward, SelfAttention
-from leanbert.model.padding import TokenLayout, should_unpad
+from leanbert.model.attention import AttentionBias, FeedForward, SelfAttention
+from leanbert.model.padding import Unpadding, padding_bias
+from leanbert.model.positions import PositionScheme, build_position_scheme
+
+# Called on the summed (B, T, E) input embeddings before the embedding LayerNorm (TNF mixes its notes in here).
+EmbeddingHook = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -35,28 +43,33 @@ class EncoderOutput:
 
 
 class Embeddings(nn.Module):
-    """Word + position + token-type embeddings in E dims, LayerNorm, dropout, then E -> H when factorized."""
+    """Word + position-scheme input term + token-type embeddings in E dims, an optional hook, LayerNorm,
+    dropout, then E -> H when factorized."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         E = config.embedding_size
         self.word_embeddings = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_positions, E)
+        self.position_embeddings = build_position_scheme(config)  # the scheme keeps BERT's parameter name
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, E) if config.type_vocab_size else None
         self.norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.project = nn.Linear(E, config.hidden_size) if E != config.hidden_size else None
-        self.register_buffer("position_ids", torch.arange(config.max_positions), persistent=False)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                embedding_hook: EmbeddingHook | None = None) -> torch.Tensor:
         T = input_ids.shape[1]
         x = self.word_embeddings(input_ids)  # (B, T, E)
-        x = x + self.position_embeddings(self.position_ids[:T])
+        position_term = self.position_embeddings.input_term(T)  # (T, E) or None
+        if position_term is not None:
+            x = x + position_term
         if self.token_type_embeddings is not None:
             if token_type_ids is None:
                 x = x + self.token_type_embeddings.weight[0]
             else:
                 x = x + self.token_type_embeddings(token_type_ids)
+        if embedding_hook is not None:
+            x = embedding_hook(x)  # (B, T, E)
         x = self.dropout(self.norm(x))
         return self.project(x) if self.project is not None else x  # (B, T, H)
 
@@ -78,6 +91,7 @@ class Encoder(nn.Module):
         self.ffn = nn.ModuleList(FeedForward(config) for _ in range(num_ffn))
         self.attention_index = block_indices(L, num_attention)
         self.ffn_index = block_indices(L, num_ffn)
+        self.unpadding = Unpadding()
         if config.has_pooler:
             self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
         else:
@@ -99,35 +113,48 @@ class Encoder(nn.Module):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
-    def padding_bias(self, attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """(B, T) 1/0 mask -> (B, 1, 1, T) additive bias: 0 for keys to attend to, dtype-min for padding."""
-        return (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+    @property
+    def position_scheme(self) -> PositionScheme:
+        """The position scheme, stored as ``embeddings.position_embeddings`` (ELECTRA may share it)."""
+        return self.embeddings.position_embeddings
+
+    def attention_bias(self, attention_mask: torch.Tensor | None, length: int,
+                       dtype: torch.dtype) -> AttentionBias:
+        """The padding bias (when ``attention_mask`` is given) and the position scheme's bias, combined once
+        for every layer of this forward: combined (B|1, 1|heads, 1|T, T) in ``dtype``."""
+        position = self.position_scheme.attention_bias(length)  # (1|B, heads, T, T) or None
+        if position is not None:
+            position = position.to(dtype)
+        if attention_mask is None:
+            return AttentionBias(combined=position, position=position)
+        padding = padding_bias(attention_mask, dtype)  # (B, 1, 1, T)
+        return AttentionBias(combined=padding if position is None else padding + position, position=position)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, position_bias: torch.Tensor | None = None,
-                inputs_embeds: torch.Tensor | None = None, output_hidden_states: bool = False,
+                token_type_ids: torch.Tensor | None = None, *, inputs_embeds: torch.Tensor | None = None,
+                embedding_hook: EmbeddingHook | None = None, output_hidden_states: bool = False,
                 output_attention_scores: bool = False, attention_scale: float | None = None) -> EncoderOutput:
         """input_ids: (B, T). attention_mask: (B, T) 1 = token, 0 = padding (None: no padding).
-        position_bias: optional (1|B, heads, T, T) additive logits term shared by all layers (TUPE).
-        inputs_embeds: optional (B, T, H) replacement for the embedding output (e.g. TNF's noted inputs).
+        inputs_embeds: optional (B, T, H) replacement for the whole embedding output (after LayerNorm and
+        projection). embedding_hook: optional function applied to the summed (B, T, E) input embeddings
+        before the embedding LayerNorm (e.g. TNF's notes); it must return the same shape.
+        attention_scale: the logits' scale (default 1 / sqrt(head_dim)).
         """
-        x = self.embeddings(input_ids, token_type_ids) if inputs_embeds is None else inputs_embeds  # (B, T, H)
-        padding_bias, layout = None, None
-        fill = float(attention_mask.float().mean()) if attention_mask is not None else 1.0  # one host sync
-        if fill < 1.0:
-            padding_bias = self.padding_bias(attention_mask, x.dtype)  # (B, 1, 1, T)
-            if should_unpad(fill):
-                layout = TokenLayout.from_mask(attention_mask)
-                x = layout.unpad(x)  # (N, H): projections and FFN skip the padding
-        if position_bias is not None:
-            position_bias = position_bias.to(x.dtype)
+        if inputs_embeds is None:
+            x = self.embeddings(input_ids, token_type_ids, embedding_hook)  # (B, T, H)
+        else:
+            x = inputs_embeds  # (B, T, H)
+        plan = self.unpadding.plan(attention_mask)
+        bias = self.attention_bias(attention_mask if plan.mask_keys else None, x.shape[1], x.dtype)
+        layout = plan.layout
+        if layout is not None:
+            x = layout.unpad(x)  # (N, H): projections and FFN skip the padding
         padded = layout.pad if layout is not None else (lambda t: t)
         hidden_states = [padded(x)] if output_hidden_states else None
         scores_out = [] if output_attention_scores else None
         for layer in range(self.config.num_layers):
             x, scores = self.attention[self.attention_index[layer]](
-                x, padding_bias, position_bias, scale=attention_scale, return_scores=output_attention_scores,
-                layout=layout)
+                x, bias, scale=attention_scale, return_scores=output_attention_scores, layout=layout)
             x = self.ffn[self.ffn_index[layer]](x)
             if hidden_states is not None:
                 hidden_states.append(padded(x))

@@ -3,36 +3,31 @@
 Outputs use Hugging Face's familiar names so users coming from ``transformers`` find their way:
 ``last_hidden_state``, ``pooler_output``, ``logits`` (classifier if present, else the replaced-token
 discriminator, else MLM over all positions), ``mlm_logits``, ``seq_relationship_logits`` (NSP) and
-``sop_logits`` (SOP).
+``sop_logits`` (SOP). Heads are run from their registrations in ``model/heads.py`` (what each consumes, which
+output it fills); an output name ModelOutput has no field for lands in ``ModelOutput.extra``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig
-from leanbert.model.encoder import Encoder
-from leanbert.model.heads import (
-    MaskedLMHead,
-    ReplacedTokenHead,
-    SentencePairHead,
-    SequenceClassifierHead,
-)
+from leanbert.config import ConfigError, ModelConfig
+from leanbert.model.encoder import EmbeddingHook, Encoder
+from leanbert.model.heads import HEADS
 
-HEAD_CLASSES = {
-    "mlm": MaskedLMHead,
-    "nsp": SentencePairHead,
-    "sop": SentencePairHead,
-    "rtd": ReplacedTokenHead,
-    "classifier": SequenceClassifierHead,
-}
+# Without a classifier, ``logits`` is the first of these outputs that a head filled.
+LOGITS_FALLBACK = ("rtd_logits", "mlm_logits")
 
 
 @dataclass
 class ModelOutput:
+    """Encoder outputs plus one entry per head. ``extra`` holds the outputs of heads whose output name is not
+    a field here (registered elsewhere); they read as attributes and items like the fields."""
+
     last_hidden_state: torch.Tensor
     pooler_output: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -42,9 +37,25 @@ class ModelOutput:
     sop_logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attention_scores: tuple[torch.Tensor, ...] | None = None
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __getitem__(self, key: str):
         return getattr(self, key)
+
+    def __getattr__(self, key: str):  # only reached when no field has this name
+        extra = self.__dict__.get("extra", {})
+        if key in extra:
+            return extra[key]
+        raise AttributeError(f"ModelOutput has no output {key!r}")
+
+    def set_output(self, name: str, value: torch.Tensor) -> None:
+        if name in FIELD_NAMES:
+            setattr(self, name, value)
+        else:
+            self.extra[name] = value
+
+
+FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(ModelOutput))
 
 
 class LeanBertModel(nn.Module):
@@ -52,7 +63,11 @@ class LeanBertModel(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = Encoder(config)
-        self.heads = nn.ModuleDict({name: HEAD_CLASSES[name](config) for name in config.heads})
+        self.head_specs = {name: HEADS[name] for name in config.heads}  # what each head consumes and fills
+        outputs = [spec.output for spec in self.head_specs.values()]
+        if len(set(outputs)) < len(outputs):
+            raise ConfigError(f"model.heads={config.heads}: two heads would fill the same output ({outputs})")
+        self.heads = nn.ModuleDict({name: spec.head_class(config) for name, spec in self.head_specs.items()})
         self.heads.apply(self.encoder._init_weights)
 
     @property
@@ -62,28 +77,29 @@ class LeanBertModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, mlm_positions: torch.Tensor | None = None,
                 output_hidden_states: bool = False, output_attention_scores: bool = False,
+                embedding_hook: EmbeddingHook | None = None, head_inputs: dict[str, torch.Tensor] | None = None,
                 **encoder_kwargs) -> ModelOutput:
         """input_ids, attention_mask, token_type_ids: (B, T). mlm_positions: optional (B, T) bool; when given,
-        ``mlm_logits`` is (N, V) for just those positions (sparse prediction)."""
-        enc = self.encoder(input_ids, attention_mask, token_type_ids,
+        ``mlm_logits`` is (N, V) for just those positions (sparse prediction). embedding_hook: applied to the
+        summed (B, T, E) input embeddings before the embedding LayerNorm (see ``Encoder.forward``).
+        head_inputs: extra named tensors that registered heads consume (e.g. candidate ids)."""
+        enc = self.encoder(input_ids, attention_mask, token_type_ids, embedding_hook=embedding_hook,
                            output_hidden_states=output_hidden_states,
                            output_attention_scores=output_attention_scores, **encoder_kwargs)
         out = ModelOutput(last_hidden_state=enc.last_hidden_state, pooler_output=enc.pooler_output,
                           hidden_states=enc.hidden_states, attention_scores=enc.attention_scores)
-        hidden, pooled = enc.last_hidden_state, enc.pooler_output
+        available = {"hidden": enc.last_hidden_state, "pooled": enc.pooler_output,
+                     "word_embeddings": self.word_embeddings, "input_ids": input_ids,
+                     "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                     "mlm_positions": mlm_positions, **(head_inputs or {})}
         for name, head in self.heads.items():
-            if name == "mlm":
-                out.mlm_logits = head(hidden, self.word_embeddings, mlm_positions)
-            elif name == "nsp":
-                out.seq_relationship_logits = head(pooled)
-            elif name == "sop":
-                out.sop_logits = head(pooled)
-            elif name == "rtd":
-                out.rtd_logits = head(hidden)
-            elif name == "classifier":
-                out.logits = head(hidden, pooled)
+            spec = self.head_specs[name]
+            missing = [key for key in spec.inputs if key not in available]
+            if missing:
+                raise ValueError(f"head {name!r} needs {missing}; pass them in head_inputs")
+            out.set_output(spec.output, head(*(available[key] for key in spec.inputs)))
         if out.logits is None:
-            out.logits = out.rtd_logits if out.rtd_logits is not None else out.mlm_logits
+            out.logits = next((out[key] for key in LOGITS_FALLBACK if out[key] is not None), None)
         return out
 
     def num_parameters(self) -> dict[str, int]:

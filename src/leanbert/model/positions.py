@@ -1,0 +1,57 @@
+"""Position schemes, chosen by ``ModelConfig.position`` through ``POSITION_SCHEMES`` and owned by the encoder.
+
+A scheme is one module, stored at ``encoder.embeddings.position_embeddings`` (the name BERT checkpoints use, so
+saved model directories, the Hugging Face name maps and ELECTRA's embedding sharing see the same keys whatever
+the scheme). It may contribute
+
+- an input term (T, E) added to the word (+ token-type) embeddings before their LayerNorm (BERT's absolute
+  positions), and/or
+- an additive per-head attention bias (1|B, heads, T, T) (TUPE's untied position logits, relative buckets),
+  which the encoder asks for ONCE per forward and combines with the padding bias before the first layer.
+
+Adding a scheme = one ``PositionScheme`` subclass + one ``POSITION_SCHEMES`` entry; ``ModelConfig`` validates
+``model.position`` against this map.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from leanbert.config import ModelConfig
+
+
+class PositionScheme(nn.Module):
+    """What a position scheme may add; the defaults add nothing."""
+
+    def input_term(self, length: int) -> torch.Tensor | None:
+        """(T, E) added to every sequence's embeddings before the embedding LayerNorm, or None."""
+        return None
+
+    def attention_bias(self, length: int) -> torch.Tensor | None:
+        """(1|B, heads, T, T) added to every layer's attention logits, or None. Called once per forward."""
+        return None
+
+
+class AbsolutePositions(nn.Embedding, PositionScheme):
+    """BERT's learned absolute positions: row t of a (max_positions, E) table is added to the token at t.
+
+    An ``nn.Embedding`` itself, so its parameter keeps the key ``position_embeddings.weight`` and BERT's
+    initialisation applies to it like to every other embedding table."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config.max_positions, config.embedding_size)
+
+    def input_term(self, length: int) -> torch.Tensor:
+        if length > self.num_embeddings:
+            raise ValueError(f"sequence length {length} exceeds model.max_positions={self.num_embeddings}")
+        return self.weight[:length]  # (T, E)
+
+
+POSITION_SCHEMES: dict[str, type[PositionScheme]] = {
+    "absolute": AbsolutePositions,
+}
+
+
+def build_position_scheme(config: ModelConfig) -> PositionScheme:
+    return POSITION_SCHEMES[config.position](config)
