@@ -2,23 +2,29 @@
 
 A typo such as ``model.hidden_size=10000000`` or ``model.vocab_size=1000000000000`` would otherwise end in an
 allocator RuntimeError, or an abort (exit 134) with no message at all. Parameters are counted on the meta device
-(no memory touched) and compared with the memory the machine has available.
+(no memory touched) and compared with the memory the machine has available. Importing this module does not
+import torch, so the data commands can check a tokenizer's vocabulary size with it.
 """
 
 from __future__ import annotations
 
 import os
 
-import torch
-
 from leanbert.config import ConfigError, ModelConfig
+from leanbert.errors import UserError
 
 BYTES_PER_PARAMETER = 4  # float32 weights
 TRAINING_COPIES = 4  # weights, gradients and AdamW/LAMB's two moments
+# `tokenizers`' trainers reserve about 44 bytes per requested vocabulary entry up front (measured: 4.43 GB for
+# vocab_size=10**8), and an out-of-memory there aborts the process without a Python exception
+TOKENIZER_TRAINER_BYTES_PER_ENTRY = 48
+MAX_VOCAB_SIZE = 2**32  # prepared shards store ids as uint32 at most
 
 
 def count_parameters(config: ModelConfig) -> int:
     """Exact parameter count of ``LeanBertModel(config)``, heads included, without allocating it."""
+    import torch
+
     from leanbert.model.model import LeanBertModel
 
     with torch.device("meta"):
@@ -57,3 +63,14 @@ def check_model_fits(config: ModelConfig, training: bool, source: str = "the mod
         raise ConfigError(f"{source}: a model with {shape} has {params:,} parameters and needs about "
                           f"{_gib(needed)} for {purpose}; this machine has {_gib(have)} available")
     return params
+
+
+def check_tokenizer_vocab_fits(vocab_size: int, flag: str = "--vocab-size") -> None:
+    """Refuse a tokenizer vocabulary larger than uint32 ids hold or than the trainer can allocate."""
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise UserError(f"{flag} {vocab_size} exceeds {MAX_VOCAB_SIZE:,}, the most token ids a dataset stores")
+    needed = vocab_size * TOKENIZER_TRAINER_BYTES_PER_ENTRY
+    have = available_bytes()
+    if have is not None and needed > have:
+        raise UserError(f"{flag} {vocab_size} needs about {_gib(needed)} for the tokenizer trainer; this machine "
+                        f"has {_gib(have)} available")

@@ -27,6 +27,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 
 from leanbert.data.sources import DEFAULT_MAX_LINE_BYTES, SkipStats, expand_inputs, iter_corpus_lines
 from leanbert.errors import UserError
+from leanbert.memory_check import check_tokenizer_vocab_fits
 from leanbert.outdir import check_out_dir, publish_dir
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -226,6 +227,11 @@ def train_tokenizer(inputs: list[str], out_dir: str | Path, kind: str = "wordpie
     """
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise UserError(f"--vocab-size {vocab_size} is too small (at least {len(SPECIAL_TOKENS) + 1})")
+    check_tokenizer_vocab_fits(vocab_size)  # the Rust trainer aborts the process when it cannot allocate
+    if min_frequency < 0:
+        raise UserError(f"--min-frequency {min_frequency} must be >= 0")
+    if max_lines < 0:
+        raise UserError(f"--max-lines {max_lines} must be >= 0 (0 = every line)")
     files = expand_inputs(inputs)
     check_out_dir(out_dir, "tokenizer", [*inputs, *files], overwrite)  # before the long training, not after
     stats = stats if stats is not None else SkipStats()
