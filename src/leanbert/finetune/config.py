@@ -41,6 +41,7 @@ class FinetuneTrainConfig:
     log_every:       steps per metrics.jsonl line.
     optimizer:       adamw or lamb.
     dropout:         hidden and attention dropout while fine-tuning, 0 to 0.9 (default: the model's own).
+    unpad:           projections and FFN on real tokens only (speed only; false: no data-dependent shapes).
     """
 
     lr: float = 1e-4
@@ -59,6 +60,7 @@ class FinetuneTrainConfig:
     log_every: int = 10
     optimizer: str = "adamw"
     dropout: float | None = None
+    unpad: bool = True
 
     def __post_init__(self) -> None:
         check_number("train.lr", self.lr, 0.0, low_open=True)
@@ -83,6 +85,8 @@ class FinetuneTrainConfig:
         check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
         if self.dropout is not None:
             check_number("train.dropout", self.dropout, 0.0, 0.9)
+        if not isinstance(self.unpad, bool):
+            raise ConfigError(f"train.unpad={self.unpad!r} must be true or false")
 
     def steps(self, num_train: int) -> tuple[int, int]:
         """(optimizer steps, steps per epoch) for ``num_train`` examples."""
@@ -159,5 +163,6 @@ def to_train_config(config: FinetuneConfig, num_train: int, seed: int) -> TrainC
     return TrainConfig(
         batch_size=t.batch_size, max_steps=total, lr=t.lr, warmup_steps=round(t.warmup_ratio * total),
         schedule="linear", optimizer=t.optimizer, weight_decay=t.weight_decay, clip_norm=t.clip_norm,
-        precision=t.precision, device=t.device, seed=seed, log_every=min(t.log_every, total),
+        precision=t.precision, device=t.device, unpad=t.unpad, seed=seed,
+        log_every=min(t.log_every, total),
         eval_every=t.eval_every or per_epoch, checkpoint_every=0, keep_checkpoints=1)
