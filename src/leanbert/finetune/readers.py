@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from leanbert.errors import UserError
+from leanbert.paths import check_regular_file
 
 FORMATS = ("tsv", "csv", "jsonl")
 _SUFFIXES = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -37,8 +39,10 @@ def detect_format(path: str | Path) -> str:
 
 
 def _check_file(path: Path) -> None:
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    # says which: missing, a directory, a FIFO (reading one would block), a symlink loop
+    check_regular_file(path)
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{path}: permission denied")
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
