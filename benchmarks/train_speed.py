@@ -7,7 +7,8 @@ Workloads:
           ElectraForPreTraining with tied embeddings, loss = MLM + 50 * RTD, replacements sampled from the generator
 Each step = forward + backward + fused AdamW step (the same optimiser for both). Rounds alternate between implementations so machine noise hits both;
 the reported tokens/s is the median over rounds, and "speed-up" compares the two within this run. Model TFLOP/s
-and, on a known GPU, MFU (model FLOPs utilisation against the dense peak) use model_flops_per_token below.
+and, on a known GPU, MFU (model FLOPs utilisation against the dense peak) use
+leanbert.flops.training_flops_per_token.
 
   python benchmarks/train_speed.py                      # CPU, all workloads and precisions
   python benchmarks/train_speed.py --device cuda --preset bert-base --precision bf16   # GPU, bert-base
@@ -24,8 +25,9 @@ import torch
 
 from leanbert.batch import IGNORE_INDEX, Batch
 from leanbert.config import ModelConfig
-from leanbert.objectives import build_objective
-from leanbert.objectives.config import ObjectiveConfig
+from leanbert.data.config import DataConfig
+from leanbert.flops import training_flops_per_token
+from leanbert.objectives import build_objective, objective_config
 from leanbert.presets import model_config
 
 
@@ -103,41 +105,20 @@ class HFElectra(torch.nn.Module):
         return gen.loss + 50.0 * rtd
 
 
+def workload_objective(workload: str, gen_hidden: int):
+    """The objective config of a workload: mlm, or electra with an explicit generator width."""
+    return objective_config(workload, **({"generator_hidden_size": gen_hidden} if workload == "electra" else {}))
+
+
 def build(impl: str, workload: str, cfg: ModelConfig, gen_hidden: int):
     if impl == "transformers":
         module = HFMLM(cfg) if workload == "mlm" else HFElectra(cfg, gen_hidden)
         return module, module
-    obj_cfg = ObjectiveConfig(name=workload, **({"generator_hidden_size": gen_hidden} if workload == "electra" else {}))
-    objective = build_objective(obj_cfg, cfg)
+    objective = build_objective(workload_objective(workload, gen_hidden), cfg)
     if impl == "leanbert+compile":  # what train.compile=true does; warm-up (compilation) is not timed
         for network in objective.models().values():
             network.encoder = torch.compile(network.encoder, dynamic=True)
     return objective, (lambda b: objective(b).loss)
-
-
-def encoder_flops_per_token(hidden: int, layers: int, ffn: int, seq: int) -> float:
-    """Training FLOPs (forward + backward = 3 x forward) per token of one encoder: 2 FLOPs per multiply-add of the
-    Q/K/V/output projections and the FFN, plus QK^T and attention x V over ``seq`` keys."""
-    return 3 * layers * (2 * (4 * hidden * hidden + 2 * hidden * ffn) + 4 * seq * hidden)
-
-
-def model_flops_per_token(workload: str, cfg: ModelConfig, gen_hidden: int, seq: int, masked: float = 0.15) -> float:
-    """The model FLOPs a training step needs per real token (what MFU counts): encoder(s) with the embedding
-    projection when E != H, the MLM head's dense layer and vocabulary projection on the masked tokens only (the
-    work the loss needs), and for ELECTRA the discriminator head on every token. The generator shares the
-    discriminator's E-wide embeddings. Embedding lookups and element-wise work are not counted."""
-    embed = cfg.embedding_size or cfg.hidden_size
-
-    def network(hidden: int, ffn: int) -> float:
-        project = 6 * embed * hidden if embed != hidden else 0
-        head = 6 * masked * (hidden * embed + embed * cfg.vocab_size)
-        return encoder_flops_per_token(hidden, cfg.num_layers, ffn, seq) + project + head
-
-    if workload == "mlm":
-        return network(cfg.hidden_size, cfg.intermediate_size)
-    discriminator = network(cfg.hidden_size, cfg.intermediate_size) - 6 * masked * (
-        cfg.hidden_size * embed + embed * cfg.vocab_size) + 6 * (cfg.hidden_size * cfg.hidden_size + cfg.hidden_size)
-    return network(gen_hidden, 4 * gen_hidden) + discriminator
 
 
 def peak_tflops(device: torch.device, precision: str) -> float | None:
@@ -213,7 +194,8 @@ def main() -> None:
                 for impl, (module, step_fn) in impls.items():
                     speeds[impl].append(time_steps(step_fn, module, batches, device, precision, args.steps))
             fill = sum(b.num_tokens for b in batches) / sum(b.input_ids.numel() for b in batches)
-            flops = model_flops_per_token(workload, cfg, gen_hidden, args.seq_len)
+            flops = training_flops_per_token(cfg, workload_objective(workload, gen_hidden),
+                                             DataConfig(seq_len=args.seq_len, mask_prob=0.15))
             peak = peak_tflops(device, precision)
             row = {"workload": workload, "precision": precision, "device": str(device), "fill": fill,
                    "model_flops_per_token": flops, "peak_tflops": peak,

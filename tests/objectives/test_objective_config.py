@@ -57,12 +57,14 @@ def test_keys_are_validated_per_objective():
 
 
 def test_build_objective_refuses_another_objectives_config():
-    with pytest.raises(ConfigError, match=r"objective.name='electra' takes a ElectraConfig, got a MaskedLMConfig"):
+    with pytest.raises(ConfigError, match=r"objective.name='electra' takes a ElectraConfig, got a "
+                                          r"MaskedLMConfig"):
         build_objective(MaskedLMConfig(name="electra"), tiny_config())
 
 
 @pytest.mark.parametrize("name, pairs, masking", [
-    ("mlm", "none", "bert"), ("mlm+nsp", "nsp", "bert"), ("mlm+sop", "sop", "bert"), ("electra", "none", "electra"),
+    ("mlm", "none", "bert"), ("mlm+nsp", "nsp", "bert"), ("mlm+sop", "sop", "bert"),
+    ("electra", "none", "electra"),
 ])
 def test_data_needs(name, pairs, masking):
     needs = objective_spec(name).data
@@ -76,8 +78,8 @@ def test_data_needs(name, pairs, masking):
 
 
 def test_check_data_refuses_pairs_that_do_not_fit():
-    with pytest.raises(ConfigError, match=r"data.pairs='none' does not fit objective.name='mlm\+sop', which needs "
-                                          r"data.pairs='sop'"):
+    with pytest.raises(ConfigError, match=r"data.pairs='none' does not fit objective.name='mlm\+sop', "
+                                          r"which needs data.pairs='sop'"):
         objective_spec("mlm+sop").data.check(DataConfig(pairs="none"), "objective.name='mlm+sop'")
     with pytest.raises(ConfigError, match="data.pairs='nsp'"):
         objective_spec("electra").data.check({"pairs": "nsp"}, "objective.name='electra'")

@@ -30,7 +30,7 @@ from leanbert.objectives.registry import (
     register_objective,
 )
 
-__all__ = ["ADDONS", "OBJECTIVES", "AddonConfig", "AddonSpec", "DataNeeds", "Electra", "ElectraConfig", "MaskedLM",
-           "MaskedLMConfig", "MaskedLMWithPairs", "Objective", "ObjectiveConfig", "ObjectiveSpec", "Output",
+__all__ = ["ADDONS", "OBJECTIVES", "AddonConfig", "AddonSpec", "DataNeeds", "Electra", "ElectraConfig",
+           "MaskedLM", "MaskedLMConfig", "MaskedLMWithPairs", "Objective", "ObjectiveConfig", "ObjectiveSpec", "Output",
            "PairsConfig", "aggregate_metrics", "apply_addons", "build_objective", "objective_config",
            "objective_config_from_dict", "objective_spec", "register_addon", "register_objective"]

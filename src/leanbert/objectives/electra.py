@@ -231,11 +231,14 @@ def electra_flops_per_token(model_config: ModelConfig, objective_config: Electra
     """Generator (encoder + MLM head on the masked tokens) plus discriminator (encoder + RTD head on every
     token), training, per token. The shared embeddings are lookups, not counted."""
     generator = generator_config(model_config, objective_config)
-    forward = (encoder_forward_flops(generator, data.seq_len) + mlm_head_forward_flops(generator, masked_fraction(data))
-               + encoder_forward_flops(discriminator_config(model_config), data.seq_len)
-               + rtd_head_forward_flops(model_config))
+    generator_forward = (encoder_forward_flops(generator, data.seq_len)
+                         + mlm_head_forward_flops(generator, masked_fraction(data)))
+    discriminator_forward = (encoder_forward_flops(discriminator_config(model_config), data.seq_len)
+                             + rtd_head_forward_flops(model_config))
+    forward = generator_forward + discriminator_forward
     return TRAIN_FACTOR * forward
 
 
-register_objective(ObjectiveSpec(name="electra", objective_class=Electra, config_class=ElectraConfig, data=ELECTRA_DATA,
-                                 flops_per_token=electra_flops_per_token, derived_metrics=all_original_accuracy))
+register_objective(ObjectiveSpec(name="electra", objective_class=Electra, config_class=ElectraConfig,
+                                 data=ELECTRA_DATA, flops_per_token=electra_flops_per_token,
+                                 derived_metrics=all_original_accuracy))

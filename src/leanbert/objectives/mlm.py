@@ -100,10 +100,10 @@ class MaskedLM(Objective):
 
 def mlm_flops_per_token(model_config: ModelConfig, objective_config: ObjectiveConfig, data) -> float:
     """One encoder plus the MLM head on the masked fraction of the tokens (training, per token)."""
-    forward = encoder_forward_flops(model_config, data.seq_len) + mlm_head_forward_flops(model_config,
-                                                                                         masked_fraction(data))
+    head = mlm_head_forward_flops(model_config, masked_fraction(data))
+    forward = encoder_forward_flops(model_config, data.seq_len) + head
     return TRAIN_FACTOR * forward
 
 
-register_objective(ObjectiveSpec(name="mlm", objective_class=MaskedLM, config_class=MaskedLMConfig, data=MLM_DATA,
-                                 flops_per_token=mlm_flops_per_token))
+register_objective(ObjectiveSpec(name="mlm", objective_class=MaskedLM, config_class=MaskedLMConfig,
+                                 data=MLM_DATA, flops_per_token=mlm_flops_per_token))

@@ -94,7 +94,8 @@ def objective_spec(name: Any) -> ObjectiveSpec:
 
 
 def objective_config_from_dict(raw: Any) -> ObjectiveConfig:
-    """A raw ``objective`` mapping -> the named objective's config; unknown keys name the objective's own keys."""
+    """A raw ``objective`` mapping -> the named objective's config (unknown keys: the message lists the
+    objective's own keys)."""
     if not isinstance(raw, dict):
         raise ConfigError("objective must be a mapping: name plus that objective's keys")
     spec = objective_spec(raw.get("name", DEFAULT_OBJECTIVE))
@@ -115,7 +116,7 @@ def build_objective(config: ObjectiveConfig, model_config: ModelConfig) -> Objec
     return spec.objective_class(model_config, config)
 
 
-# -- add-ons: wrappers around the built objective, each with its own top-level config group -------------------
+# -- add-ons: wrappers around the built objective, each with its own top-level config group ---------------
 
 
 @dataclass
@@ -146,7 +147,8 @@ def register_addon(spec: AddonSpec) -> AddonSpec:
     return spec
 
 
-def apply_addons(objective: Objective, addons: Mapping[str, AddonConfig], model_config: ModelConfig) -> Objective:
+def apply_addons(objective: Objective, addons: Mapping[str, AddonConfig], model_config: ModelConfig,
+                 ) -> Objective:
     """Wrap ``objective`` with every enabled add-on, in the order the config lists them."""
     for group, config in addons.items():
         if config.enabled:
