@@ -174,6 +174,29 @@ def test_position_and_padding_bias_are_combined_once_per_forward(toy_scheme, num
     assert torch.allclose(out.last_hidden_state[keep].double(), ref[keep], atol=1e-5)
 
 
+@pytest.mark.parametrize("embedding_size", [32, 16])
+def test_embedding_hook_runs_before_the_embedding_layernorm(embedding_size):
+    """TNF's slot: the hook sees (token + position + type) embeddings in E dims, before LayerNorm and E -> H."""
+    model = LeanBertModel(tiny_config(embedding_size=embedding_size, num_layers=2)).eval()
+    randomize_(model)
+    ids, mask, types = random_inputs()
+    note = torch.randn(3, 17, embedding_size, generator=torch.Generator().manual_seed(3))
+    seen = []
+
+    def mix_note(x):  # (B, T, E): TNF's (1 - lambda) e + lambda note
+        seen.append(x.shape)
+        return 0.5 * x + 0.5 * note.to(x.dtype)
+
+    with torch.no_grad():
+        out = model(ids, mask, types, embedding_hook=mix_note).last_hidden_state
+        plain = model(ids, mask, types).last_hidden_state
+    ref = reference_forward(model, ids, mask, types, hook=mix_note)
+    keep = mask.bool()
+    assert seen[0] == (3, 17, embedding_size)
+    assert torch.allclose(out[keep].double(), ref[keep], atol=1e-5)
+    assert not torch.allclose(out, plain, atol=1e-3)
+
+
 def test_unpadded_path_equals_padded_path():
     """Projections/FFN on real tokens only (unpadding) give the same outputs and gradients as the padded path."""
     from leanbert.model import padding
