@@ -22,7 +22,7 @@ from leanbert.presets import model_config
 
 
 def test_builtin_objectives_are_registered():
-    assert set(OBJECTIVES) == {"mlm", "mlm+nsp", "mlm+sop", "electra"}
+    assert {"mlm", "mlm+nsp", "mlm+sop", "electra"} <= set(OBJECTIVES)  # tests may register more
     assert objective_spec("electra").metric_weights == {"rtd_precision": "rtd_predicted",
                                                         "rtd_recall": "rtd_replaced"}
     assert objective_spec("mlm").metric_weights == {}
