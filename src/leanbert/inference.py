@@ -1,7 +1,7 @@
 """Run a classifier model over encoded examples: logits, predictions, and a task's dev metrics.
 
-Used by fine-tuning's dev scoring, distillation's student and teacher scoring, and (soon) ``leanbert predict``.
-Rows are batched by length so padding stays small, and come back in input order. Under torchrun each rank
+Used by fine-tuning's dev scoring, distillation's student and teacher scoring, and (soon)
+``leanbert predict``. Rows are batched by length so padding stays small, and come back in input order. Under torchrun each rank
 scores every ``world_size``-th row and the logits are gathered, so every rank returns all rows.
 """
 

@@ -1,13 +1,14 @@
 """What every training job (pretrain, finetune, distill) does around the shared loop, written once.
 
-A job is: join the process group when launched by torchrun (and leave it at the end), seed, build its objective
-and data (the job's own part), call the loop, and let rank 0 alone talk and write the output directory::
+A job is: join the process group when launched by torchrun (and leave it at the end), seed, build its
+objective and data (the job's own part), call the loop, and let rank 0 alone talk and write the output
+directory::
 
     with job_env(config.train.device) as env:
         log, progress = main_process_only(env, log, progress)
         seed_everything(seed)
         objective = ...
-        result = train_objective(objective, batches, train_config, run_dir, env, eval_fn=..., progress=progress)
+        result = train_objective(objective, batches, train_config, run_dir, env, eval_fn=...)
         write_on_main(out_dir, fill, env, scratch=work / f"rank-{env.rank}")
 """
 
@@ -54,7 +55,8 @@ def main_process_only(env: DistEnv, log: Log, progress: bool) -> tuple[Log, bool
 
 
 def seed_everything(seed: int) -> None:
-    """Python's, NumPy's and torch's global generators (the same ``seed`` on every rank: same initial weights)."""
+    """Python's, NumPy's and torch's global generators (the same ``seed`` on every rank: same initial
+    weights)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -66,8 +68,9 @@ def seed_per_rank(seed: int, env: DistEnv) -> None:
 
 
 def train_objective(objective: nn.Module, batches: Iterable[Batch], config: TrainConfig, run_dir: Path,
-                    env: DistEnv, *, eval_fn: EvalFn | None = None, param_groups: list[dict[str, Any]] | None = None,
-                    resume: bool = False, progress: bool = True) -> LoopResult:
+                    env: DistEnv, *, eval_fn: EvalFn | None = None,
+                    param_groups: list[dict[str, Any]] | None = None, resume: bool = False,
+                    progress: bool = True) -> LoopResult:
     """Train ``objective`` on the shared loop. ``batches`` holds this rank's share of every global batch;
     a global ``config.batch_size`` that does not split evenly over the ranks is refused before any step.
     ``config.unpad`` false turns the encoders' unpadding off (it stays off for scoring afterwards)."""

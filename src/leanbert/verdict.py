@@ -2,8 +2,8 @@
 
 The rule: with the seeds' sample standard deviations s_a, s_b (ddof = 1) over n_a, n_b runs, the difference of
 means d = mean_a - mean_b has the standard error se = sqrt(s_a^2 / n_a + s_b^2 / n_b). A is a ``win`` when
-d > 2 se, a ``loss`` when d < -2 se, and a ``tie`` otherwise (the difference is inside the seeds' noise). With a
-single run on either side its noise is unknown, so the outcome is ``cannot tell`` whatever d is.
+d > 2 se, a ``loss`` when d < -2 se, and a ``tie`` otherwise (the difference is inside the seeds' noise).
+With a single run on either side its noise is unknown, so the outcome is ``cannot tell`` whatever d is.
 
 Two standard errors is roughly a 95% interval for d; with two or three seeds it is a rough screen, not a test.
 """

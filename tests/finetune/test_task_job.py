@@ -98,7 +98,7 @@ def test_task_job_trains_any_objective_and_writes_out_dir(tmp_path, toy):
     rows = [line.split("\t") for line in (out / "predictions.tsv").read_text().splitlines()]
     preds = predict(saved, data.dev["dev"], data.collator, 8, regression=False)
     assert [r[1] for r in rows[1:]] == [task.spec.label_name(p) for p in preds]
-    # layer decay reached the student's parameters under its prefix; the objective's own one kept the full rate
+    # layer decay reached the student's parameters under their prefix; the objective's own kept the full rate
     moved_scale = float(kept["objective"].log_scale.detach().abs())
     emb = "encoder.embeddings.word_embeddings.weight"
     moved_emb = float((trained[emb] - kept["start"][emb]).abs().max())
@@ -119,8 +119,9 @@ def test_finetune_without_unpadding_predicts_the_same(tmp_path, toy):
 
     train, dev, tok = toy
     torch.manual_seed(0)
-    source = LeanBertModel(model_config("bert-tiny", vocab_size=load_tokenizer(tok).vocab_size, hidden_size=32, num_heads=2,
-                                        intermediate_size=64, num_layers=2, max_positions=64, heads=["mlm"]))
+    shape = model_config("bert-tiny", vocab_size=load_tokenizer(tok).vocab_size, hidden_size=32, num_heads=2,
+                         intermediate_size=64, num_layers=2, max_positions=64, heads=["mlm"])
+    source = LeanBertModel(shape)
     save_model(source, tmp_path / "source", tokenizer_dir=tok)
     task = load_task_data("custom", train=train, dev=dev, text_columns="text", label_column="label")
     settings = ["train.max_steps=4", "train.batch_size=16", "data.max_seq_len=16", "train.dropout=0"]

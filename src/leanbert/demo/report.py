@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from leanbert.atomic import write_text_atomically
+from leanbert.verdict import CANNOT_TELL, RULE, TIE, WIN, compare
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -127,19 +128,29 @@ def plot_table(rows: list[list[str]], title: str, path: Path) -> None:
 
 
 def verdict(results: dict[str, Any]) -> str:
-    """One sentence saying plainly whether pretraining helped in this run."""
+    """Whether pretraining helped in this run, by ``leanbert.verdict``'s rule (a difference inside the seeds'
+    noise is a tie; one seed per model cannot tell)."""
     by_name = {r["name"]: r for r in results["rows"]}
-    pre, scratch = by_name["ELECTRA pretrained"]["accuracy"], by_name["ELECTRA from scratch"]["accuracy"]
-    gap = 100 * (pre - scratch)
-    seeds = len(by_name["ELECTRA pretrained"].get("per_seed") or [1])
+    pre, scratch = by_name["ELECTRA pretrained"], by_name["ELECTRA from scratch"]
+    result = compare(pre["per_seed"], scratch["per_seed"])
+    gap = 100 * result.difference
+    seeds = len(pre["per_seed"])
     over = f" (mean of {seeds} fine-tuning seeds)" if seeds > 1 else ""
-    if round(gap, 1) == 0:
-        return f"**No difference:** the pretrained model and the model trained from scratch tie{over}."
-    if gap > 0:
-        return (f"**Pretraining helped:** the pretrained model is {gap:.1f} accuracy points above the same model "
-                f"trained from scratch{over}.")
-    return (f"**Pretraining did not help in this budget:** the pretrained model is {-gap:.1f} accuracy points "
-            f"below the same model trained from scratch{over}. A few CPU minutes of ELECTRA pretraining leave the "
+    direction = f"{abs(gap):.1f} accuracy points {'above' if gap >= 0 else 'below'}"
+    noise = "" if result.standard_error is None else \
+        f"; twice the standard error of the difference is {200 * result.standard_error:.1f} points"
+    if result.outcome == CANNOT_TELL:
+        return (f"**Cannot tell from one seed:** the pretrained model is {direction} the same model trained from "
+                f"scratch, but with a single fine-tuning seed the seed noise is unknown (about 1 point in this "
+                f"project's runs); run with `--seeds 2` or more for a verdict.")
+    if result.outcome == TIE:
+        return (f"**No difference beyond seed noise (a tie):** the pretrained model is {direction} the same "
+                f"model trained from scratch{over}{noise}.")
+    if result.outcome == WIN:
+        return (f"**Pretraining helped:** the pretrained model is {direction} the same model trained from "
+                f"scratch{over}{noise}.")
+    return (f"**Pretraining did not help in this budget:** the pretrained model is {direction} the same model "
+            f"trained from scratch{over}{noise}. A few CPU minutes of ELECTRA pretraining leave the "
             f"discriminator close to its trivial all-original solution (compare its validation accuracy with "
             f"the all-original baseline in step 4 below), and a discriminator trained that little fine-tunes "
             f"about as well as random weights (16 minutes were not enough in this project's runs either).")
@@ -162,6 +173,8 @@ def write_report(path: Path, results: dict[str, Any]) -> None:
         markdown_table(rows),
         "",
         verdict(results),
+        "",
+        f"How the verdict is decided: {RULE}.",
         "",
         "![results](results.png)",
         "",

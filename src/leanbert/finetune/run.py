@@ -60,7 +60,8 @@ def finetune(model: str | Path, task: TaskData, out_dir: str | Path, overrides: 
                 + (" (from scratch)" if from_scratch else ""))
 
             def run_seed(job: TaskJob, seed: int, run_dir: Path) -> tuple[SeedResult, LeanBertModel]:
-                classifier = starting_classifier(source, spec.num_labels, seed, config.train.dropout, from_scratch)
+                classifier = starting_classifier(source, spec.num_labels, seed, config.train.dropout,
+                                                 from_scratch)
                 return job.train(SequenceClassification(classifier), classifier, seed, run_dir)
 
             job = TaskJob(data, config, env, progress, log)

@@ -9,7 +9,8 @@ OUT_DIR::
     predictions.tsv   index, prediction, gold (label names; numbers for regression); with several dev
                       splits (MNLI) a leading ``split`` column. From the saved model's seed.
     model/            the trained model (leanbert model directory with the tokenizer; ``leanbert export``
-                      writes *ForSequenceClassification). With several seeds: the best seed on the main metric.
+                      writes *ForSequenceClassification). With several seeds: the best seed on the main
+                      metric.
     runs/seed-N/      the loop's metrics.jsonl (training loss, lr, dev metrics as val_*)
 
 Everything is written into a temporary sibling of OUT_DIR that is renamed into place at the end::
@@ -72,7 +73,8 @@ class TaskJobResult:
 def check_out_dir(out_dir: Path, overwrite: bool) -> None:
     """Refuse to replace a non-empty OUT_DIR unless ``overwrite`` (the one place a task job decides it)."""
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise UserError(f"{out_dir} already exists and is not empty; choose another --out or pass --overwrite")
+        raise UserError(f"{out_dir} already exists and is not empty; choose another --out or pass "
+                        "--overwrite")
 
 
 @dataclass
@@ -92,11 +94,13 @@ def encode_task(task: TaskData, tokenizer_dir: Path, data: FinetuneDataConfig, m
     sequence length beyond its positions and a tokenizer whose ids exceed its vocabulary)."""
     max_len = data.max_seq_len
     if max_len > model.max_positions:
-        raise UserError(f"data.max_seq_len={max_len} exceeds the model's max_positions ({model.max_positions})")
+        raise UserError(f"data.max_seq_len={max_len} exceeds the model's max_positions "
+                        f"({model.max_positions})")
     encoder = PairEncoder.from_dir(tokenizer_dir, max_len)
     examples = task.train[: data.max_train_examples] if data.max_train_examples else task.train
     train = encoder.encode(examples, progress=progress, desc="tokenize train")
-    dev = {split: encoder.encode(rows, progress=progress, desc=f"tokenize {split}") for split, rows in task.dev.items()}
+    dev = {split: encoder.encode(rows, progress=progress, desc=f"tokenize {split}")
+           for split, rows in task.dev.items()}
     too_big = max((int(f.input_ids.max()) for f in train), default=0)
     if too_big >= model.vocab_size:
         raise UserError(f"{tokenizer_dir}: the tokenizer produces id {too_big} but the model's vocab_size is "
