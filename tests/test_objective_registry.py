@@ -162,3 +162,18 @@ def test_addon_wraps_the_objective_through_its_own_group(tmp_path, dataset, loss
     assert train_line["toy_batches"] == 3.0  # the wrapper passes the inner objective's metric weights on
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["loss_scale"] == {"enabled": True, "factor": 3.0}
+
+
+def test_unpad_false_switches_unpadding_off_in_every_network(tmp_path, dataset, monkeypatch):
+    """train.unpad is an impl setting that reaches the built objective (the toy's network here)."""
+    import leanbert.model.padding as padding
+
+    calls = []
+    monkeypatch.setattr(padding, "set_unpadding", lambda module, enabled: calls.append((type(module), enabled)))
+    config, _ = load_pretrain_config(None, _settings(dataset, "objective.name=toy", "train.max_steps=1",
+                                                     "train.unpad=false"))
+    pretrain(config, tmp_path / "off", progress=False)
+    assert calls == [(ToyObjective, False)]
+    config, _ = load_pretrain_config(None, _settings(dataset, "objective.name=toy", "train.max_steps=1"))
+    pretrain(config, tmp_path / "on", progress=False)
+    assert calls == [(ToyObjective, False)]  # the default keeps unpadding on: nothing to switch

@@ -109,3 +109,34 @@ def test_resume_allows_budgets_but_not_experiment_changes():
     with pytest.raises(ConfigError, match=r"train.lr: 0.001 -> 0.002"):
         check_resume_compatible(saved, {"model": {"hidden_size": 64}, "train": {"lr": 2e-3, "max_minutes": 10.0}},
                                 Path("run/config.yaml"))
+
+
+def test_every_train_setting_is_tagged_and_resume_follows_the_tags():
+    from leanbert.train.config import KINDS, TrainConfig, resumable_keys, setting_kind
+
+    assert all(setting_kind(f) in KINDS for f in TrainConfig.__dataclass_fields__)
+    assert (setting_kind("lr"), setting_kind("max_steps"), setting_kind("log_every"), setting_kind("unpad")) == (
+        "experiment", "budget", "logging", "impl")
+    # exactly the budget, logging and speed keys; precision is impl but changes every loss value
+    assert set(resumable_keys()) == {"max_steps", "max_minutes", "log_every", "eval_every", "eval_batches",
+                                     "checkpoint_every", "keep_checkpoints", "tensorboard", "compile", "device",
+                                     "unpad"}
+    saved = {"train": {"unpad": True, "precision": "fp32", "seed": 0}}
+    assert check_resume_compatible(saved, {"train": {"unpad": False, "precision": "fp32", "seed": 0}},
+                                   Path("run/config.yaml")) == ["train.unpad: True -> False"]
+    for key, value in (("precision", "bf16"), ("seed", 1)):
+        with pytest.raises(ConfigError, match=f"train.{key}: "):
+            check_resume_compatible(saved, {"train": {**saved["train"], key: value}}, Path("run/config.yaml"))
+
+
+def test_objective_keys_are_per_objective_and_a_switched_name_starts_from_defaults():
+    smoke = CONFIGS / "smoke.yaml"  # objective: {name: electra, generator_fraction: 0.5}
+    config = _load([], smoke)
+    assert (config.objective.name, config.objective.generator_fraction) == ("electra", 0.5)
+    assert _load(["objective.name=electra"], smoke).objective.generator_fraction == 0.5  # same objective: kept
+    switched = _load(["objective.name=mlm+sop", "objective.sentence_weight=0.5"], smoke)
+    assert switched.to_dict()["objective"] == {"name": "mlm+sop", "mlm_weight": 1.0, "sentence_weight": 0.5}
+    with pytest.raises(ConfigError, match=r"unknown key objective.temperature; allowed keys: name, mlm_weight$"):
+        _load(["objective.name=mlm", "objective.temperature=2"])
+    with pytest.raises(ConfigError, match=r"objective.name='bert' is not allowed; choose one of mlm"):
+        _load(["objective.name=bert"])
