@@ -15,12 +15,16 @@ changed on the command line as group.key=value:
 
   model.preset=NAME          a named shape (bert-mini, albert-base, electra-small, ...; `leanbert params`)
   model.<field>=VALUE        any encoder field: hidden_size, num_layers, embedding_size, sharing, ...
-  objective.name=NAME        mlm | mlm+nsp | mlm+sop | electra (sets data.pairs / data.masking for you)
+  objective.name=NAME        mlm | mlm+nsp | mlm+sop | electra (sets data.pairs / data.masking for you);
+                             each objective has its own keys: objective.mlm_weight (all),
+                             objective.sentence_weight (mlm+nsp, mlm+sop), objective.rtd_weight,
+                             objective.temperature, objective.generator_fraction (electra). Naming another
+                             objective than the recipe's starts that objective from its defaults.
   data.path=DIR              a prepared dataset;  data.seq_len, data.mask_prob, data.ngram, ...
   train.batch_size=N         GLOBAL sequences per optimizer step (split over grad_accum and processes)
   train.lr, train.warmup_steps, train.schedule (linear|cosine|constant), train.optimizer (adamw|lamb),
   train.max_steps, train.max_minutes (wall-clock budget), train.precision (fp32|bf16), train.compile,
-  train.checkpoint_every, train.eval_every, train.log_every, train.seed, ...
+  train.unpad (true|false), train.checkpoint_every, train.eval_every, train.log_every, train.seed, ...
 
 RUN_DIR receives config.yaml (the resolved config), metrics.jsonl (one JSON line per logged step),
 checkpoints/step-N/ (atomic, newest K kept) and, at the end, model/ (a model directory with the
@@ -29,7 +33,8 @@ dataset's tokenizer; model/discriminator and model/generator for ELECTRA) ready 
 
 --resume continues from the newest complete checkpoint with the exact next batch, RNG and
 optimizer state: an interrupted and resumed run gives the same losses as an uninterrupted one.
-Only budgets and logging/speed settings may change on resume (e.g. train.max_minutes=20).
+Only budgets and logging/speed settings may change on resume (e.g. train.max_minutes=20;
+train.compile, train.device, train.unpad), not the experiment (train.precision included).
 
 The same command runs on a CPU, one GPU, or many GPUs/nodes under torchrun (DDP)."""
 
