@@ -17,6 +17,7 @@ from pathlib import Path
 
 from leanbert.atomic import write_dir_atomically
 from leanbert.errors import UserError
+from leanbert.run_lock import LOCK_NAME, RunLock, lock_run_dir
 
 MARKER = ".leanbert-output.json"
 
@@ -62,7 +63,7 @@ def _existing_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     """Inputs that name something on disk, resolved (globs and missing paths are the readers' business)."""
     found = []
     for item in inputs:
-        if item is None:
+        if item is None or str(item) == "":  # an unset path setting, not the current directory
             continue
         path = Path(item)
         if path.exists():
@@ -78,7 +79,51 @@ def check_out_dir(out_dir: str | Path, kind: str, inputs: Iterable[str | Path] =
     ``UserError`` naming ``out_dir`` and what to do.
     """
     _check_kind(kind)
-    out_dir = Path(out_dir)
+    out_dir = _check_location(Path(out_dir), inputs, flag)
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return out_dir
+    if not overwrite:
+        raise UserError(f"{flag} {out_dir} already exists and is not empty; choose another directory or pass "
+                        f"--overwrite to replace an earlier `leanbert {kind}` output")
+    _check_same_kind(out_dir, kind, flag, "replace it with --overwrite")
+    return out_dir
+
+
+def open_run_dir(run_dir: str | Path, kind: str, inputs: Iterable[str | Path] = (), resume: bool = False,
+                 lock: bool = True, flag: str = "--out") -> RunLock | None:
+    """Check and lock a run directory that is filled in place and continued with ``--resume`` (pretraining).
+
+    Allowed: a new or empty directory, or with ``resume`` one that the same command started (its marker; a
+    run from before markers, with no marker at all, is accepted too). Never a file, an input, its parent or
+    child, or the current directory. The lock (``run_lock``, taken when ``lock``) comes before the content
+    checks, so a second process on a run being started is told who holds it. Returns the held lock.
+    """
+    _check_kind(kind)
+    run_dir = _check_location(Path(run_dir), inputs, flag)
+    held = lock_run_dir(run_dir) if lock else None
+    try:
+        if run_dir.exists() and any(p.name != LOCK_NAME for p in run_dir.iterdir()):
+            if not resume:
+                raise UserError(f"{flag} {run_dir} already exists and is not empty; choose a new directory")
+            if (run_dir / MARKER).exists():
+                _check_same_kind(run_dir, kind, flag, "continue it with --resume")
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
+    return held
+
+
+def _check_same_kind(out_dir: Path, kind: str, flag: str, action: str) -> None:
+    found = read_marker(out_dir)
+    if found != kind:
+        what = f"it is {KINDS[found]} written by `leanbert {found}`" if found else f"no {MARKER} marker"
+        raise UserError(f"{flag} {out_dir} is not {KINDS[kind]} written by `leanbert {kind}` ({what}); "
+                        f"refusing to {action}")
+
+
+def _check_location(out_dir: Path, inputs: Iterable[str | Path], flag: str) -> Path:
+    """Refusals that no flag lifts: a file, the current directory or a parent, an input or its parent/child."""
     if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
         raise UserError(f"{flag} {out_dir} exists and is not a directory; choose a new directory")
     target = out_dir.resolve()
@@ -93,16 +138,6 @@ def check_out_dir(out_dir: str | Path, kind: str, inputs: Iterable[str | Path] =
         if _is_within(source, target):
             raise UserError(f"{flag} {out_dir} contains the input {source}; choose a directory outside the "
                             f"inputs")
-    if not out_dir.exists() or not any(out_dir.iterdir()):
-        return out_dir
-    if not overwrite:
-        raise UserError(f"{flag} {out_dir} already exists and is not empty; choose another directory or pass "
-                        f"--overwrite to replace an earlier `leanbert {kind}` output")
-    found = read_marker(out_dir)
-    if found != kind:
-        what = f"it is {KINDS[found]} written by `leanbert {found}`" if found else f"no {MARKER} marker"
-        raise UserError(f"{flag} {out_dir} is not {KINDS[kind]} written by `leanbert {kind}` ({what}); "
-                        f"refusing to replace it with --overwrite")
     return out_dir
 
 
