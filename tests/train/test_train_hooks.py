@@ -126,6 +126,13 @@ def test_param_groups_with_teacher_parameters_are_refused(tmp_path):
         train_loop(objective, SyntheticStream(4), _config(), tmp_path, param_groups=groups, progress=False)
 
 
+def test_a_parameter_shared_between_student_and_teacher_is_refused(tmp_path):
+    objective = DistillObjective(make_teacher(7), source="teacher-7")
+    objective.student.encoder.embeddings.word_embeddings = objective.teacher.encoder.embeddings.word_embeddings
+    with pytest.raises(ValueError, match=r"student\.encoder\.embeddings\.word_embeddings\.weight.*shared"):
+        train_loop(objective, SyntheticStream(4), _config(), tmp_path, progress=False)
+
+
 def test_resume_with_the_same_teacher_is_exact_and_another_teacher_is_refused(tmp_path):
     config = _config()
     full = DistillObjective(make_teacher(7), source="teacher-7")

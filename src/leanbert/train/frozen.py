@@ -82,11 +82,22 @@ def identify(objective: nn.Module) -> list[FrozenIdentity]:
 
 
 def freeze(objective: nn.Module) -> list[FrozenIdentity]:
-    """Apply the policy (no gradients, eval mode) and return the frozen modules' identities."""
+    """Apply the policy (no gradients, eval mode) and return the frozen modules' identities.
+
+    Refuses a parameter that a frozen module shares with a trained one (a student built by tying, not
+    copying, the teacher's embeddings): freezing it would silently stop the student's training of it."""
+    found = identify(objective)
+    prefixes = tuple(f.prefix for f in found)
+    frozen_ids = frozen_parameter_ids(objective)
+    shared = sorted(name for name, p in objective.named_parameters(remove_duplicate=False)
+                    if id(p) in frozen_ids and not (prefixes and name.startswith(prefixes)))
+    if shared:
+        raise ValueError(f"parameters {shared[:3]} are shared with a frozen module ({', '.join(prefixes)}); "
+                         f"copy them (tensor.clone()) so that one can train and the other stay frozen")
     for frozen in declared_frozen(objective).values():
         frozen.module.requires_grad_(False)
         frozen.module.eval()
-    return identify(objective)
+    return found
 
 
 def enter_train_mode(objective: nn.Module) -> None:
