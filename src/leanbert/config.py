@@ -98,6 +98,10 @@ class ModelConfig:
     sharing: str = "none"
     num_groups: int = 1
     position: str = "absolute"
+    relative_buckets: int = 0  # T5 relative buckets (0 = none; TUPE-R and BERT-R use 32)
+    relative_max_distance: int = 128  # distances beyond share the last bucket
+    untie_cls: bool = True  # [CLS] gets its own position logits (tupe) and relative buckets
+    cls_theta: str = "derived"  # untied [CLS] values: derived (reference code) | learned (paper)
     family: str = "bert"
     pad_token_id: int = 0
     heads: list[str] = field(default_factory=list)
@@ -120,6 +124,16 @@ class ModelConfig:
         check_choice("model.sharing", self.sharing, SHARING_MODES)
         position_schemes, heads = registered_model_parts()
         check_choice("model.position", self.position, position_schemes)
+        if self.relative_buckets != 0 and (isinstance(self.relative_buckets, bool) or not isinstance(
+                self.relative_buckets, int) or self.relative_buckets < 4 or self.relative_buckets % 2):
+            raise ConfigError(f"model.relative_buckets={self.relative_buckets!r} must be 0 (none) or an even "
+                              f"integer >= 4")
+        if self.relative_buckets:  # the logarithmic buckets start at relative_buckets // 4
+            check_integer("model.relative_max_distance", self.relative_max_distance,
+                          self.relative_buckets // 4 + 1)
+        if not isinstance(self.untie_cls, bool):
+            raise ConfigError(f"model.untie_cls={self.untie_cls!r} must be true or false")
+        check_choice("model.cls_theta", self.cls_theta, ("derived", "learned"))
         check_choice("model.family", self.family, FAMILIES)
         check_probability("model.hidden_dropout", self.hidden_dropout)
         check_probability("model.attention_dropout", self.attention_dropout)

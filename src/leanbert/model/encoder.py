@@ -147,6 +147,8 @@ class Encoder(nn.Module):
         plan = self.unpadding.plan(attention_mask)
         bias = self.attention_bias(attention_mask if plan.mask_keys else None, x.shape[1], x.dtype)
         layout = plan.layout
+        if attention_scale is None:
+            attention_scale = self.position_scheme.attention_scale  # TUPE: 1/sqrt(2d); else None = 1/sqrt(d)
         if layout is not None:
             x = layout.unpad(x)  # (N, H): projections and FFN skip the padding
         padded = layout.pad if layout is not None else (lambda t: t)

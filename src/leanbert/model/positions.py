@@ -19,10 +19,16 @@ import torch
 from torch import nn
 
 from leanbert.config import ModelConfig
+from leanbert.model.tupe import TupePositions, relative_bias_or_none
 
 
 class PositionScheme(nn.Module):
-    """What a position scheme may add; the defaults add nothing."""
+    """What a position scheme may add; the defaults add nothing.
+
+    ``attention_scale``: the word term's logit scale when the scheme changes it (TUPE: 1/sqrt(2d)); None keeps
+    1/sqrt(d)."""
+
+    attention_scale: float | None = None
 
     def input_term(self, length: int) -> torch.Tensor | None:
         """(T, E) added to every sequence's embeddings before the embedding LayerNorm, or None."""
@@ -41,15 +47,20 @@ class AbsolutePositions(nn.Embedding, PositionScheme):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config.max_positions, config.embedding_size)
+        self.relative = relative_bias_or_none(config)  # BERT-R: T5 relative buckets on top
 
     def input_term(self, length: int) -> torch.Tensor:
         if length > self.num_embeddings:
             raise ValueError(f"sequence length {length} exceeds model.max_positions={self.num_embeddings}")
         return self.weight[:length]  # (T, E)
 
+    def attention_bias(self, length: int) -> torch.Tensor | None:
+        return None if self.relative is None else self.relative(length).unsqueeze(0)  # (1, heads, T, T)
+
 
 POSITION_SCHEMES: dict[str, type[PositionScheme]] = {
     "absolute": AbsolutePositions,
+    "tupe": TupePositions,  # follows PositionScheme's protocol (a subclass would import this module back)
 }
 
 
