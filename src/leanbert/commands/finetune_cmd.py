@@ -23,6 +23,7 @@ Options as key=value (defaults per task; ELECTRA's GLUE recipe: lr 1e-4, batch 3
   train.layer_decay   layer-wise LR decay (ELECTRA: 0.8 small/base, 0.9 large; 1 = off)
   train.seeds=[0,1,2] one run per seed; metrics.json adds <metric>_mean and <metric>_std
   train.precision     fp32 | bf16        train.device  auto | cpu | cuda
+  train.unpad         true | false: skip padding in projections/FFN (speed only; false: static shapes)
   train.max_steps     cap on optimizer steps (0 = from epochs)
   data.max_seq_len    tokens per example    data.max_train_examples  use the first N training rows (0 = all)
 
