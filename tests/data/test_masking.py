@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from leanbert.batch import IGNORE_INDEX
+from leanbert.data.config import DataConfig
 from leanbert.data.masking import Masker
 
 VOCAB = 1000
@@ -179,3 +180,10 @@ def test_nothing_maskable():
     ids = np.array([2, 3, 0, 0])
     inputs, labels, _ = make_masker()(ids, np.zeros(4, dtype=bool), np.random.default_rng(0))
     assert np.array_equal(inputs, ids) and (labels == IGNORE_INDEX).all()
+
+
+def test_masking_none_has_no_masker():
+    # data.masking "none" must never fall through to a corrupting branch (it is not "bert", so it would mask
+    # like ELECTRA): the loader builds no Masker and from_config refuses the mode
+    with pytest.raises(ValueError, match="no Masker for data.masking='none'"):
+        Masker.from_config(DataConfig(masking="none"), tokenizer=None)
