@@ -42,8 +42,10 @@ class RunLock:
         self.command = command
         self.what = what  # the locked thing, for the error message
         self.fd: int | None = None
+        self.created_dir = False
 
     def acquire(self) -> RunLock:
+        self.created_dir = not self.path.parent.exists()  # a run that fails early leaves no empty directory
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -79,6 +81,11 @@ class RunLock:
             os.unlink(self.path)  # while still holding the lock, so nobody locks a file about to vanish
         except OSError:
             pass
+        if self.created_dir:
+            try:
+                self.path.parent.rmdir()  # only succeeds when the run wrote nothing into it
+            except OSError:
+                pass
         os.close(self.fd)  # closing releases the flock
         self.fd = None
 
