@@ -271,15 +271,19 @@ def test_too_long_input_is_refused():
 
 @pytest.fixture(scope="module")
 def tiny_dataset(tmp_path_factory, shared_data):
-    """A 300-piece WordPiece tokenizer and prepared shards from 300 lines of the Wikipedia sample."""
+    """A 300-piece WordPiece tokenizer and prepared shards from 300 lines each of the Wikipedia sample and the
+    movie reviews (enough documents for a validation split)."""
     from pathlib import Path
 
     from leanbert.cli import main
 
     root = tmp_path_factory.mktemp("tupe-data")
     corpus = root / "slice.txt"
-    lines = (Path(shared_data) / "corpus" / "wiki-sample.txt").read_text(encoding="utf-8").splitlines()[:300]
-    corpus.write_text("\n".join(lines).strip() + "\n", encoding="utf-8")
+    parts = []
+    for name in ("wiki-sample.txt", "movie-reviews.txt"):
+        lines = (Path(shared_data) / "corpus" / name).read_text(encoding="utf-8").splitlines()[:300]
+        parts.append("\n".join(lines).strip() + "\n")
+    corpus.write_text("\n".join(parts), encoding="utf-8")
     assert main(["tokenizer", "train", str(corpus), "--out", str(root / "tok"), "--kind", "wordpiece",
                  "--vocab-size", "300", "--lowercase"]) == 0
     assert main(["prepare", str(corpus), "--tokenizer", str(root / "tok"), "--out", str(root / "data"),
@@ -307,7 +311,7 @@ def test_each_scheme_pretrains_and_resumes_exactly(tmp_path, tiny_dataset, row):
     settings = ["--config", str(recipe), f"data.path={tiny_dataset}", "model.hidden_size=32", "model.num_layers=2",
                 "model.intermediate_size=64", "model.max_positions=32", "model.relative_buckets=8",
                 "model.relative_max_distance=16", "data.seq_len=24", "train.batch_size=4", "train.max_minutes=0",
-                "train.warmup_steps=0", "train.log_every=1", "train.eval_every=2", "train.eval_batches=1",
+                "train.schedule=constant", "train.warmup_steps=0", "train.log_every=1", "train.eval_every=2", "train.eval_batches=1",
                 "train.checkpoint_every=2", *PAPER_ROWS[row]]
 
     def losses(run: Path) -> dict[int, float]:
@@ -318,7 +322,9 @@ def test_each_scheme_pretrains_and_resumes_exactly(tmp_path, tiny_dataset, row):
     assert main(["pretrain", *settings, "train.max_steps=4", "--out", str(full), "--no-progress"]) == 0
     assert main(["pretrain", *settings, "train.max_steps=2", "--out", str(part), "--no-progress"]) == 0
     assert main(["pretrain", "--out", str(part), "--resume", "train.max_steps=4", "--no-progress"]) == 0
-    assert losses(part) == losses(full) and len(losses(full)) == 4
+    assert losses(part) == losses(full) and len(losses(full)) == 4  # same batches, masks and updates
+    val = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines() if "val_loss" in x]
+    assert [v["step"] for v in val] == [0, 2, 4]
     model = load_model(full / "model")
     assert model.config.position == ("tupe" if row.startswith("tupe") else "absolute")
     assert model.config.relative_buckets == (8 if row.endswith("-r") else 0)
