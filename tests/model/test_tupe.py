@@ -328,3 +328,48 @@ def test_each_scheme_pretrains_and_resumes_exactly(tmp_path, tiny_dataset, row):
     model = load_model(full / "model")
     assert model.config.position == ("tupe" if row.startswith("tupe") else "absolute")
     assert model.config.relative_buckets == (8 if row.endswith("-r") else 0)
+
+
+@pytest.mark.parametrize("scheme", ["tupe-r", "bert-r"])
+def test_electra_generator_keeps_its_own_position_module(scheme):
+    """Per-head/hidden-width position parts fit one network only; words, token types and the LayerNorm stay
+    shared, and the objective's state dict round-trips."""
+    from leanbert.batch import Batch
+    from leanbert.objectives import build_objective, objective_config
+
+    torch.manual_seed(0)
+    objective = build_objective(objective_config("electra"),
+                                tiny_config(family="electra", embedding_size=16, **SCHEMES[scheme]))
+    disc, gen = objective.discriminator.encoder.embeddings, objective.generator.encoder.embeddings
+    assert gen.position_embeddings is not disc.position_embeddings and gen.word_embeddings is disc.word_embeddings
+    assert gen.position_embeddings.relative.bias.weight.shape[1] == objective.generator.config.num_heads == 1
+    ids, mask, types = odd_inputs()
+    labels = torch.full_like(ids, -100)
+    labels[:, 3] = ids[:, 3]
+    batch = Batch(input_ids=ids.masked_fill(labels != -100, 4), attention_mask=mask, token_type_ids=types,
+                  labels=labels)
+    out = objective(batch)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    for net in (objective.generator, objective.discriminator):
+        grads = [p.grad for n, p in net.named_parameters() if ".position_embeddings." in n]
+        assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    state = objective.state_dict()
+    assert any(k.startswith("generator.encoder.embeddings.position_embeddings.") for k in state)
+    assert not any(k.startswith("generator.encoder.embeddings.word_embeddings.") for k in state)
+    twin = build_objective(objective_config("electra"),
+                           tiny_config(family="electra", embedding_size=16, **SCHEMES[scheme]))
+    twin.load_state_dict(state)
+    for (name, a), b in zip(objective.state_dict().items(), twin.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_export_refuses_tupe_and_relative_buckets():
+    from leanbert.errors import UserError
+    from leanbert.interop.hf import check_exportable
+
+    with pytest.raises(UserError, match="position='tupe'"):
+        check_exportable(tiny_config(position="tupe"))
+    with pytest.raises(UserError, match="relative_buckets=8"):
+        check_exportable(tiny_config(**SCHEMES["bert-r"]))
+    check_exportable(tiny_config())

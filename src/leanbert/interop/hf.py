@@ -89,7 +89,10 @@ def check_exportable(config: ModelConfig) -> None:
     family = config.family
     if config.position != "absolute":
         raise UserError(f"cannot export position={config.position!r}: transformers' {family} models only have "
-                        f"absolute position embeddings")
+                        f"absolute position embeddings (TUPE's untied position logits have no transformers class)")
+    if config.relative_buckets:
+        raise UserError(f"cannot export relative_buckets={config.relative_buckets}: transformers' {family} models "
+                        f"have no T5-style relative position buckets")
     if config.sharing in ("attention", "ffn"):
         raise UserError(f"cannot export sharing={config.sharing!r}: transformers has no model that shares only "
                         f"the {config.sharing} blocks (ALBERT shares all or nothing)")

@@ -44,6 +44,16 @@ from leanbert.objectives.vocab_softmax import full_precision
 
 # Embedding submodules the generator takes from the discriminator (its "project" stays its own).
 SHARED_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "norm")
+
+
+def shared_embedding_names(model_config: ModelConfig) -> tuple[str, ...]:
+    """SHARED_EMBEDDINGS, less the position module when it holds per-head or hidden-width parts (TUPE's U_Q/U_K,
+    relative bucket tables): those fit only the discriminator's width and heads, so each network keeps its own."""
+    if model_config.position == "absolute" and not model_config.relative_buckets:
+        return SHARED_EMBEDDINGS
+    return tuple(name for name in SHARED_EMBEDDINGS if name != "position_embeddings")
+
+
 # 85% [MASK] / 15% unchanged (Clark et al. 2020, sec. 3.1) on single segments
 ELECTRA_DATA = DataNeeds(implied={"pairs": "none", "masking": "electra"}, required=frozenset({"pairs"}))
 
@@ -147,7 +157,8 @@ class Electra(Objective):
         self.discriminator = LeanBertModel(discriminator_config(model_config))
         self.generator = LeanBertModel(generator_config(model_config, self.objective_config))
         disc_emb, gen_emb = self.discriminator.encoder.embeddings, self.generator.encoder.embeddings
-        for name in SHARED_EMBEDDINGS:
+        self.shared_embeddings = shared_embedding_names(model_config)
+        for name in self.shared_embeddings:
             setattr(gen_emb, name, getattr(disc_emb, name))  # the same module, hence the same Parameters
         # The objective's own state_dict stores each shared tensor once (safetensors refuses aliased tensors);
         # loading copies the discriminator's entries back into the generator's names.
@@ -201,21 +212,21 @@ class Electra(Objective):
         return {"discriminator": self.discriminator, "generator": self.generator}
 
 
-def _shared_names(prefix: str) -> list[tuple[str, str]]:
+def _shared_names(prefix: str, shared: tuple[str, ...]) -> list[tuple[str, str]]:
     """(generator key, discriminator key) prefixes of the shared embedding modules."""
     return [(f"{prefix}generator.encoder.embeddings.{n}.", f"{prefix}discriminator.encoder.embeddings.{n}.")
-            for n in SHARED_EMBEDDINGS]
+            for n in shared]
 
 
 def _drop_generator_copies(module: nn.Module, state_dict: dict, prefix: str, local_metadata) -> None:
-    for gen_prefix, _ in _shared_names(prefix):
+    for gen_prefix, _ in _shared_names(prefix, module.shared_embeddings):
         for key in [k for k in state_dict if k.startswith(gen_prefix)]:
             del state_dict[key]
 
 
 def _restore_generator_copies(module: nn.Module, state_dict: dict, prefix: str, local_metadata, strict,
                               missing_keys, unexpected_keys, error_msgs) -> None:
-    for gen_prefix, disc_prefix in _shared_names(prefix):
+    for gen_prefix, disc_prefix in _shared_names(prefix, module.shared_embeddings):
         for key in [k for k in state_dict if k.startswith(disc_prefix)]:
             state_dict.setdefault(gen_prefix + key[len(disc_prefix):], state_dict[key])
 
