@@ -30,6 +30,7 @@ def test_builtin_objectives_are_registered():
 
 @pytest.mark.parametrize("fields, message", [
     (dict(name="bert"), r"objective.name='bert' is not allowed; choose one of .*mlm\+sop"),
+    (dict(name=["mlm"]), r"objective.name=\['mlm'\] is not allowed"),
     (dict(name="electra", temperature=0.0), r"objective.temperature=0.0 must be a number > 0"),
     (dict(name="electra", rtd_weight=-1.0), r"objective.rtd_weight=-1.0 must be a number >= 0"),
     (dict(name="electra", generator_fraction=1.5), r"objective.generator_fraction=1.5 must be in \(0, 1\]"),

@@ -88,7 +88,7 @@ def register_objective(spec: ObjectiveSpec) -> ObjectiveSpec:
 
 
 def objective_spec(name: Any) -> ObjectiveSpec:
-    if name not in OBJECTIVES:
+    if not isinstance(name, str) or name not in OBJECTIVES:
         raise ConfigError(f"objective.name={name!r} is not allowed; choose one of {', '.join(OBJECTIVES)}")
     return OBJECTIVES[name]
 
