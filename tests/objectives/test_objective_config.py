@@ -19,6 +19,7 @@ from leanbert.objectives import (
 )
 from leanbert.objectives.electra import discriminator_config, generator_config, generator_shape
 from leanbert.presets import model_config
+from leanbert.pretrain_config import pretrain_config_from_dict
 
 
 def test_builtin_objectives_are_registered():
@@ -122,3 +123,10 @@ def test_generator_copies_encoder_switches():
     gen = generator_config(disc, ElectraConfig())
     assert (gen.sharing, gen.num_groups, gen.hidden_act, gen.embedding_size) == ("all", 2, "gelu_new", 16)
     assert (gen.hidden_size, gen.num_heads) == (8, 1)
+
+
+@pytest.mark.parametrize("name", ["mlm", "mlm+nsp", "mlm+sop", "electra"])
+def test_mlm_objectives_refuse_masking_none_before_a_run(name):
+    """data.masking=none builds no MLM targets: refused by the config, not at the first batch."""
+    with pytest.raises(ConfigError, match=r"data.masking='none' does not fit objective.name="):
+        pretrain_config_from_dict({"objective": {"name": name}, "data": {"masking": "none"}})

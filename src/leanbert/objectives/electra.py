@@ -39,7 +39,7 @@ from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig, check_weights
 from leanbert.objectives.metrics import mean_over
 from leanbert.objectives.mlm import flat_positions, masked_positions, mlm_loss
-from leanbert.objectives.registry import DataNeeds, ObjectiveSpec, register_objective
+from leanbert.objectives.registry import NEEDS_MLM_TARGETS, DataNeeds, ObjectiveSpec, register_objective
 from leanbert.objectives.vocab_softmax import full_precision
 
 # Embedding submodules the generator takes from the discriminator (its "project" stays its own).
@@ -55,7 +55,8 @@ def shared_embedding_names(model_config: ModelConfig) -> tuple[str, ...]:
 
 
 # 85% [MASK] / 15% unchanged (Clark et al. 2020, sec. 3.1) on single segments
-ELECTRA_DATA = DataNeeds(implied={"pairs": "none", "masking": "electra"}, required=frozenset({"pairs"}))
+ELECTRA_DATA = DataNeeds(implied={"pairs": "none", "masking": "electra"}, required=frozenset({"pairs"}),
+                         refused=NEEDS_MLM_TARGETS)
 
 
 @dataclass

@@ -21,11 +21,12 @@ from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig, check_weights
 from leanbert.objectives.metrics import mean_over
-from leanbert.objectives.registry import DataNeeds, ObjectiveSpec, register_objective
+from leanbert.objectives.registry import NEEDS_MLM_TARGETS, DataNeeds, ObjectiveSpec, register_objective
 from leanbert.objectives.vocab_softmax import vocab_softmax
 
 # BERT's 80/10/10 masking on single segments (pairs would waste half-length segments on no sentence task)
-MLM_DATA = DataNeeds(implied={"pairs": "none", "masking": "bert"}, required=frozenset({"pairs"}))
+MLM_DATA = DataNeeds(implied={"pairs": "none", "masking": "bert"}, required=frozenset({"pairs"}),
+                     refused=NEEDS_MLM_TARGETS)
 
 
 @dataclass

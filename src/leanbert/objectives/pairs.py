@@ -21,7 +21,7 @@ from leanbert.objectives.base import Output
 from leanbert.objectives.config import check_weights
 from leanbert.objectives.metrics import mean_over
 from leanbert.objectives.mlm import MaskedLM, MaskedLMConfig, mlm_flops_per_token, mlm_loss
-from leanbert.objectives.registry import DataNeeds, ObjectiveSpec, register_objective
+from leanbert.objectives.registry import NEEDS_MLM_TARGETS, DataNeeds, ObjectiveSpec, register_objective
 from leanbert.objectives.vocab_softmax import full_precision
 
 TASKS = {"mlm+nsp": "nsp", "mlm+sop": "sop"}  # objective.name -> the sentence task (and data.pairs)
@@ -87,7 +87,8 @@ def pairs_flops_per_token(model_config: ModelConfig, objective_config: PairsConf
 
 
 def _pairs_spec(name: str) -> ObjectiveSpec:
-    data = DataNeeds(implied={"pairs": TASKS[name], "masking": "bert"}, required=frozenset({"pairs"}))
+    data = DataNeeds(implied={"pairs": TASKS[name], "masking": "bert"}, required=frozenset({"pairs"}),
+                     refused=NEEDS_MLM_TARGETS)
     return ObjectiveSpec(name=name, objective_class=MaskedLMWithPairs, config_class=PairsConfig, data=data,
                          flops_per_token=pairs_flops_per_token)
 

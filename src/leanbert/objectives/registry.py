@@ -31,10 +31,13 @@ class DataNeeds:
     required: the implied keys a user may not contradict (NSP/SOP need sentence labels; MLM-only and ELECTRA
               would silently waste half-length segments). The others may differ on purpose: ELECTRA with
               BERT's 80/10/10 masking is an ablation in the paper.
+    refused:  key -> values the objective cannot train on (an MLM objective refuses ``masking: none``, which
+              builds no targets), refused before a run starts rather than failing at its first batch.
     """
 
     implied: Mapping[str, Any] = field(default_factory=dict)
     required: frozenset[str] = frozenset()
+    refused: Mapping[str, frozenset] = field(default_factory=dict)
 
     def apply(self, data: dict[str, Any]) -> dict[str, Any]:
         """Fill the implied settings into a raw ``data`` dict where the user did not set them (in place)."""
@@ -43,14 +46,21 @@ class DataNeeds:
         return data
 
     def check(self, data: Any, who: str) -> None:
-        """Refuse a contradicted required setting. ``data`` is a DataConfig or a raw dict; ``who`` names the
-        objective in the message (``objective.name='mlm+sop'``)."""
+        """Refuse a contradicted required setting or a refused value. ``data`` is a DataConfig or a raw dict;
+        ``who`` names the objective in the message (``objective.name='mlm+sop'``)."""
+        for key, values in sorted(self.refused.items()):
+            value = data.get(key) if isinstance(data, dict) else getattr(data, key, None)
+            if value in values:
+                raise ConfigError(f"data.{key}={value!r} does not fit {who}, which cannot train on it")
         for key in sorted(self.required):
             value = data.get(key) if isinstance(data, dict) else getattr(data, key, None)
             want = self.implied[key]
             if value is not None and value != want:
                 raise ConfigError(f"data.{key}={value!r} does not fit {who}, which needs data.{key}={want!r}")
 
+
+# MLM objectives need targets: data.masking none builds none
+NEEDS_MLM_TARGETS: Mapping[str, frozenset] = {"masking": frozenset({"none"})}
 
 # (model config, objective config, data config) -> training FLOPs per real token (see leanbert.flops)
 FlopsFn = Callable[[ModelConfig, Any, Any], float]
