@@ -127,7 +127,7 @@ def test_deterministic_for_a_seed_and_independent_of_chunking(world):
 
 
 def test_glue_output_is_read_by_the_task_reader(world):
-    out = world / "sst2_aug.tsv"
+    out = world / "new-folder" / "sst2_aug.tsv"
     summary = augment_file(world / "sst.tsv", out, _glove_only(world, num_augmented=4), ["sentence"], "tsv",
                            progress=False)
     spec = GLUE_TASKS["sst2"]
@@ -249,6 +249,19 @@ def test_load_mlm_finds_an_electra_runs_generator(world):
     assert "mlm" in model.config.heads and "generator" in logs[0]
     with pytest.raises(UserError, match="has no MLM head"):
         load_mlm(world / "run" / "model" / "discriminator", _NoStack())
+
+
+def test_load_mlm_imports_a_hugging_face_directory(world):
+    from contextlib import ExitStack
+
+    from leanbert.interop.hf import export_to_hf
+
+    export_to_hf(world / "mlm", world / "hf-mlm")
+    with ExitStack() as stack:
+        model, tokenizer = load_mlm(world / "hf-mlm", stack, log=lambda _: None)
+        reference, _ = load_mlm(world / "mlm", _NoStack())
+        ids = torch.tensor([[tokenizer.cls_id, 7, 8, tokenizer.sep_id]])
+        assert torch.allclose(model(input_ids=ids).mlm_logits, reference(input_ids=ids).mlm_logits, atol=1e-5)
 
 
 def test_cli_end_to_end_with_an_mlm(world, capsys):

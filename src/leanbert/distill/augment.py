@@ -187,15 +187,13 @@ class Augmenter:
 
 
 def check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
-    """The output must not be the input and must not exist unless ``overwrite``; same format suffix."""
+    """The output must not be the input, nor a directory, nor exist unless ``overwrite``."""
     if output_path.resolve() == input_path.resolve():
         raise UserError(f"--out {output_path}: is the input file; write the augmented data elsewhere")
     if output_path.is_dir():
         raise UserError(f"--out {output_path}: is a directory; expected a file name")
     if output_path.exists() and not overwrite:
         raise UserError(f"--out {output_path}: exists; pass --overwrite to replace it")
-    if not output_path.parent.is_dir():
-        raise UserError(f"--out {output_path}: the folder {output_path.parent} does not exist")
 
 
 @dataclass

@@ -150,12 +150,13 @@ def with_texts(record: Record, keys: Sequence[Any], texts: Sequence[str]) -> Rec
 
 
 class RecordWriter:
-    """Writes records in ``fmt`` to a temporary sibling of ``path``; ``commit()`` renames it into place,
-    ``close()`` without commit removes it."""
+    """Writes records in ``fmt`` to a temporary sibling of ``path`` (its folder is created); ``commit()``
+    renames it into place, ``close()`` without commit removes it."""
 
     def __init__(self, path: str | Path, fmt: str):
         self.path = Path(path)
         self.fmt = fmt
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         newline = "" if fmt == "csv" else "\n"
         self.handle = self.tmp.open("w", encoding="utf-8", newline=newline)
