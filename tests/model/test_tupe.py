@@ -329,6 +329,18 @@ def test_each_scheme_pretrains_and_resumes_exactly(tmp_path, tiny_dataset, row):
     assert model.config.position == ("tupe" if row.startswith("tupe") else "absolute")
     assert model.config.relative_buckets == (8 if row.endswith("-r") else 0)
 
+    # fine-tuning keeps the scheme (the paper fine-tunes with the same position flags)
+    words = ["good", "bad", "film", "plot", "great", "awful"]
+    for name, n in (("train.tsv", 24), ("dev.tsv", 8)):
+        lines = ["text\tlabel"] + [f"{words[i % 6]} {words[(i * 5) % 6]} film\t{i % 2}" for i in range(n)]
+        (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tuned = tmp_path / "tuned"
+    assert main(["finetune", str(full / "model"), "--task", "custom", "--train", str(tmp_path / "train.tsv"),
+                 "--dev", str(tmp_path / "dev.tsv"), "--text-columns", "text", "--label-column", "label",
+                 "--out", str(tuned), "--quiet", "train.max_steps=2", "train.batch_size=8",
+                 "data.max_seq_len=16"]) == 0
+    assert load_model(tuned / "model").config.position == model.config.position
+
 
 @pytest.mark.parametrize("scheme", ["tupe-r", "bert-r"])
 def test_electra_generator_keeps_its_own_position_module(scheme):
