@@ -50,10 +50,13 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def make_temp_dir(parent: str | Path, label: str, kind: str = "tmp") -> Path:
-    """A new private directory ``parent/.LABEL.KIND-PID.HOST-XXXX`` (``clean_stale_temp_dirs`` knows it)."""
+def make_temp_dir(parent: str | Path | None, label: str, kind: str = "tmp") -> Path:
+    """A new private directory ``parent/.LABEL.KIND-PID.HOST-XXXX`` (the system's temp dir when ``parent``
+    is None), after removing the ones that dead processes left in ``parent`` (``clean_stale_temp_dirs``)."""
     if kind not in TEMP_KINDS:
         raise ValueError(f"temp dir kind {kind!r} is not one of {TEMP_KINDS}")
+    parent = Path(parent if parent is not None else tempfile.gettempdir())
+    clean_stale_temp_dirs(parent)
     return Path(tempfile.mkdtemp(prefix=f".{label}.{kind}-{os.getpid()}.{_host_tag()}-", dir=parent))
 
 
@@ -116,7 +119,6 @@ def write_dir_atomically(out_dir: str | Path, fill: Callable[[Path], None]) -> P
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temp_dirs(out_dir.parent)
     tmp = make_temp_dir(out_dir.parent, out_dir.name)
     try:
         fill(tmp)

@@ -8,18 +8,27 @@ per epoch (the learning curve in each seed's ``metrics.jsonl``) and at the end.
 from __future__ import annotations
 
 import shutil
-import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
+from leanbert.atomic import make_temp_dir
 from leanbert.finetune.config import finetune_config
 from leanbert.finetune.objective import SequenceClassification
 from leanbert.finetune.source import classifier_config, classifier_from, load_source, resolve_model_dir
-from leanbert.finetune.task_job import SeedResult, TaskJob, TaskJobResult, check_out_dir, encode_task
+from leanbert.finetune.task_job import (
+    SeedResult,
+    TaskJob,
+    TaskJobResult,
+    check_out_dir,
+    encode_task,
+    task_files,
+)
 from leanbert.finetune.tasks import TaskData
 from leanbert.jobs import job_env, main_process_only
 from leanbert.model.model import LeanBertModel
+from leanbert.run_lock import lock_output
 from leanbert.train.distributed import DistEnv
 
 
@@ -41,16 +50,16 @@ def finetune(model: str | Path, task: TaskData, out_dir: str | Path, overrides: 
     weights: the no-pretraining baseline. Under torchrun (or with ``env``) the ranks share each global batch
     and the dev scoring; rank 0 alone logs and writes OUT_DIR."""
     out_dir = Path(out_dir)
-    check_out_dir(out_dir, overwrite)
     spec = task.spec
     config = finetune_config(spec.recipe, overrides)
-    with job_env(config.train.device, env) as env:
+    with job_env(config.train.device, env) as env, (lock_output(out_dir) if env.is_main else nullcontext()):
         log, progress = main_process_only(env, log, progress)
         parent = out_dir.parent if out_dir.parent.exists() else None
-        work = Path(tempfile.mkdtemp(prefix=".finetune-", dir=parent))
+        work = make_temp_dir(parent, out_dir.name, "work")  # pid in the name: a later run cleans it if killed
         try:
             source_dir = resolve_model_dir(model, work, log=log)
             source = load_source(source_dir)
+            check_out_dir(out_dir, overwrite, inputs=[model, *task_files(task)])  # inputs' own errors first
             data = encode_task(task, source_dir, config.data, source.config, progress)
             steps, _ = config.train.steps(len(data.train))
             log(f"fine-tuning {source_dir} on {spec.name}: {len(data.train)} train / "

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from leanbert import outdir
 from leanbert.atomic import write_json_atomically
 from leanbert.config import ModelConfig
 from leanbert.errors import UserError
@@ -70,11 +71,16 @@ class TaskJobResult:
     is_main: bool = True  # False on the other ranks of a torchrun job (rank 0 wrote OUT_DIR and reports)
 
 
-def check_out_dir(out_dir: Path, overwrite: bool) -> None:
-    """Refuse to replace a non-empty OUT_DIR unless ``overwrite`` (the one place a task job decides it)."""
-    if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise UserError(f"{out_dir} already exists and is not empty; choose another --out or pass "
-                        "--overwrite")
+def check_out_dir(out_dir: Path, overwrite: bool, inputs: Sequence[str | Path] = (), kind: str = "finetune",
+                  ) -> None:
+    """OUT_DIR under the output-directory policy (``leanbert.outdir``): a non-empty one only with
+    ``overwrite`` and only an earlier ``kind`` output; never one of ``inputs``, their parents or children."""
+    outdir.check_out_dir(out_dir, kind, inputs, overwrite)
+
+
+def task_files(task: TaskData) -> list[str]:
+    """The files a task's examples were read from (the inputs OUT_DIR must stay clear of)."""
+    return sorted({examples[0].path for examples in (task.train, *task.dev.values()) if examples})
 
 
 @dataclass
@@ -219,6 +225,7 @@ class TaskJob:
                          "regression": spec.regression, "text_columns": [str(c) for c in spec.text_columns],
                          "max_seq_len": self.data.max_seq_len}
             save_model(best_model, tmp / "model", tokenizer_dir=tokenizer_dir, extra={"task": task_meta})
+            outdir.write_marker(tmp, "finetune")  # so that --overwrite may replace this output later
             write_json_atomically(tmp / "metrics.json", metrics)
             gold = {split: gold_labels(self.data.dev[split]) for split in best.predictions}
             write_predictions(tmp / "predictions.tsv", spec, best.predictions, gold)
