@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from leanbert.config import ConfigError, check_choice, check_integer, check_probability
 
-MASKING_MODES = ("bert", "electra", "none")
+MASKING_MODES = ("bert", "electra", "mask", "none")
 PAIR_MODES = ("none", "sop", "nsp")
 
 
@@ -23,6 +23,7 @@ class DataConfig:
     seq_len:         tokens per instance, [CLS]/[SEP] included.
     mask_prob:       fraction of maskable tokens chosen as MLM targets (BERT: 0.15).
     masking:         "bert" (80% [MASK] / 10% random / 10% unchanged), "electra" (85% [MASK] / 15% unchanged),
+                     "mask" (100% [MASK], MC-BERT's controller input),
                      or "none": plain sequences without MLM targets (``Batch.labels`` is None), e.g. for
                      distillation on raw text; ``mask_prob``, ``whole_word``, ``ngram`` and ``max_predictions``
                      are then unused.
@@ -34,6 +35,8 @@ class DataConfig:
     short_seq_prob:  with pairs, probability that an instance uses a shorter random target length (BERT: 0.1).
     valid_split:     split of ``path`` used for validation ("valid"), or "" for none.
     valid_path:      another prepared dataset whose ``valid_split`` is used instead of this one's; "" = ``path``.
+    rare_words:      batches carry the occurrences of ``path``'s rare-word table (``leanbert rare-words``); set
+                     by ``tnf.enabled=true`` (TNF's note dictionary).
     """
 
     path: str = ""
@@ -48,6 +51,7 @@ class DataConfig:
     short_seq_prob: float = 0.1
     valid_split: str = "valid"
     valid_path: str = ""
+    rare_words: bool = False
 
     def __post_init__(self) -> None:
         check_integer("data.seq_len", self.seq_len, 8)
@@ -62,6 +66,8 @@ class DataConfig:
         if isinstance(self.max_predictions, bool) or not isinstance(self.max_predictions, int) \
                 or self.max_predictions < 0:
             raise ConfigError(f"data.max_predictions={self.max_predictions!r} must be an integer >= 0 (0 = no cap)")
+        if not isinstance(self.rare_words, bool):
+            raise ConfigError(f"data.rare_words={self.rare_words!r} must be true or false")
         check_choice("data.pairs", self.pairs, PAIR_MODES)
         check_probability("data.short_seq_prob", self.short_seq_prob)
         for name in ("path", "tokenizer", "valid_split", "valid_path"):

@@ -7,7 +7,8 @@
   words with p(n) = (1/n) / sum_k (1/k), n <= ``ngram``; a span that would exceed the budget is shortened.
   Spans never cross a non-maskable token ([SEP]).
 * Replacement: "bert" 80% [MASK] / 10% random token / 10% unchanged; "electra" 85% [MASK] / 15% unchanged
-  (Clark et al. 2020). Decided per token, or per span for n-gram masking (as ALBERT does).
+  (Clark et al. 2020); "mask" 100% [MASK] (MC-BERT, Xu et al. 2020). Decided per token, or per span for n-gram
+  masking (as ALBERT does).
 * ``data.masking: none`` has no Masker: the loader leaves the sequences uncorrupted and sets no labels.
 
 The number of targets is ``round(mask_prob * maskable)`` (at least 1), capped at ``max_predictions`` when > 0.
@@ -22,11 +23,14 @@ import numpy as np
 
 from leanbert.batch import IGNORE_INDEX
 
+# share of the chosen tokens replaced by [MASK] (the rest: random/unchanged as the mode says); draw < 1.0 always
+MASK_SHARE = {"bert": 0.8, "electra": 0.85, "mask": 1.0}
+
 
 @dataclass(frozen=True)
 class Masker:
     mask_prob: float
-    masking: str  # "bert" | "electra"
+    masking: str  # "bert" | "electra" | "mask"
     whole_word: bool
     ngram: int
     max_predictions: int
@@ -36,8 +40,8 @@ class Masker:
 
     @classmethod
     def from_config(cls, config, tokenizer) -> Masker:
-        if config.masking not in ("bert", "electra"):
-            raise ValueError(f"no Masker for data.masking={config.masking!r} (only 'bert' and 'electra' corrupt)")
+        if config.masking not in MASK_SHARE:
+            raise ValueError(f"no Masker for data.masking={config.masking!r} (only {sorted(MASK_SHARE)} corrupt)")
         return cls(mask_prob=config.mask_prob, masking=config.masking, whole_word=config.whole_word,
                    ngram=config.ngram, max_predictions=config.max_predictions, mask_id=tokenizer.mask_id,
                    word_start=tokenizer.word_start, replace_pool=np.flatnonzero(~tokenizer.is_special))
@@ -108,7 +112,7 @@ class Masker:
                 unit_of_token = np.arange(len(chosen))
         labels[chosen] = ids[chosen]
         draw = rng.random(int(unit_of_token[-1]) + 1)[unit_of_token]  # (K,) uniform per unit
-        mask_share = 0.8 if self.masking == "bert" else 0.85
+        mask_share = MASK_SHARE[self.masking]
         to_mask = draw < mask_share
         inputs[chosen[to_mask]] = self.mask_id
         if self.masking == "bert":
@@ -136,7 +140,7 @@ class Masker:
         labels = np.where(chosen, ids, IGNORE_INDEX)
         draw = rng.random(ids.shape)  # (B, T)
         inputs = ids.copy()
-        mask_share = 0.8 if self.masking == "bert" else 0.85
+        mask_share = MASK_SHARE[self.masking]
         inputs[chosen & (draw < mask_share)] = self.mask_id
         if self.masking == "bert":
             to_random = chosen & (draw >= 0.8) & (draw < 0.9)

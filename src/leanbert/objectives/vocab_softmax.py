@@ -32,7 +32,7 @@ def _vocab_pass(logits, targets, uniforms, temperature, need_grad):
     grad = torch.empty(n, v, dtype=work, device=logits.device) if need_grad else None
     losses = torch.empty(n, dtype=work, device=logits.device)
     predicted = torch.empty(n, dtype=torch.long, device=logits.device)
-    sampled = torch.empty(n, dtype=torch.long, device=logits.device) if uniforms is not None else None
+    sampled = None if uniforms is None else torch.empty(uniforms.shape, dtype=torch.long, device=logits.device)
     rows = n if logits.device.type != "cpu" else max(1, _CPU_BLOCK_BYTES // (4 * v))
     for s in range(0, n, rows):
         e = min(n, s + rows)
@@ -49,8 +49,8 @@ def _vocab_pass(logits, targets, uniforms, temperature, need_grad):
         if sampled is not None:
             if temperature == 1.0:  # float64 sums: each token's interval is exact to ~1e-16
                 cdf = probs.cumsum(dim=1, dtype=torch.float64)
-            point = (uniforms[s:e].double() * cdf[:, -1])[:, None]  # (r, 1)
-            sampled[s:e] = torch.searchsorted(cdf, point, right=True).squeeze(1).clamp_(max=v - 1)
+            point = uniforms[s:e].double().reshape(e - s, -1) * cdf[:, -1:]  # (r, K) draws; ELECTRA: K = 1
+            sampled[s:e] = torch.searchsorted(cdf, point, right=True).clamp_(max=v - 1).view_as(sampled[s:e])
         if need_grad:  # d(mean loss)/dx = (softmax - onehot) / N
             probs.mul_((1.0 / (n * total))[:, None])
             probs.scatter_add_(1, t, probs.new_full(t.shape, -1.0 / n))
@@ -74,10 +74,11 @@ class _VocabSoftmax(torch.autograd.Function):
 
 def vocab_softmax(logits: torch.Tensor, targets: torch.Tensor, uniforms: torch.Tensor | None = None,
                   temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(N, V) ``logits``, (N,) ``targets`` -> (mean cross-entropy, (N,) argmax, (N,) samples or None).
+    """(N, V) ``logits``, (N,) ``targets`` -> (mean cross-entropy, (N,) argmax, samples or None).
 
-    ``uniforms`` (N,) in [0, 1) asks for one sample per row from softmax(logits / temperature); the samples
-    carry no gradient. The loss is computed in float32 (float64 for float64 logits) and differentiable with
+    ``uniforms`` (N,) in [0, 1) asks for one sample per row from softmax(logits / temperature), (N, K) for K
+    independent samples per row (MC-BERT's candidates); the samples have the uniforms' shape and carry no
+    gradient. The loss is computed in float32 (float64 for float64 logits) and differentiable with
     respect to ``logits``; N = 0 gives a zero loss.
     """
     if logits.dim() != 2 or targets.shape != logits.shape[:1]:
