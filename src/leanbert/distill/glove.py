@@ -42,7 +42,7 @@ class GloveVectors:
         alphabetic = np.array([bool(_ALPHABETIC.match(w)) for w in self.words])
         self.usable = alphabetic & (np.abs(self.unit).sum(axis=1) > 0)  # (V,)
 
-    def neighbours(self, words: list[str], k: int, chunk: int = 256) -> dict[str, list[str]]:
+    def neighbours(self, words: list[str], k: int, chunk: int = 64) -> dict[str, list[str]]:
         """The ``k`` most similar alphabetic words for each of ``words`` (looked up lower-cased; a word not in
         the vocabulary gets none), best first, the word itself excluded. Batched: one (chunk, V) product."""
         wanted = sorted({w.lower() for w in words})
