@@ -212,3 +212,13 @@ def test_published_permissions_follow_the_umask(tmp_path, umask):
         for path in [tmp_path / root, *(tmp_path / root).rglob("*")]:
             expected = (0o777 if path.is_dir() else 0o666) & ~umask
             assert stat.S_IMODE(path.stat().st_mode) == expected, (path, oct(path.stat().st_mode))
+
+
+def test_demo_overwrite_never_deletes_a_users_directory(tmp_path, capsys):
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.tex").write_text("years of work")
+    before = snapshot(tmp_path)
+    assert main(["demo", "--tiny", "--out", str(user), "--overwrite"]) == 2
+    one_line_error(capsys, str(user), "not a demo output")
+    assert snapshot(tmp_path) == before

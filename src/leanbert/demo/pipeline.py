@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from leanbert.atomic import write_json_atomically
-from leanbert.errors import UserError
+from leanbert.outdir import check_out_dir, write_marker
 
 
 @dataclass
@@ -141,13 +141,13 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
     from leanbert.pretrain import pretrain
     from leanbert.pretrain_config import load_pretrain_config
 
+    check_out_dir(out, "demo", overwrite=overwrite)  # --overwrite replaces an earlier demo output only
     if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
         import shutil
 
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, "demo")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_all = time.perf_counter()
     total = 6
