@@ -80,3 +80,23 @@ def test_json_objects_only(tmp_path):
         read_json_object(tmp_path / "bad.json", "a config")
     with pytest.raises(UserError, match="a directory, not a file"):
         read_json_object(tmp_path, "a config")
+
+
+def test_a_hugging_face_cache_snapshot_may_link_into_its_blobs_but_nowhere_else(tmp_path):
+    """HF's cache keeps snapshots/REV/tokenizer.json -> ../../blobs/HASH: the cache's own store, not outside."""
+    repo = tmp_path / "models--org--name"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / "abc123").write_text("{}")
+    snapshot = repo / "snapshots" / "rev1"
+    snapshot.mkdir(parents=True)
+    os.symlink("../../blobs/abc123", snapshot / "tokenizer.json")
+    (tmp_path / "secret").write_text("root:x:0:0")
+    os.symlink(tmp_path / "secret", snapshot / "vocab.txt")
+    assert regular_file_inside(snapshot, "tokenizer.json") == snapshot / "tokenizer.json"
+    with pytest.raises(UserError, match="outside"):
+        regular_file_inside(snapshot, "vocab.txt")
+    plain = tmp_path / "plain"  # the same links from a folder that is not a cache snapshot are refused
+    plain.mkdir()
+    os.symlink(repo / "blobs" / "abc123", plain / "tokenizer.json")
+    with pytest.raises(UserError, match="outside"):
+        regular_file_inside(plain, "tokenizer.json")

@@ -84,6 +84,16 @@ def contained_file(directory: str | Path, name: object, source: str | Path) -> P
     return path
 
 
+def hf_cache_blobs(directory: str | Path) -> Path:
+    """The ``blobs`` folder a Hugging Face cache snapshot (``models--X/snapshots/REV``) links its files into, or
+    ``directory`` itself when it is not such a snapshot: the cache's own content-addressed store is not "outside"
+    the model the user named."""
+    real = Path(os.path.realpath(directory))
+    if real.parent.name == "snapshots" and real.parent.parent.name.startswith("models--"):
+        return real.parent.parent / "blobs"
+    return Path(directory)
+
+
 def regular_file_inside(directory: str | Path, name: str) -> Path | None:
     """``directory / name`` when it is a regular file whose resolved path lies inside ``directory``; None when
     absent. A symlink out of the directory, or a special file, is refused: copying it would publish a file the
@@ -91,7 +101,7 @@ def regular_file_inside(directory: str | Path, name: str) -> Path | None:
     path = Path(directory) / name
     if not os.path.lexists(path):
         return None
-    if not _resolved_inside(path, directory):
+    if not (_resolved_inside(path, directory) or _resolved_inside(path, hf_cache_blobs(directory))):
         raise UserError(f"{path}: a symlink to {os.path.realpath(path)}, outside {directory}; "
                         "refusing to copy it")
     check_regular_file(path, "a regular file")
