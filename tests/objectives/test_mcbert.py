@@ -255,3 +255,10 @@ def test_tiny_run_trains_resumes_exactly_finetunes_and_exports(tmp_path, dataset
                       progress=False, log=lambda *_: None)
     assert 0 <= result.metrics["accuracy"] <= 1
     assert isinstance(build_objective(config.objective, config.model_config()), MCBert)
+
+
+def test_cpu_recipe_resolves_to_mcbert_with_mask_masking():
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "mcbert-cpu.yaml"
+    config, _ = load_pretrain_config(str(recipe), [])
+    assert config.objective == objective_config("mcbert", controller_divider=2)
+    assert config.data.masking == "mask" and config.model_config().hidden_size == 128
