@@ -222,3 +222,21 @@ def test_existing_output_and_tokenizer_mismatch(tmp_path, dataset_dir, unigram_d
         open_dataset(dataset_dir, fingerprint=load_tokenizer(unigram_dir).fingerprint)
     with pytest.raises(UserError, match="not a prepared dataset"):
         open_dataset(tmp_path)
+
+
+def test_out_never_replaces_an_input_or_another_commands_output(tmp_path, corpus_dir, wordpiece_dir, capsys):
+    """Issue 11: --out inside the corpus, over the tokenizer or over a tokenizer output is refused (exit 2, one
+    line, the inputs byte-identical); --overwrite replaces an earlier prepared dataset."""
+    corpus, tokenizer = tree_digest(corpus_dir), tree_digest(wordpiece_dir)
+    for out, reason in ((corpus_dir, "is the input"), (corpus_dir / "data", "is the input"),
+                        (wordpiece_dir, "is the input"), (corpus_dir.parent, "contains the input")):
+        assert main(["prepare", str(corpus_dir), "--tokenizer", str(wordpiece_dir), "--out", str(out),
+                     "--overwrite", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and reason in err and str(out) in err
+    assert tree_digest(corpus_dir) == corpus and tree_digest(wordpiece_dir) == tokenizer
+    out = tmp_path / "data"
+    args = ["prepare", str(corpus_dir / "movie-reviews.txt"), "--tokenizer", str(wordpiece_dir), "--out", str(out),
+            "--quiet"]
+    assert main(args) == 0 and main(args + ["--overwrite"]) == 0
+    assert (out / ".leanbert-output.json").is_file()
