@@ -68,6 +68,7 @@ def load_mlm(path: str | Path, stack: ExitStack, log=print) -> tuple[LeanBertMod
         kind = _read_kind(directory)
         if kind is None:
             continue
+        shown = directory  # the user's path, not the temporary import
         if kind == "hf":
             from leanbert.interop.hf import import_from_hf
 
@@ -76,10 +77,10 @@ def load_mlm(path: str | Path, stack: ExitStack, log=print) -> tuple[LeanBertMod
             directory = import_from_hf(directory, tmp / "imported")
         model = load_model(directory)
         if "mlm" not in model.config.heads:  # e.g. a run's discriminator: look further for its generator
-            without_mlm = without_mlm or (directory, model.config.heads)
+            without_mlm = without_mlm or (shown, model.config.heads)
             continue
-        if directory != root:
-            log(f"using the MLM in {directory}")
+        if shown != root:
+            log(f"using the MLM in {shown}")
         return model, load_tokenizer(directory)
     if without_mlm is not None:
         directory, heads = without_mlm
