@@ -143,3 +143,15 @@ def test_loader_carries_occurrences_before_masking_and_resumes_exactly(made_up):
     again, reference = next(iter(resumed)), next(iter(loader))
     for name in ("rows", "starts", "ends", "word_ids"):
         assert getattr(again.rare_words, name).tolist() == getattr(reference.rare_words, name).tolist()
+
+
+def test_cli_verb_writes_the_table_with_the_tnf_settings(made_up, tmp_path):
+    from leanbert.cli import main
+
+    data, tok = made_up
+    recipe = tmp_path / "run.yaml"
+    recipe.write_text("tnf: {enabled: true, min_count: 5, max_count: 12}\n")
+    assert main(["rare-words", str(data), "--config", str(recipe), "tnf.max_words=2"]) == 0
+    table = load_rare_word_table(data, tok.fingerprint)
+    assert table.settings == RareWordSettings(5, 12, 2)
+    assert list(zip(table.words, table.counts)) == expected_table(tok, 5, 12, 2)
