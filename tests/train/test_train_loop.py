@@ -123,6 +123,20 @@ def test_max_minutes_budget_counts_across_resumes(tmp_path):
     assert again.stop_reason == "max_minutes" and again.step == 3
 
 
+def test_a_resume_with_its_time_budget_spent_writes_no_duplicate_lines(tmp_path):
+    def eval_fn(objective):
+        return {"loss": float(objective(next(iter(SyntheticStream(4, seed=7)))).loss)}
+
+    config = _config(max_steps=3, checkpoint_every=3, eval_every=0)
+    train_loop(_objective(0), SyntheticStream(4), config, tmp_path, eval_fn=eval_fn, progress=False)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    for _ in range(2):  # the budget was spent by the first session: no step, and no second validation of step 3
+        again = train_loop(_objective(0), SyntheticStream(4), _config(max_steps=6, max_minutes=1e-9), tmp_path,
+                           eval_fn=eval_fn, resume=True, progress=False)
+        assert again.stop_reason == "max_minutes" and again.step == 3
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
 def test_eval_and_metrics_lines(tmp_path):
     calls = []
 

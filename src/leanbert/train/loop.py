@@ -310,7 +310,9 @@ class _Trainer:
                 record = self.log_record(time.monotonic(), log_t)
                 self.writer.write(_ordered(record))
                 last_log = record
-            if self.eval_fn is not None and eval_at != self.step:
+            # a resumed run that trains no step (its time budget was already spent) validated this step before
+            # it saved the checkpoint it resumed from: evaluating again would duplicate that metrics line
+            if self.eval_fn is not None and eval_at != self.step and (self.step > start_step or not resume):
                 record = {"step": self.step, **self.evaluate()}
                 self.writer.write(record)
                 last_log = {**last_log, **record}
