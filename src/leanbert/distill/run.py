@@ -1,0 +1,263 @@
+"""The two stages of TinyBERT's distillation (Jiao et al., 2020, sec. 3.3) as jobs on the shared training loop.
+
+* ``distill_general``: a (pretrained) teacher and a student on a prepared corpus with ``data.masking: none``;
+  attention + hidden-state losses. RUN_DIR is a run directory like pretraining's (locked, resumable)::
+
+      config.yaml       the resolved config: student shape, teacher, the expanded distill.matches
+      metrics.jsonl     loss, distill_attention, distill_hidden, ... per logged step; val_* on the valid split
+      checkpoints/      student + projections + optimizer (the teacher's source and sha256, never its weights)
+      model/            at the end: the student (encoder only) with the teacher's tokenizer
+
+* ``distill_task``: a fine-tuned teacher and a task; per seed, step 1 distils the intermediate layers
+  (embedding + attention + hidden), step 2 the prediction layer, through ``TaskJob``, so OUT_DIR is laid out
+  as finetune's (metrics.json, predictions.tsv, model/, runs/seed-N/{intermediate,prediction}/). metrics.json
+  adds the teacher's dev metrics on the same dev set and the student / teacher ratio of each metric.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from leanbert.atomic import make_temp_dir, write_text_atomically
+from leanbert.config import to_dict
+from leanbert.distill.config import (
+    GENERAL_FEATURES,
+    TASK_FEATURES,
+    GeneralConfig,
+    TaskConfig,
+    resolved_matches,
+    with_matches,
+)
+from leanbert.distill.objective import PredictionTarget, TransformerDistillation
+from leanbert.distill.student import build_student, student_config
+from leanbert.errors import UserError
+from leanbert.finetune.source import load_source, resolve_model_dir
+from leanbert.finetune.task_job import (
+    SeedResult,
+    TaskJob,
+    TaskJobResult,
+    check_out_dir,
+    encode_task,
+    task_files,
+)
+from leanbert.finetune.tasks import TaskData
+from leanbert.jobs import job_env, main_process_only, seed_everything, train_objective
+from leanbert.model.model import LeanBertModel
+from leanbert.model_dir import save_model, tokenizer_fingerprint
+from leanbert.outdir import open_run_dir, write_marker
+from leanbert.pretrain import check_resume_compatible, check_resume_steps, make_eval_fn
+from leanbert.run_lock import lock_output
+from leanbert.train.checkpoint import checkpoints_dir
+from leanbert.train.distributed import DistEnv
+from leanbert.train.loop import LoopResult
+
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class GeneralResult:
+    run_dir: Path
+    model_dir: Path | None
+    loop: LoopResult
+
+
+def load_teacher(teacher: str | Path, work: Path, log=print) -> tuple[Path, LeanBertModel]:
+    """(its leanbert model directory, the model on the CPU in eval mode); a Hugging Face directory is
+    imported under ``work``. A directory without weights or config is a UserError naming the file."""
+    teacher_dir = resolve_model_dir(teacher, work / "teacher", log=log)
+    return teacher_dir, load_source(teacher_dir)
+
+
+def saved_teacher(run_dir: Path) -> str | None:
+    """The teacher a general-distillation run recorded in its config.yaml (for --resume without --teacher)."""
+    from leanbert.config import load_config_file
+
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return None
+    value = load_config_file(path).get("teacher")
+    return value if isinstance(value, str) else None
+
+
+def general_resolved(config: GeneralConfig, teacher: str | Path, student: LeanBertModel,
+                     matches: list) -> dict[str, Any]:
+    """config.yaml: the config with the expanded matches, the student's full shape and the teacher."""
+    resolved = with_matches(config.to_dict(), matches)
+    resolved["student_model"] = {k: v for k, v in to_dict(student.config).items() if k != "heads"}
+    return {"teacher": str(teacher), **resolved}
+
+
+def general_config_dict(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config.yaml as the config's own groups (what ``load_general_config(base=...)`` takes)."""
+    return {k: v for k, v in saved.items() if k not in ("teacher", "student_model")}
+
+
+def distill_general(config: GeneralConfig, teacher: str | Path, out_dir: str | Path, *, resume: bool = False,
+                    saved_config: dict[str, Any] | None = None, progress: bool = True,
+                    env: DistEnv | None = None, log=print) -> GeneralResult:
+    """General distillation of ``teacher`` into RUN_DIR ``out_dir`` (module docstring)."""
+    from leanbert.data.loader import build_loader, resolve_tokenizer
+
+    out_dir = Path(out_dir)
+    with job_env(config.train.device, env) as env:
+        log, progress = main_process_only(env, log, progress)
+        lock, work = None, None
+        try:
+            if not resume and (checkpoints_dir(out_dir).exists() or (out_dir / "metrics.jsonl").exists()):
+                raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose a new "
+                                "--out")
+            lock = open_run_dir(out_dir, "distill", [teacher, config.data.path, config.data.valid_path], resume,
+                                lock=env.is_main)
+            if resume:
+                check_resume_steps(out_dir, config.train.max_steps)
+            parent = out_dir.parent if out_dir.parent.exists() else None
+            work = make_temp_dir(parent, out_dir.name, "work")
+            teacher_dir, teacher_model = load_teacher(teacher, work, log)
+            tokenizer = resolve_tokenizer(config.data)
+            theirs = tokenizer_fingerprint(teacher_dir)
+            if theirs is not None and theirs != tokenizer.fingerprint:
+                raise UserError(f"data.path={config.data.path} was prepared with the tokenizer {tokenizer.path}, "
+                                f"not the teacher's ({teacher_dir}); prepare the corpus with "
+                                f"`leanbert prepare ... --tokenizer {teacher_dir}`")
+            train_cfg = config.train
+            seed_everything(train_cfg.seed)  # same student and projections on every rank
+            student = build_student(config.student.init, teacher=teacher_model, teacher_dir=teacher_dir,
+                                    heads=[], num_labels=2, preset=config.student.preset,
+                                    overrides=config.model, keep_every=config.student.keep_every,
+                                    seed=train_cfg.seed, work=work, log=log)
+            matches = resolved_matches(config.distill, GENERAL_FEATURES, student.config.num_layers,
+                                       teacher_model.config.num_layers)
+            objective = TransformerDistillation(student, teacher_model, str(teacher), matches,
+                                                shared_projection=config.distill.shared_projection)
+            resolved = general_resolved(config, teacher, student, matches)
+            if saved_config is not None:
+                for change in check_resume_compatible(saved_config, resolved, out_dir / CONFIG_FILE):
+                    log(f"leanbert: resuming with a changed setting: {change}", file=sys.stderr)
+            micro = train_cfg.micro_batch_size(env.world_size)
+            train_loader = build_loader(config.data, tokenizer, micro, "train", train_cfg.seed, env.rank,
+                                        env.world_size)
+            eval_fn = None
+            if config.data.valid_split:
+                try:
+                    valid_loader = build_loader(config.data, tokenizer, micro, "valid", train_cfg.seed,
+                                                env.rank, env.world_size)
+                except UserError as err:
+                    log(f"leanbert: no validation ({err}); set data.valid_split='' to silence this",
+                        file=sys.stderr)
+                else:
+                    eval_fn = make_eval_fn(valid_loader, train_cfg.eval_batches, env.device)
+            if env.is_main:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                write_marker(out_dir, "distill")
+                write_text_atomically(out_dir / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
+                trained = sum(p.numel() for p in objective.parameters() if p.requires_grad)
+                log(f"leanbert: general distillation {teacher_model.config.num_layers}L/"
+                    f"{teacher_model.config.hidden_size}H -> {student.config.num_layers}L/"
+                    f"{student.config.hidden_size}H, {len(matches)} matches, {trained / 1e6:.2f}M trained "
+                    f"parameters (student + projections); {env.world_size} process(es) on {env.device}",
+                    file=sys.stderr)
+            result = train_objective(objective, train_loader, train_cfg, out_dir, env, eval_fn=eval_fn,
+                                     resume=resume, progress=progress)
+            model_dir = None
+            if env.is_main:
+                extra = {"distillation": {"stage": "general", "teacher": str(teacher), "step": result.step,
+                                          "tokens": result.tokens, "stop_reason": result.stop_reason}}
+                model_dir = save_model(student.cpu(), out_dir / "model", teacher_dir, extra=extra)
+            return GeneralResult(out_dir, model_dir, result)
+        finally:
+            if lock is not None:
+                lock.release()
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+
+
+def check_task_teacher(teacher: LeanBertModel, teacher_dir: Path, task: TaskData) -> None:
+    """The task stage needs a teacher fine-tuned on this task (TinyBERT users' issue #52: a merely pretrained
+    teacher gives meaningless logits)."""
+    config, spec = teacher.config, task.spec
+    if "classifier" not in config.heads:
+        raise UserError(f"--teacher {teacher_dir} has no classifier head: the task stage distils a teacher "
+                        f"fine-tuned on {spec.name} (run `leanbert finetune` first)")
+    if config.num_labels != spec.num_labels:
+        raise UserError(f"--teacher {teacher_dir} predicts {config.num_labels} label(s) but {spec.name} has "
+                        f"{spec.num_labels}; give a teacher fine-tuned on this task")
+
+
+def ratio_to_teacher(student: list[dict[str, float]], teacher: dict[str, float]) -> dict[str, float]:
+    """Each metric's mean over the student seeds divided by the teacher's (absent where the teacher's is 0)."""
+    out = {}
+    for name, value in teacher.items():
+        mean = sum(run[name] for run in student) / len(student)
+        if value != 0:
+            out[name] = mean / value
+    return out
+
+
+def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, config: TaskConfig, *,
+                 overwrite: bool = False, progress: bool = True, log=print,
+                 env: DistEnv | None = None) -> TaskJobResult:
+    """Task distillation of the fine-tuned ``teacher`` on ``task`` into OUT_DIR (module docstring)."""
+    out_dir = Path(out_dir)
+    check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task)])
+    spec, settings = task.spec, config.distill
+    with job_env(config.finetune.train.device, env) as env, \
+            (lock_output(out_dir) if env.is_main else nullcontext()):
+        log, progress = main_process_only(env, log, progress)
+        parent = out_dir.parent if out_dir.parent.exists() else None
+        work = make_temp_dir(parent, out_dir.name, "work")
+        try:
+            teacher_dir, teacher_model = load_teacher(teacher, work, log)
+            check_task_teacher(teacher_model, teacher_dir, task)
+            data = encode_task(task, teacher_dir, config.finetune.data, teacher_model.config, progress)
+            job = TaskJob(data, config.finetune, env, progress, log)
+            teacher_metrics, _ = job.score(teacher_model)
+            log(f"teacher {teacher} on {spec.name} dev: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in teacher_metrics.items()))
+            shape = student_config(config.student.init, teacher=teacher_model.config, heads=["classifier"],
+                                   num_labels=spec.num_labels, preset=config.student.preset,
+                                   overrides=config.model, keep_every=config.student.keep_every, work=work,
+                                   log=log)
+            matches = resolved_matches(settings, TASK_FEATURES, shape.num_layers, teacher_model.config.num_layers)
+            target = PredictionTarget(settings.temperature, settings.hard_label_weight)
+            # summarize() reads ``describe`` after the last seed, so run_seed keeps the ratio current
+            describe: dict[str, Any] = {"teacher": str(teacher), "teacher_metrics": teacher_metrics,
+                                        "distill": with_matches(config.to_dict(), matches)}
+            student_runs: list[dict[str, float]] = []
+
+            def run_seed(job: TaskJob, seed: int, run_dir: Path) -> tuple[SeedResult, LeanBertModel]:
+                student = build_student(config.student.init, teacher=teacher_model, teacher_dir=teacher_dir,
+                                        heads=["classifier"], num_labels=spec.num_labels,
+                                        preset=config.student.preset, overrides=config.model,
+                                        keep_every=config.student.keep_every, seed=seed, work=work,
+                                        dropout=config.finetune.train.dropout, log=log)
+                seconds = 0.0
+                if settings.intermediate_epochs > 0:
+                    step = TransformerDistillation(student, teacher_model, str(teacher), matches,
+                                                   shared_projection=settings.shared_projection)
+                    first, student = job.train(step, student, seed, run_dir / "intermediate",
+                                               config.step(settings.intermediate_epochs, settings.intermediate_lr))
+                    seconds = first.seconds
+                step = TransformerDistillation(student, teacher_model, str(teacher), [], target)
+                result, student = job.train(step, student, seed, run_dir / "prediction",
+                                            config.step(settings.prediction_epochs, settings.prediction_lr))
+                result.seconds += seconds
+                student_runs.append(result.metrics)
+                describe["ratio_to_teacher"] = ratio_to_teacher(student_runs, teacher_metrics)
+                describe["student_parameters"] = sum(p.numel() for p in student.parameters())
+                describe["teacher_parameters"] = sum(p.numel() for p in teacher_model.parameters())
+                return result, student
+
+            log(f"distilling {teacher_dir} into a {shape.num_layers}-layer, hidden-{shape.hidden_size} student "
+                f"on {spec.name}: {len(data.train)} train examples, "
+                f"{settings.intermediate_epochs:g} + {settings.prediction_epochs:g} epochs x "
+                f"{len(config.finetune.train.seeds)} seed(s)")
+            return job.run(out_dir, run_seed, tokenizer_dir=teacher_dir, scratch=work, describe=describe)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
