@@ -44,22 +44,36 @@ examples:
 """
 
 
-def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "finetune", help="fine-tune on a GLUE task or your own data",
-        description="Fine-tune a pretrained encoder with a classification/regression head and score the dev set.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    parser.add_argument("model", metavar="MODEL", help="leanbert model dir, pretraining run dir, or HF model dir")
-    parser.add_argument("--task", required=True, metavar="TASK",
+def add_task_arguments(parser, required: bool) -> None:
+    """--task, --data and the custom-task options (shared with `leanbert distill --stage task`)."""
+    parser.add_argument("--task", required=required, metavar="TASK",
                         help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, or custom")
     parser.add_argument("--data", metavar="DIR", help="GLUE folder (or the task's folder) for GLUE tasks")
-    parser.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
     custom = parser.add_argument_group("--task custom")
     custom.add_argument("--train", metavar="FILE", help="training file (.tsv, .csv or .jsonl)")
     custom.add_argument("--dev", metavar="FILE", help="dev file, same format")
     custom.add_argument("--text-columns", metavar="A[,B]", help="one text column, or two for sentence pairs")
     custom.add_argument("--label-column", metavar="C", help="label column")
     custom.add_argument("--regression", action="store_true", help="the label is a number (MSE loss)")
+
+
+def load_task(args):
+    """The TaskData the task options of ``add_task_arguments`` name."""
+    from leanbert.finetune.data import load_task_data
+
+    return load_task_data(args.task, data=args.data, train=args.train, dev=args.dev,
+                          text_columns=args.text_columns, label_column=args.label_column,
+                          regression=args.regression)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "finetune", help="fine-tune on a GLUE task or your own data",
+        description="Fine-tune a pretrained encoder with a classification/regression head and score the dev set.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    parser.add_argument("model", metavar="MODEL", help="leanbert model dir, pretraining run dir, or HF model dir")
+    add_task_arguments(parser, required=True)
+    parser.add_argument("--out", required=True, metavar="OUT_DIR", help="output directory")
     parser.add_argument("--from-scratch", action="store_true",
                         help="random weights with MODEL's shape and tokenizer: a no-pretraining baseline")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
@@ -69,7 +83,6 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from leanbert.finetune.data import load_task_data
     from leanbert.finetune.run import finetune
 
     for item in args.overrides:
@@ -77,9 +90,7 @@ def run(args) -> int:
             from leanbert.errors import UserError
 
             raise UserError(f"unexpected argument {item!r}: settings look like key=value (e.g. train.lr=1e-4)")
-    task = load_task_data(args.task, data=args.data, train=args.train, dev=args.dev,
-                          text_columns=args.text_columns, label_column=args.label_column,
-                          regression=args.regression)
+    task = load_task(args)
     result = finetune(args.model, task, args.out, args.overrides, from_scratch=args.from_scratch,
                       overwrite=args.overwrite, progress=not args.quiet)
     if not result.is_main:
