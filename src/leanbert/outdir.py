@@ -27,6 +27,7 @@ KINDS = {
     "prepare": "a prepared dataset",
     "pretrain": "a pretraining run",
     "finetune": "a fine-tuning output",
+    "distill": "a general-distillation run",
     "export": "a Hugging Face export",
     "import": "an imported model directory",
     "demo": "a demo output",
