@@ -7,7 +7,7 @@ Importing this package registers the built-in objectives below: a new one is one
 
 from __future__ import annotations
 
-from leanbert.objectives import electra, mcbert, mlm, pairs  # noqa: F401  (each registers its objectives)
+from leanbert.objectives import electra, mcbert, mlm, pairs, tnf  # noqa: F401  (each registers itself)
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig
 from leanbert.objectives.electra import Electra, ElectraConfig
