@@ -19,8 +19,8 @@ from leanbert.errors import UserError
 from leanbert.paths import describe_os_error
 
 # Order here is the order in `leanbert --help`.
-VERBS = ("demo", "params", "tokenizer", "prepare", "rare-words", "pretrain", "finetune", "distill", "augment",
-         "export", "import")
+VERBS = ("demo", "params", "tokenizer", "prepare", "rare-words", "pretrain", "finetune", "distill", "compare",
+         "augment", "predict", "export", "import")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ KINDS = {
     "export": "a Hugging Face export",
     "import": "an imported model directory",
     "demo": "a demo output",
+    "compare": "a method comparison",
 }
 
 
