@@ -33,7 +33,8 @@ class RareWords:
         def move(t: torch.Tensor) -> torch.Tensor:
             return t.to(device, non_blocking=non_blocking)
 
-        return RareWords(move(self.rows), move(self.starts), move(self.ends), move(self.word_ids), self.settings)
+        return RareWords(move(self.rows), move(self.starts), move(self.ends), move(self.word_ids),
+                         self.settings)
 
     def __len__(self) -> int:
         return self.rows.shape[0]

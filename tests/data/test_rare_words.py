@@ -38,7 +38,8 @@ def made_up(tmp_path_factory) -> tuple[Path, object]:
     lines = [" ".join(words[i:i + 6]) for i in range(0, len(words), 6)]
     (root / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     train_tokenizer([str(root / "corpus.txt")], root / "tok", kind="wordpiece", vocab_size=40, lowercase=True)
-    prepare_dataset([str(root / "corpus.txt")], root / "tok", root / "data", valid_fraction=0.0, progress=False)
+    prepare_dataset([str(root / "corpus.txt")], root / "tok", root / "data", valid_fraction=0.0,
+                    progress=False)
     return root / "data", load_tokenizer(root / "tok")
 
 
@@ -93,7 +94,8 @@ def test_written_table_round_trips_and_is_checked(made_up, tmp_path):
         load_rare_word_table(data, "0" * 64)
     with pytest.raises(UserError, match=r"missing; TNF needs .*leanbert rare-words"):
         load_rare_word_table(tmp_path, tok.fingerprint)
-    (tmp_path / RARE_WORDS_FILE).write_text(json.dumps({**raw, "words": [{"id": 3, "pieces": [5], "count": 5}]}))
+    bad_ids = {**raw, "words": [{"id": 3, "pieces": [5], "count": 5}]}
+    (tmp_path / RARE_WORDS_FILE).write_text(json.dumps(bad_ids))
     with pytest.raises(UserError, match="word ids must be 0..n-1"):
         load_rare_word_table(tmp_path, tok.fingerprint)
 
@@ -131,7 +133,8 @@ def test_loader_carries_occurrences_before_masking_and_resumes_exactly(made_up):
     for batch, raw in zip(batches, plain):
         rare = batch.rare_words
         assert rare.settings == (5, 12, 100)
-        for r, s, e, w in zip(rare.rows.tolist(), rare.starts.tolist(), rare.ends.tolist(), rare.word_ids.tolist()):
+        columns = (rare.rows, rare.starts, rare.ends, rare.word_ids)
+        for r, s, e, w in zip(*(c.tolist() for c in columns)):
             assert tuple(raw.input_ids[r, s:e].tolist()) == table.words[w]  # the uncorrupted pieces
             found += 1
     assert found > 0

@@ -28,7 +28,7 @@ LAMBDA = 0.5
 
 
 def reference_note(hidden: np.ndarray, length: int, start: int, end: int, k: int) -> np.ndarray:
-    """Note(w, x) = mean of c_j over j = s-k .. t+k (t = end - 1), clipped to the real tokens 0 .. length-1."""
+    """Note(w, x) = mean of c_j over j = s-k .. t+k (t = end - 1), clipped to the real tokens 0..length-1."""
     lo, hi = max(start - k, 0), min(end - 1 + k, length - 1)
     return np.mean([hidden[j] for j in range(lo, hi + 1)], axis=0)
 
@@ -74,7 +74,8 @@ def test_ema_update_equals_float64():
 
 def _norm_inputs(objective, network, batch, call: int = 0) -> torch.Tensor:
     """The (B, T, E) input of ``network``'s embedding LayerNorm at its ``call``-th use in one forward of
-    ``objective`` (ELECTRA's networks share it: the generator's call comes first, the discriminator's last)."""
+    ``objective`` (ELECTRA's networks share it: the generator's call comes first, the discriminator's
+    last)."""
     seen = []
     handle = network.encoder.embeddings.norm.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
     try:
@@ -84,11 +85,15 @@ def _norm_inputs(objective, network, batch, call: int = 0) -> torch.Tensor:
     return seen[call].detach()
 
 
+def _occurrences(rare) -> list[tuple[int, int, int, int]]:
+    return list(zip(rare.rows.tolist(), rare.starts.tolist(), rare.ends.tolist(), rare.word_ids.tolist()))
+
+
 def _pieces(batch, words) -> torch.Tensor:
     """(B, T) bool: the pieces of the occurrences of ``words``."""
     rare = batch.rare_words
     out = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
-    for r, s, e, w in zip(rare.rows.tolist(), rare.starts.tolist(), rare.ends.tolist(), rare.word_ids.tolist()):
+    for r, s, e, w in _occurrences(rare):
         if w in words:
             out[r, s:e] = True
     return out
@@ -195,7 +200,7 @@ def test_after_step_notes_equal_a_float64_recomputation_over_two_steps():
     for hidden, batch in ((h1a, first), (h1b, second)):
         lengths = batch.attention_mask.sum(1).tolist()
         rare = batch.rare_words
-        for r, s, e, w in zip(rare.rows.tolist(), rare.starts.tolist(), rare.ends.tolist(), rare.word_ids.tolist()):
+        for r, s, e, w in _occurrences(rare):
             ref.setdefault(w, []).append(reference_note(hidden[r].numpy(), lengths[r], s, e, 2))
     step1 = {w: np.mean(v, axis=0) for w, v in ref.items()}  # word 1 occurs 3 times: averaged first
     assert sorted(np.flatnonzero(tnf.has_note.numpy())) == [1, 3, 5]
@@ -250,7 +255,7 @@ def test_refusals_name_the_key():
     tnf = tnf_objective()
     batch = tnf_batch()
     batch.rare_words.settings = (5, 12, 8)
-    with pytest.raises(ConfigError, match=r"rare-word table was made with .*\(5, 12, 8\).*leanbert rare-words"):
+    with pytest.raises(ConfigError, match=r"table was made with .*\(5, 12, 8\).*leanbert rare-words"):
         tnf(batch)
     batch.rare_words = None
     with pytest.raises(ConfigError, match="data.rare_words=true"):
@@ -287,11 +292,13 @@ def test_ddp_ranks_end_each_step_with_the_same_dictionary_as_one_process(tmp_pat
     rank0, rank1 = (load_file(str(tmp_path / f"notes-rank{r}.safetensors")) for r in range(2))
     assert torch.equal(rank0["notes"], rank1["notes"]) and torch.equal(rank0["has_note"], rank1["has_note"])
 
+    from objectives.tnf_ddp_worker import occurrences
+
     single = tnf_objective().train()  # one process, the same 4 micro-batches per step in rank order
-    for step in (1, 2):
+    for step in (1, 2, 3, 4):
         with torch.no_grad():
             for seed in range(10 * step, 10 * step + 4):
-                single(tnf_batch(seed=seed))
+                single(tnf_batch(seed=seed, occurrences=occurrences(step, (seed - 10 * step) // 2)))
         single.after_step(step, _single())
     assert torch.equal(rank0["has_note"], single.has_note)
     torch.testing.assert_close(rank0["notes"], single.notes, rtol=1e-6, atol=1e-7)
@@ -307,18 +314,21 @@ def dataset(tmp_path_factory, shared_data) -> Path:
     from leanbert.data.tokenizer import load_tokenizer, train_tokenizer
 
     root = tmp_path_factory.mktemp("tnf-data")
-    lines = (Path(shared_data) / "corpus" / "movie-reviews.txt").read_text(encoding="utf-8").splitlines()[:400]
+    corpus = Path(shared_data) / "corpus" / "movie-reviews.txt"
+    lines = corpus.read_text(encoding="utf-8").splitlines()[:400]
     (root / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     train_tokenizer([str(root / "corpus.txt")], root / "tok", vocab_size=400, lowercase=True)
-    prepare_dataset([str(root / "corpus.txt")], root / "tok", root / "data", valid_fraction=0.1, progress=False)
+    prepare_dataset([str(root / "corpus.txt")], root / "tok", root / "data", valid_fraction=0.1,
+                    progress=False)
     table = build_rare_word_table(root / "data", load_tokenizer(root / "tok"), RareWordSettings(3, 30, 300))
     write_rare_word_table(root / "data", table)
     return root / "data"
 
 
 def _settings(data: Path, max_steps: int, objective: str = "mlm") -> list[str]:
-    return ["model.preset=bert-tiny", "model.hidden_size=32", "model.num_heads=2", "model.intermediate_size=64",
-            "model.num_layers=1", "model.hidden_dropout=0.0", "model.attention_dropout=0.0",
+    return ["model.preset=bert-tiny", "model.hidden_size=32", "model.num_heads=2",
+            "model.intermediate_size=64", "model.num_layers=1", "model.hidden_dropout=0.0",
+            "model.attention_dropout=0.0",
             f"objective.name={objective}", f"data.path={data}", "data.seq_len=32", "train.batch_size=4",
             f"train.max_steps={max_steps}", "train.log_every=1", "train.eval_every=2", "train.eval_batches=1",
             "train.checkpoint_every=2", "train.warmup_steps=0", "train.schedule=constant", "train.device=cpu",
@@ -329,7 +339,8 @@ def _rows(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_tiny_run_resumes_exactly_with_notes_and_its_model_fine_tunes_and_exports_without_them(tmp_path, dataset):
+def test_tiny_run_resumes_exactly_with_notes_and_its_model_finetunes_and_exports_without_them(tmp_path,
+                                                                                              dataset):
     from leanbert.finetune.data import load_task_data
     from leanbert.finetune.run import finetune
     from leanbert.interop.hf import export_to_hf

@@ -28,7 +28,8 @@ def tnf_batch(seed: int = 0, batch: int = 3, length: int = 17,
     chosen[0, 2] = chosen[0, 5] = True  # a rare piece and another piece are always targets
     labels = torch.full_like(ids, IGNORE_INDEX)
     labels[chosen] = ids[chosen]
-    rows, starts, ends, words = (torch.tensor(column, dtype=torch.long) for column in zip(*occurrences))
+    columns = list(zip(*occurrences)) or [(), (), (), ()]
+    rows, starts, ends, words = (torch.tensor(column, dtype=torch.long) for column in columns)
     return Batch(input_ids=ids.masked_fill(chosen, MASK_ID), attention_mask=mask,
                  token_type_ids=torch.zeros_like(ids), labels=labels,
                  rare_words=RareWords(rows, starts, ends, words, SETTINGS))

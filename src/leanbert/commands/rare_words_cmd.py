@@ -1,4 +1,4 @@
-"""``leanbert rare-words DATA``: TNF's rare-word table of a prepared dataset (see leanbert/data/rare_words.py)."""
+"""``leanbert rare-words DATA``: TNF's rare-word table of a prepared dataset (leanbert/data/rare_words.py)."""
 
 from __future__ import annotations
 

@@ -29,8 +29,8 @@ shuffle=None, loop=None, drop_last=None, prefetch=2)``:
   epoch's permutation, so ranks are disjoint and every rank has the same number of batches per epoch.
 * ``len(loader)`` = batches per epoch for this rank.
 * ``config.rare_words`` (TNF): each batch also carries ``rare_words``, the occurrences of the words of
-  ``config.path``'s rare-word table (``leanbert rare-words``; the valid split uses the same table), found on the
-  uncorrupted sequences; a pure function of them, so determinism and resume are unchanged.
+  ``config.path``'s rare-word table (``leanbert rare-words``; the valid split uses the same table), found on
+  the uncorrupted sequences; a pure function of them, so determinism and resume are unchanged.
 """
 
 from __future__ import annotations
@@ -185,8 +185,9 @@ class PretrainStream(IterableDataset):
             return None
         rows, starts, ends, word_ids = self.rare_words(ids)  # each (K,)
         s = self.rare_words.table.settings
-        return RareWords(rows=torch.from_numpy(rows), starts=torch.from_numpy(starts), ends=torch.from_numpy(ends),
-                         word_ids=torch.from_numpy(word_ids), settings=(s.min_count, s.max_count, s.max_words))
+        return RareWords(rows=torch.from_numpy(rows), starts=torch.from_numpy(starts),
+                         ends=torch.from_numpy(ends), word_ids=torch.from_numpy(word_ids),
+                         settings=(s.min_count, s.max_count, s.max_words))
 
     def _positions(self) -> Iterator[tuple[int, int]]:
         """(epoch, batch) from the saved position on: one pass, or endless when looping."""

@@ -45,7 +45,7 @@ CHUNK_TOKENS = 1 << 22  # pieces per streamed chunk (~32 MB of int64 work arrays
 
 @dataclass(frozen=True)
 class RareWordSettings:
-    """What makes a word rare: count in [min_count, max_count], at most max_words words (the ``tnf.*`` keys)."""
+    """What makes a word rare: count in [min_count, max_count], at most max_words words (``tnf.*`` keys)."""
 
     min_count: int = 100
     max_count: int = 500
@@ -85,7 +85,8 @@ class Words:
     lengths: np.ndarray
 
 
-def find_words(ids: np.ndarray, boundary: np.ndarray, word_start: np.ndarray, is_special: np.ndarray) -> Words:
+def find_words(ids: np.ndarray, boundary: np.ndarray, word_start: np.ndarray, is_special: np.ndarray,
+               ) -> Words:
     """ids: (N,) piece ids; boundary: (N,) bool, True where a line or a sequence begins."""
     keep = ~is_special[ids]  # (N,)
     positions = np.flatnonzero(keep)  # (M,)
@@ -100,7 +101,7 @@ def find_words(ids: np.ndarray, boundary: np.ndarray, word_start: np.ndarray, is
 
 
 def word_hashes(words: Words, multiplier: int) -> np.ndarray:
-    """(W,) uint64: sum_i (piece_i + 1) * multiplier^(i+1) mod 2^64 over each word's pieces, xor its length."""
+    """(W,) uint64: sum_i (piece_i + 1) * multiplier^(i+1) mod 2^64 over a word's pieces, xor its length."""
     if len(words.starts) == 0:
         return np.zeros(0, dtype=np.uint64)
     longest = int(words.lengths.max())
@@ -115,7 +116,7 @@ def word_hashes(words: Words, multiplier: int) -> np.ndarray:
 
 
 def _line_chunks(shards, chunk_tokens: int):
-    """(pieces, line-start flags) for runs of whole lines of every shard, about ``chunk_tokens`` pieces each."""
+    """(pieces, line-start flags) for runs of whole lines of every shard, ~``chunk_tokens`` pieces each."""
     for shard in shards:
         lines = np.asarray(shard.lines)
         first = 0
@@ -173,8 +174,9 @@ def build_rare_word_table(directory: str | Path, tokenizer: TokenizerInfo, setti
     keep = [s for s in pieces_of if not collided[s]]
     keep.sort(key=lambda s: (-int(cand_counts[s]), pieces_of[s]))
     keep = keep[:settings.max_words]
-    return RareWordTable(words=tuple(pieces_of[s] for s in keep), counts=tuple(int(cand_counts[s]) for s in keep),
-                         settings=settings, fingerprint=tokenizer.fingerprint, collisions=int(collided.sum()))
+    return RareWordTable(words=tuple(pieces_of[s] for s in keep),
+                         counts=tuple(int(cand_counts[s]) for s in keep), settings=settings,
+                         fingerprint=tokenizer.fingerprint, collisions=int(collided.sum()))
 
 
 def write_rare_word_table(directory: str | Path, table: RareWordTable) -> Path:
@@ -183,7 +185,8 @@ def write_rare_word_table(directory: str | Path, table: RareWordTable) -> Path:
     write_json_atomically(path, {
         "format": FORMAT, "format_version": FORMAT_VERSION, "tokenizer_fingerprint": table.fingerprint,
         **dataclasses.asdict(table.settings), "num_words": len(table), "collisions_dropped": table.collisions,
-        "words": [{"id": i, "pieces": list(p), "count": c} for i, (p, c) in enumerate(zip(table.words, table.counts))],
+        "words": [{"id": i, "pieces": list(p), "count": c}
+                  for i, (p, c) in enumerate(zip(table.words, table.counts))],
     })
     return path
 
@@ -196,7 +199,8 @@ def load_rare_word_table(directory: str | Path, fingerprint: str) -> RareWordTab
                         f"`leanbert rare-words {directory}` (with the same tnf.* settings)")
     raw = read_json_object(path, "a rare-word table")
     if raw.get("format") != FORMAT or raw.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{path}: not a {FORMAT} version {FORMAT_VERSION} file; run `leanbert rare-words` again")
+        raise UserError(f"{path}: not a {FORMAT} version {FORMAT_VERSION} file; run `leanbert rare-words` "
+                        "again")
     if raw.get("tokenizer_fingerprint") != fingerprint:
         raise UserError(f"{path}: made with another tokenizer; run `leanbert rare-words {directory}` again")
     try:
@@ -226,8 +230,8 @@ class RareWordMatcher:
         self.sorted_hashes = hashes[self.order]
 
     def __call__(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """ids: (B, T) uncorrupted piece ids. Returns (rows, starts, ends, word ids), each (K,) int64, ``ends``
-        exclusive, occurrences in row-major order."""
+        """ids: (B, T) uncorrupted piece ids. Returns (rows, starts, ends, word ids), each (K,) int64,
+        ``ends`` exclusive, occurrences in row-major order."""
         B, T = ids.shape
         empty = np.zeros(0, dtype=np.int64)
         if len(self.sorted_hashes) == 0:

@@ -4,8 +4,8 @@
 paper states and what we chose:
 
 * Rare words (paper: ~100-500 corpus occurrences): the dataset's rare-word table (``leanbert rare-words``,
-  data/rare_words.py), made with the same ``tnf.min_count`` / ``tnf.max_count`` / ``tnf.max_words`` (checked on
-  every batch). A word = its run of word pieces, as whole-word masking defines it.
+  data/rare_words.py), made with the same ``tnf.min_count`` / ``tnf.max_count`` / ``tnf.max_words``
+  (checked on every batch). A word = its run of word pieces, as whole-word masking defines it.
 * Note (paper sec. 3): Note(w, x) = the encoder's last-layer outputs c_j averaged over positions s-k .. t+k
   (k = ``tnf.window``, paper 16), where s..t are the word's pieces. We clip the window to the sequence's real
   tokens ([CLS]/[SEP] included, padding never) and divide by the number of positions actually summed; the
@@ -78,7 +78,8 @@ class TnfConfig(AddonConfig):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise ConfigError(f"tnf.{name}={value!r} must be a number in (0, 1]")
         if self.mix_positions not in MIX_POSITIONS:
-            raise ConfigError(f"tnf.mix_positions={self.mix_positions!r} must be one of {', '.join(MIX_POSITIONS)}")
+            raise ConfigError(f"tnf.mix_positions={self.mix_positions!r} must be one of "
+                              f"{', '.join(MIX_POSITIONS)}")
         if not isinstance(self.notes_in_eval, bool):
             raise ConfigError(f"tnf.notes_in_eval={self.notes_in_eval!r} must be true or false")
 
@@ -90,14 +91,18 @@ class TnfConfig(AddonConfig):
 def span_matrix(rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, batch: int, length: int,
                 dtype: torch.dtype) -> torch.Tensor:
     """(K, B*T) with a 1 where occurrence k covers position t of row rows[k] (lo[k] <= t < hi[k]).
-    A matrix product with it sums over spans exactly and deterministically (no atomics, no host sync)."""
+    A matrix product with it sums over spans exactly and deterministically (no atomics, no host sync); its
+    size, K x B x T with K ~ B / 4 occurrences (paper: ~20% of sequences hold a rare word), stays below one
+    (B, T, H) activation for B < 4H."""
     t = torch.arange(length, device=rows.device)  # (T,)
     inside = (t[None, :] >= lo[:, None]) & (t[None, :] < hi[:, None])  # (K, T)
     same_row = rows[:, None] == torch.arange(batch, device=rows.device)[None, :]  # (K, B)
-    return (same_row[:, :, None] & inside[:, None, :]).reshape(len(rows), batch * length).to(dtype)  # (K, B*T)
+    covered = same_row[:, :, None] & inside[:, None, :]  # (K, B, T)
+    return covered.reshape(len(rows), batch * length).to(dtype)  # (K, B*T)
 
 
-def note_windows(rare: RareWords, attention_mask: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
+def note_windows(rare: RareWords, attention_mask: torch.Tensor, window: int,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(lo, hi), each (K,): positions s-k .. t+k of every occurrence clipped to its sequence's real tokens,
     as a half-open range [lo, hi)."""
     lengths = attention_mask.sum(dim=1)[rare.rows]  # (K,)
@@ -108,7 +113,8 @@ def note_windows(rare: RareWords, attention_mask: torch.Tensor, window: int) -> 
 
 def window_notes(hidden: torch.Tensor, rare: RareWords, attention_mask: torch.Tensor, window: int,
                  ) -> torch.Tensor:
-    """(K, H) float32: Note(w, x) of every occurrence = mean of ``hidden`` (B, T, H) over its clipped window."""
+    """(K, H) float32: Note(w, x) of every occurrence, the mean of ``hidden`` (B, T, H) over its clipped
+    window."""
     B, T, H = hidden.shape
     lo, hi = note_windows(rare, attention_mask, window)
     spans = span_matrix(rare.rows, lo, hi, B, T, torch.float32)  # (K, B*T)
@@ -156,7 +162,8 @@ class TakingNotes(Objective):
                               f"{type(inner).__name__} has networks {sorted(networks)}")
         self.inner, self.config = inner, config
         self.noted = networks[name]  # takes and gets the notes
-        self.mlm_networks = [m for m in networks.values() if isinstance(m, LeanBertModel) and "mlm" in m.heads]
+        self.mlm_networks = [m for m in networks.values()
+                             if isinstance(m, LeanBertModel) and "mlm" in m.heads]  # rare/other MLM metrics
         H, E = model_config.hidden_size, model_config.embedding_size
         self.project = nn.Linear(H, E, bias=False) if E != H else None  # notes (H) into the embedding sum (E)
         if self.project is not None:
@@ -164,7 +171,8 @@ class TakingNotes(Objective):
         self.register_buffer("notes", torch.zeros(config.max_words, H))  # (R, H)
         self.register_buffer("has_note", torch.zeros(config.max_words, dtype=torch.bool))  # (R,)
         self.metric_weights = {**getattr(inner, "metric_weights", {}),
-                               "tnf_rare_sequence_fraction": "tnf_sequences", "tnf_notes_filled": "tnf_batches",
+                               "tnf_rare_sequence_fraction": "tnf_sequences",
+                               "tnf_notes_filled": "tnf_batches",
                                "mlm_rare_loss": "mlm_rare_count", "mlm_rare_accuracy": "mlm_rare_count",
                                "mlm_other_loss": "mlm_other_count", "mlm_other_accuracy": "mlm_other_count"}
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # this step's (word ids, notes)
@@ -179,10 +187,12 @@ class TakingNotes(Objective):
     def _rare_words(self, batch: Batch) -> RareWords:
         rare = batch.rare_words
         if rare is None:
-            raise ConfigError("tnf.enabled=true needs batches with rare-word occurrences (data.rare_words=true)")
+            raise ConfigError("tnf.enabled=true needs batches with rare-word occurrences "
+                              "(data.rare_words=true)")
         if tuple(rare.settings) != self.config.table_settings:
-            raise ConfigError(f"the dataset's rare-word table was made with (min_count, max_count, max_words) = "
-                              f"{tuple(rare.settings)} but tnf.* say {self.config.table_settings}; run "
+            raise ConfigError(f"the dataset's rare-word table was made with (min_count, max_count, "
+                              f"max_words) = {tuple(rare.settings)} but tnf.* say "
+                              f"{self.config.table_settings}; run "
                               f"`leanbert rare-words DATA` with the tnf.* settings of this run")
         return rare
 
@@ -230,7 +240,8 @@ class TakingNotes(Objective):
         has_rare = torch.zeros(B, device=device).index_fill_(0, rare.rows, 1.0)  # (B,)
         metrics = {"tnf_rare_sequence_fraction": has_rare.mean(),
                    "tnf_sequences": torch.tensor(float(B), device=device),
-                   "tnf_notes_filled": self.has_note.sum().float(), "tnf_batches": torch.ones((), device=device)}
+                   "tnf_notes_filled": self.has_note.sum().float(),
+                   "tnf_batches": torch.ones((), device=device)}
         if mlm is None or batch.labels is None:
             return metrics
         logits, positions = mlm
@@ -238,9 +249,9 @@ class TakingNotes(Objective):
             positions = batch.labels != IGNORE_INDEX
             logits = logits.reshape(B * T, -1)[positions.reshape(-1)]
         rare_piece = span_matrix(rare.rows, rare.starts, rare.ends, B, T, torch.float32).sum(0) > 0  # (B*T,)
-        masked = positions.reshape(-1)  # (B*T,)
-        rows = torch.nonzero(rare_piece[masked]).squeeze(1)  # (Nr,) one host sync: the few rare rows
-        targets = batch.labels.reshape(-1)[masked][rows]  # (Nr,)
+        index = torch.nonzero_static(positions.reshape(-1), size=logits.shape[0]).squeeze(1)  # (N,)
+        rows = torch.nonzero(rare_piece[index]).squeeze(1)  # (Nr,) the one host sync: how many rare rows
+        targets = batch.labels.reshape(-1)[index[rows]]  # (Nr,)
         picked = logits[rows].float()  # (Nr, V)
         loss_sum = F.cross_entropy(picked, targets, reduction="sum")
         correct = (picked.argmax(-1) == targets).float().sum()
@@ -253,12 +264,14 @@ class TakingNotes(Objective):
             loss_other = torch.as_tensor(inner_metrics["mlm_loss"], device=device) * total - loss_sum
             right_other = torch.as_tensor(inner_metrics["mlm_accuracy"], device=device) * total - correct
             metrics.update({"mlm_other_loss": loss_other / n_other.clamp(min=1),
-                            "mlm_other_accuracy": right_other / n_other.clamp(min=1), "mlm_other_count": n_other})
+                            "mlm_other_accuracy": right_other / n_other.clamp(min=1),
+                            "mlm_other_count": n_other})
         return metrics
 
     # --- after each optimizer step --------------------------------------------------------------------------
     def after_step(self, step: int, env: DistEnv) -> None:
-        """Average this step's notes per word over every micro-batch and rank, then one EMA update per word."""
+        """Average this step's notes per word over every micro-batch and rank, then one EMA update per
+        word."""
         self.inner.after_step(step, env)
         H = self.notes.shape[1]
         device = self.notes.device
@@ -266,7 +279,8 @@ class TakingNotes(Objective):
             word_ids = torch.cat([w for w, _ in self._pending]).to(device)  # (N,)
             notes = torch.cat([n for _, n in self._pending]).to(device)  # (N, H)
         else:
-            word_ids, notes = torch.zeros(0, dtype=torch.long, device=device), torch.zeros(0, H, device=device)
+            word_ids = torch.zeros(0, dtype=torch.long, device=device)  # (0,)
+            notes = torch.zeros(0, H, device=device)  # (0, H)
         self._pending = []
         all_ids = torch.cat([part.to(device) for part in gather_rows(word_ids, env)])  # rank order
         all_notes = torch.cat([part.to(device) for part in gather_rows(notes, env)])
