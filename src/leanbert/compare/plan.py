@@ -8,10 +8,11 @@ objective runs, e.g. ELECTRA's generator and discriminator). A FLOPs budget B gi
 recorded next to it). A ``steps`` budget sets ``train.max_steps``; a ``minutes`` budget sets
 ``train.max_minutes`` and keeps the entry's ``train.max_steps`` as the schedule's length (and a cap).
 
-Validation lands on evenly spaced marks: ``train.eval_every = max_steps // valid_marks`` (each mark is at the
-same fraction of the budget for every entry, within one interval's rounding), and checkpoints are written at
-the same steps unless the spec sets ``train.checkpoint_every``, so an interrupted entry loses at most one
-interval.
+Validation lands on regular marks: ``train.eval_every = ceil(max_steps / valid_marks)``, so every entry is
+validated at step 0, every 1/valid_marks of its budget (rounded up to whole steps: the same fraction of the
+budget for every entry, the same FLOPs within one step of the interval) and at its last step. Checkpoints are
+written at the same steps unless the spec sets ``train.checkpoint_every``, so an interrupted entry loses at
+most one interval.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def budget_for(spec: CompareSpec, entry: Entry, config: PretrainConfig, vocab_si
     else:
         steps, minutes = config.train.max_steps, spec.budget_value
     return Budget(flops_per_token=per_token, tokens_per_step=tokens, max_steps=steps, max_minutes=minutes,
-                  eval_every=max(1, steps // spec.valid_marks))
+                  eval_every=math.ceil(steps / spec.valid_marks))
 
 
 def plan_entry(spec: CompareSpec, entry: Entry, vocab_size: int, pad_id: int) -> EntryPlan:
