@@ -1,0 +1,53 @@
+"""``leanbert predict``: run a fine-tuned classifier over a file (or stdin) and write a TSV of predictions."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+MODEL is a leanbert model directory with a classifier head, a `leanbert finetune` OUT_DIR (its model/), a
+local Hugging Face *ForSequenceClassification directory, or an ONNX directory from
+`leanbert export MODEL OUT --format onnx` (run with onnxruntime). Nothing is downloaded.
+
+--input is a .tsv, .csv or .jsonl file with a header (read as `finetune --task custom` reads them), or - for
+stdin: one text per line, or two tab-separated texts per line with two --text-columns. The output TSV has
+the header index, label, probability (the softmax of the predicted label, as transformers' text-classification
+pipeline reports it), or index, score for a regression model; index is the row's position in the input.
+Label names are the ones the model was fine-tuned with. A malformed row stops with FILE:LINE (exit status 2).
+
+examples:
+  leanbert predict runs/ft-sst2 --input ../shared/data/glue/SST-2/dev.tsv --text-columns sentence \\
+      --out preds.tsv
+  leanbert predict runs/sst2-onnx --input reviews.jsonl --text-columns text --out preds.tsv --batch-size 64
+  echo "a gorgeous , witty film" | leanbert predict runs/ft-sst2 --input - --out -
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict labels for a file with a fine-tuned classifier",
+        description="Run a fine-tuned classifier (leanbert, Hugging Face or ONNX) over a file of texts.",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    parser.add_argument("model", metavar="MODEL", help="model dir, finetune OUT_DIR, HF dir or ONNX dir")
+    parser.add_argument("--input", required=True, metavar="FILE", help=".tsv, .csv, .jsonl, or - for stdin")
+    parser.add_argument("--text-columns", metavar="A[,B]", help="one text column, or two for sentence pairs")
+    parser.add_argument("--out", required=True, metavar="FILE", help="output TSV (- for stdout)")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="rows per forward (32)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from leanbert.predict import predict_file
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)  # stdout may carry the predictions (--out -)
+
+    count = predict_file(args.model, args.input, args.out, text_columns=args.text_columns,
+                         batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.quiet, log=log)
+    if args.out != "-":
+        log(f"wrote {count} predictions to {args.out}")
+    return 0

@@ -1,0 +1,295 @@
+"""``leanbert export MODEL OUT --format onnx [--quantize int8] [--dev DATA]``: an ONNX Runtime directory.
+
+OUT holds ``model.onnx`` (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``, each (batch, sequence)
+int64; outputs ``last_hidden_state`` and, when a head gives them, ``logits``, named as in transformers), the
+tokenizer files and ``config.json`` (``"format": "leanbert-onnx"``: the model config, the task's labels, the
+opset and whether the weights are int8), so ``leanbert predict OUT`` runs it.
+
+The graph is traced by ``torch.onnx.export``'s TorchScript exporter with dynamic batch and sequence axes.
+Unpadding is switched off first (``set_unpadding``): it reads the mask on the host and makes the token count a
+data-dependent shape, neither of which may be frozen into a graph; the padded path with the additive padding
+bias is what gets traced. int8 is onnxruntime's dynamic quantization (int8 weights of the MatMuls, activations
+quantized per batch at run time). With ``--dev`` (a fine-tuned model's GLUE task folder or dev file) the fp32
+and int8 graphs are both scored on it and the change is printed and recorded in config.json.
+
+onnx and onnxruntime are an optional extra: ``pip install 'leanbert[onnx]'``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from leanbert.atomic import make_temp_dir, write_json_atomically
+from leanbert.config import to_dict
+from leanbert.errors import UserError
+from leanbert.finetune.encode import Collator, Features, PairEncoder
+from leanbert.model.model import LeanBertModel
+from leanbert.model.padding import set_unpadding
+from leanbert.model_dir import copy_tokenizer_files, load_model, read_model_config
+from leanbert.outdir import check_out_dir, publish_dir
+
+ONNX_NAME = "model.onnx"
+FORMAT = "leanbert-onnx"
+FORMAT_VERSION = 1
+OPSET = 17
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+QUANTIZE_CHOICES = ("int8",)
+
+
+def require_onnxruntime():
+    """The onnxruntime module, or a UserError saying how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("ONNX needs onnxruntime and onnx: pip install 'leanbert[onnx]' "
+                        "(or pip install onnxruntime onnx)") from None
+    return onnxruntime
+
+
+class OnnxGraph(nn.Module):
+    """The traced function: the three transformers inputs -> last_hidden_state (+ logits), as a tuple."""
+
+    def __init__(self, model: LeanBertModel):
+        super().__init__()
+        self.model = model
+        self.has_logits = any(name in model.config.heads for name in ("classifier", "rtd", "mlm"))
+        self.has_types = model.config.type_vocab_size > 0
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(input_ids, attention_mask, token_type_ids if self.has_types else None)
+        if self.has_logits:
+            return out.last_hidden_state, out.logits  # (B, T, H), (B, C) | (B, T) | (B, T, V)
+        return (out.last_hidden_state,)
+
+
+def output_axes(model: LeanBertModel) -> dict[str, dict[int, str]]:
+    """Dynamic axes of each output: the classifier's logits are per sequence, the others per token."""
+    axes = {"last_hidden_state": {0: "batch", 1: "sequence"}}
+    if "classifier" in model.config.heads:
+        axes["logits"] = {0: "batch"}
+    elif any(name in model.config.heads for name in ("rtd", "mlm")):
+        axes["logits"] = {0: "batch", 1: "sequence"}
+    return axes
+
+
+def export_graph(model: LeanBertModel, path: Path) -> list[str]:
+    """Trace ``model`` (eval mode, unpadding off) into ``path``; returns the output names."""
+    model = model.eval()
+    set_unpadding(model, False)
+    graph = OnnxGraph(model)
+    length = min(8, model.config.max_positions)
+    ids = torch.full((2, length), 5, dtype=torch.long)  # (2, T): the trace needs no real text
+    mask = torch.ones_like(ids)
+    mask[1, length // 2:] = 0  # a padded row, so the padding bias is in the trace
+    types = torch.zeros_like(ids)
+    axes = output_axes(model)
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | axes
+    with warnings.catch_warnings(), torch.no_grad():
+        # The tracer flags Python checks on shapes (length <= max_positions): they guard, they do not compute.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, (ids, mask, types), str(path), input_names=list(INPUT_NAMES),
+                          output_names=list(axes), dynamic_axes=dynamic, opset_version=OPSET,
+                          do_constant_folding=True, dynamo=False)
+    return list(axes)
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """onnxruntime's dynamic int8 quantization of ``source`` into ``target``."""
+    require_onnxruntime()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+
+
+class OnnxRunner:
+    """An onnxruntime session over a graph written by ``export_graph``."""
+
+    def __init__(self, path: Path, threads: int = 0):
+        ort = require_onnxruntime()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: onnxruntime's default (the machine's cores)
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types for unreadable graphs
+            raise UserError(f"{path}: onnxruntime cannot load it ({err})") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray,
+            token_type_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Inputs (B, T) int64 -> {output name: array}."""
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        feeds = {name: given[name].astype(np.int64) for name in self.input_names}
+        return dict(zip(self.output_names, self.session.run(None, feeds)))
+
+    def logits(self, features: Sequence[Features], collator: Collator, batch_size: int) -> np.ndarray:
+        """(N, C) classifier logits of ``features`` in their order, ``batch_size`` rows per run."""
+        if "logits" not in self.output_names:
+            raise UserError("the ONNX graph has no logits output (a model without a classifier head)")
+        parts = []
+        for start in range(0, len(features), batch_size):
+            batch = collator(features[start:start + batch_size])
+            out = self.run(batch.input_ids.numpy(), batch.attention_mask.numpy(), batch.token_type_ids.numpy())
+            parts.append(out["logits"].astype(np.float32))  # (b, C)
+        return np.concatenate(parts)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Dev-set accuracy of fp32 vs int8
+
+
+def dev_examples(task_meta: dict[str, Any], dev: Path):
+    """(TaskSpec, dev Examples) for a fine-tuned model's task: a GLUE task folder (or the GLUE root), or a
+    file in the task's own layout (a custom task's dev file needs its label in a column named ``label``)."""
+    from leanbert.finetune.readers import detect_format
+    from leanbert.finetune.tasks import GLUE_TASKS, TaskSpec, read_examples, resolve_task_dir
+
+    name = task_meta.get("name")
+    if name in GLUE_TASKS:
+        spec = GLUE_TASKS[name]
+        if dev.is_dir():
+            folder = resolve_task_dir(spec, dev)
+            split, file = next(iter(spec.dev_files.items()))
+            return spec, read_examples(spec, folder / file)
+        return spec, read_examples(spec, dev)
+    if dev.is_dir():
+        raise UserError(f"--dev {dev}: a directory, but the model's task {name!r} is not a GLUE task; "
+                        "pass its dev file")
+    labels = task_meta.get("labels")
+    regression = bool(task_meta.get("regression"))
+    columns = tuple(task_meta.get("text_columns") or ())
+    spec = TaskSpec("custom", "", columns, "label", None if regression else tuple(labels),
+                    ("pearson", "spearman") if regression else ("accuracy",), fmt=detect_format(dev))
+    return spec, read_examples(spec, dev)
+
+
+def compare_on_dev(model_dir: Path, fp32: Path, int8: Path, dev: Path, log=print) -> dict[str, Any]:
+    """Score the fp32 and int8 graphs on ``dev``; log and return both metrics and their change."""
+    from leanbert.finetune.metrics import predictions_from_logits
+
+    _, meta = read_model_config(model_dir)
+    task = meta.get("task")
+    if not isinstance(task, dict):
+        raise UserError(f"--dev {dev}: {model_dir} has no task metadata (a `leanbert finetune` model has); "
+                        "cannot score it on a dev set")
+    spec, examples = dev_examples(task, dev)
+    max_len = task.get("max_seq_len") if isinstance(task.get("max_seq_len"), int) else 128
+    encoder = PairEncoder.from_dir(model_dir, max_len)
+    features = encoder.encode(examples)
+    order = np.argsort([f.input_ids.shape[0] for f in features], kind="stable")
+    features_sorted = [features[i] for i in order]
+    gold = np.asarray([f.label for f in features_sorted])
+    collator = Collator(encoder.pad_id, regression=spec.regression)
+    result: dict[str, Any] = {"dev": str(dev), "examples": len(features)}
+    for name, path in (("fp32", fp32), ("int8", int8)):
+        logits = OnnxRunner(path).logits(features_sorted, collator, 32)
+        result[name] = spec.compute_metrics({"dev": (predictions_from_logits(logits, spec.regression), gold)})
+    main = spec.metrics[0]
+    change = result["int8"][main] - result["fp32"][main]
+    result["change"] = {main: change}
+    log(f"dev {main} on {len(features)} examples: fp32 {result['fp32'][main]:.4f} -> int8 "
+        f"{result['int8'][main]:.4f} ({100 * change:+.2f} points)")
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The directory
+
+
+def onnx_config(model: LeanBertModel, meta: dict[str, Any], outputs: list[str], quantize: str | None,
+                dev_result: dict[str, Any] | None) -> dict[str, Any]:
+    """config.json of an ONNX directory."""
+    config: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": to_dict(model.config),
+                              "onnx": {"file": ONNX_NAME, "opset": OPSET, "inputs": list(INPUT_NAMES),
+                                       "outputs": outputs, "quantize": quantize}}
+    task = meta.get("task")
+    if isinstance(task, dict):
+        config["task"] = task
+        labels = task.get("labels")
+        if labels and len(labels) == model.config.num_labels:
+            config["id2label"] = {str(i): str(label) for i, label in enumerate(labels)}
+            config["label2id"] = {str(label): i for i, label in enumerate(labels)}
+    if dev_result is not None:
+        config["onnx"]["dev"] = dev_result
+    return config
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None = None,
+                dev: str | Path | None = None, overwrite: bool = False, log=print) -> Path:
+    """leanbert model directory -> ONNX directory (see the module docstring). ``out_dir`` follows the
+    output-directory policy (``leanbert.outdir``) as the Hugging Face export does."""
+    model_dir = Path(model_dir)
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
+        raise UserError(f"--quantize {quantize!r}: expected one of {', '.join(QUANTIZE_CHOICES)}")
+    if dev is not None and quantize is None:
+        raise UserError("--dev measures what int8 costs; it needs --quantize int8")
+    if dev is not None and not Path(dev).exists():
+        raise UserError(f"--dev {dev}: no such file or directory")
+    check_out_dir(out_dir, "export", [model_dir, *([dev] if dev else [])], overwrite, flag="OUT_DIR")
+    require_onnxruntime()
+    model = load_model(model_dir)
+    _, meta = read_model_config(model_dir)
+    work = make_temp_dir(Path(out_dir).parent if Path(out_dir).parent.exists() else None,
+                         Path(out_dir).name, "work")
+    try:
+        fp32 = work / "fp32.onnx"
+        outputs = export_graph(model, fp32)
+        final = fp32
+        dev_result = None
+        if quantize == "int8":
+            final = work / "int8.onnx"
+            quantize_int8(fp32, final)
+            if dev is not None:
+                dev_result = compare_on_dev(model_dir, fp32, final, Path(dev), log)
+        config = onnx_config(model, meta, outputs, quantize, dev_result)
+
+        def fill(tmp: Path) -> None:
+            shutil.copyfile(final, tmp / ONNX_NAME)
+            copy_tokenizer_files(model_dir, tmp)
+            write_json_atomically(tmp / "config.json", config)
+
+        return publish_dir(out_dir, "export", fill, inputs=[model_dir], overwrite=overwrite, flag="OUT_DIR")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def read_onnx_config(directory: Path) -> dict[str, Any]:
+    from leanbert.safe_io import read_json_object
+
+    path = directory / "config.json"
+    if not path.is_file():
+        raise UserError(f"{path}: missing (an ONNX directory from `leanbert export --format onnx` has one)")
+    meta = read_json_object(path, "an ONNX directory config")
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path}: not a leanbert ONNX config (expected \"format\": \"{FORMAT}\")")
+    return meta
+
+
+def open_onnx_classifier(directory: str | Path):
+    """A ``predict.Classifier`` over an ONNX directory."""
+    from leanbert.config import ConfigError, ModelConfig, from_dict
+    from leanbert.predict import DEFAULT_MAX_LEN, Classifier, id2label_names
+
+    directory = Path(directory)
+    meta = read_onnx_config(directory)
+    try:
+        config = from_dict(ModelConfig, meta.get("model", {}), prefix="model.")
+    except ConfigError as err:
+        raise UserError(f"{directory / 'config.json'}: {err}") from None
+    if "classifier" not in config.heads:
+        raise UserError(f"{directory}: the exported model has no classifier head; predict needs a fine-tuned "
+                        "model")
+    runner = OnnxRunner(directory / ONNX_NAME)
+    task = meta.get("task") if isinstance(meta.get("task"), dict) else {}
+    max_len = task.get("max_seq_len") if isinstance(task.get("max_seq_len"), int) else DEFAULT_MAX_LEN
+    return Classifier(runner.logits, id2label_names(meta, config.num_labels), directory,
+                      min(max_len, config.max_positions), str(directory))
