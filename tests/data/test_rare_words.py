@@ -63,6 +63,12 @@ def test_table_has_the_known_counts(made_up, chunk_tokens):
     assert table.collisions == 0
 
 
+def test_no_word_in_range_gives_an_empty_table(made_up):
+    data, tok = made_up
+    table = build_rare_word_table(data, tok, RareWordSettings(13, 29, 10))  # counts jump from 12 to 30
+    assert len(table) == 0 and table.settings.min_count == 13
+
+
 def test_max_words_keeps_the_most_frequent(made_up):
     data, tok = made_up
     table = build_rare_word_table(data, tok, RareWordSettings(3, 9, 2))

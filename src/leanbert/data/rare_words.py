@@ -153,14 +153,16 @@ def build_rare_word_table(directory: str | Path, tokenizer: TokenizerInfo, setti
     in_range = (counts >= settings.min_count) & (counts <= settings.max_count)
     cand_keys, cand_counts = keys[in_range], counts[in_range]  # (C,) sorted by key
     del keys, counts
+    if len(cand_keys) == 0:  # nothing in range: no second pass
+        return RareWordTable(words=(), counts=(), settings=settings, fingerprint=tokenizer.fingerprint)
     pieces_of: dict[int, tuple[int, ...]] = {}
     check_of = np.zeros(len(cand_keys), dtype=np.uint64)  # second hash of the first occurrence
     collided = np.zeros(len(cand_keys), dtype=bool)
     for pieces, boundary in _line_chunks(shards, chunk_tokens):
         words = find_words(pieces, boundary, tokenizer.word_start, tokenizer.is_special)
         hashes = word_hashes(words, MULTIPLIERS[0])
-        slot = np.minimum(np.searchsorted(cand_keys, hashes), max(len(cand_keys) - 1, 0))  # (W,)
-        hit = np.flatnonzero(cand_keys[slot] == hashes) if len(cand_keys) else np.zeros(0, dtype=np.int64)
+        slot = np.minimum(np.searchsorted(cand_keys, hashes), len(cand_keys) - 1)  # (W,)
+        hit = np.flatnonzero(cand_keys[slot] == hashes)  # (H,) words whose hash is a candidate's
         if len(hit) == 0:
             continue
         second = word_hashes(words, MULTIPLIERS[1])[hit]  # (H,)
