@@ -103,7 +103,9 @@ def budget_for(spec: CompareSpec, entry: Entry, config: PretrainConfig, vocab_si
 
 def plan_entry(spec: CompareSpec, entry: Entry, vocab_size: int, pad_id: int) -> EntryPlan:
     """Check the entry's overrides, size its budget, and build its config for every pretraining seed."""
-    first, _ = entry_config(spec, entry, {"seed": spec.seeds[0]})
+    # sizing pass: the budget decides max_steps, so the default must not trip checks against it (warm-up)
+    sizing = {} if spec.budget_kind == "minutes" else {"max_steps": 2**31 - 1}
+    first, _ = entry_config(spec, entry, {"seed": spec.seeds[0], **sizing})
     budget = budget_for(spec, entry, first, vocab_size, pad_id)
     train: dict[str, Any] = {"max_steps": budget.max_steps, "max_minutes": budget.max_minutes,
                              "eval_every": budget.eval_every}
