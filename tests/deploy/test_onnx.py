@@ -5,7 +5,6 @@ dev-accuracy change; `leanbert predict` runs the ONNX directory like the PyTorch
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -88,11 +88,9 @@ def test_transformers_random_model_imports_and_round_trips_bit_exactly(case, tmp
         assert torch.equal(before[key], after[key]), key
 
 
+# Shapes without a transformers class (sharing attention/ffn, factorized BERT, TUPE, relative buckets) export
+# with remote code: tests/deploy/test_remote_export.py.
 @pytest.mark.parametrize("fields, reason", [
-    (dict(sharing="ffn"), "sharing='ffn'"),
-    (dict(sharing="attention", family="albert"), "sharing='attention'"),
-    (dict(sharing="all", family="bert"), "only ALBERT shares layers"),
-    (dict(embedding_size=16, family="bert"), "factorized embedding"),
     (dict(heads=["mlm", "rtd"], family="electra"), "cannot export heads"),
 ])
 def test_unrepresentable_models_are_refused(fields, reason, tmp_path):

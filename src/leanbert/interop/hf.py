@@ -308,8 +308,13 @@ def export_to_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = F
     directory or anything else that is not an earlier export."""
     check_out_dir(out_dir, "export", [model_dir], overwrite, flag="OUT_DIR")
     model = load_model(model_dir)
-    hf_model = build_hf_model(model)
     labels = read_model_config(model_dir)[1].get("task", {}).get("labels")
+    from leanbert.export.remote import fill_remote_dir, remote_code_reason
+
+    if remote_code_reason(model.config) is not None:  # no transformers class: self-contained modeling file
+        return publish_dir(out_dir, "export", lambda tmp: fill_remote_dir(model, Path(model_dir), tmp, labels),
+                           inputs=[model_dir], overwrite=overwrite, flag="OUT_DIR")
+    hf_model = build_hf_model(model)
     if "classifier" in model.config.heads and labels and len(labels) == model.config.num_labels:
         hf_model.config.id2label = dict(enumerate(map(str, labels)))  # written by `leanbert finetune`
         hf_model.config.label2id = {str(label): i for i, label in enumerate(labels)}
