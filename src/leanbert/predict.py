@@ -1,11 +1,11 @@
 """Batch inference over a file: ``leanbert predict MODEL --input FILE --text-columns A[,B] --out preds.tsv``.
 
 MODEL is anything a classifier can be read from: a leanbert model directory, a finetune OUT_DIR (its
-``model/``), a local Hugging Face ``*ForSequenceClassification`` directory (imported on the fly), or a directory
-written by ``leanbert export --format onnx`` (run with onnxruntime). Label names come from what the model
-saved: ``task.labels`` in a leanbert config (``leanbert finetune`` writes it), ``id2label`` in a Hugging Face or
-ONNX config, else ``LABEL_i`` as transformers names them. A model with one output is a regressor: the output has
-``score`` instead of ``label`` and ``probability``.
+``model/``), a local Hugging Face ``*ForSequenceClassification`` directory (imported on the fly), or a
+directory written by ``leanbert export --format onnx`` (run with onnxruntime). Label names come from what the
+model saved: ``task.labels`` in a leanbert config (``leanbert finetune`` writes it), ``id2label`` in a Hugging
+Face or ONNX config, else ``LABEL_i`` as transformers names them. A model with one output is a regressor: the
+output has ``score`` instead of ``label`` and ``probability``.
 
 Rows are tokenized like fine-tuning (``PairEncoder``), sorted by length so padding stays small, run in batches
 and written back in input order: ``index<TAB>label<TAB>probability`` where probability is the softmax of the
@@ -126,8 +126,10 @@ def _as_text(value: Any, where: str, column: str) -> str:
     return value
 
 
-def read_file_examples(path: str | Path, text_columns: Sequence[str], fmt: str | None = None) -> list[Example]:
-    """The texts of every row of a .tsv/.csv/.jsonl file with a header (malformed rows: UserError FILE:LINE)."""
+def read_file_examples(path: str | Path, text_columns: Sequence[str],
+                       fmt: str | None = None) -> list[Example]:
+    """The texts of every row of a .tsv/.csv/.jsonl file with a header (a malformed row: UserError
+    FILE:LINE)."""
     fmt = fmt or detect_format(path)
     examples = []
     for line, values in read_rows(path, fmt, list(text_columns)):
@@ -147,8 +149,8 @@ def read_stdin_examples(stream: TextIO, pairs: bool) -> list[Example]:
         if pairs:
             parts = text.split("\t")
             if len(parts) != 2:
-                raise UserError(f"<stdin>:{number}: expected two texts separated by one tab, found {len(parts)} "
-                                "field(s)")
+                raise UserError(f"<stdin>:{number}: expected two texts separated by one tab, found "
+                                f"{len(parts)} field(s)")
             examples.append(Example(parts[0], parts[1], 0, "<stdin>", number))
         else:
             examples.append(Example(text, None, 0, "<stdin>", number))

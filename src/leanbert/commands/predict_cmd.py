@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr)  # stdout may carry the predictions (--out -)
 
     count = predict_file(args.model, args.input, args.out, text_columns=args.text_columns,
-                         batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.quiet, log=log)
+                         batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.quiet,
+                         log=log)
     if args.out != "-":
         log(f"wrote {count} predictions to {args.out}")
     return 0

@@ -105,9 +105,17 @@ def export_graph(model: LeanBertModel, path: Path) -> list[str]:
 def quantize_int8(source: Path, target: Path) -> None:
     """onnxruntime's dynamic int8 quantization of ``source`` into ``target``."""
     require_onnxruntime()
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process the graph (shape inference) is for static models
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 class OnnxRunner:
@@ -138,7 +146,8 @@ class OnnxRunner:
         parts = []
         for start in range(0, len(features), batch_size):
             batch = collator(features[start:start + batch_size])
-            out = self.run(batch.input_ids.numpy(), batch.attention_mask.numpy(), batch.token_type_ids.numpy())
+            out = self.run(batch.input_ids.numpy(), batch.attention_mask.numpy(),
+                           batch.token_type_ids.numpy())
             parts.append(out["logits"].astype(np.float32))  # (b, C)
         return np.concatenate(parts)
 
@@ -208,7 +217,8 @@ def compare_on_dev(model_dir: Path, fp32: Path, int8: Path, dev: Path, log=print
 def onnx_config(model: LeanBertModel, meta: dict[str, Any], outputs: list[str], quantize: str | None,
                 dev_result: dict[str, Any] | None) -> dict[str, Any]:
     """config.json of an ONNX directory."""
-    config: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": to_dict(model.config),
+    config: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                              "model": to_dict(model.config),
                               "onnx": {"file": ONNX_NAME, "opset": OPSET, "inputs": list(INPUT_NAMES),
                                        "outputs": outputs, "quantize": quantize}}
     task = meta.get("task")

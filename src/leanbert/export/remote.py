@@ -1,7 +1,8 @@
 """Hugging Face export with remote code, for encoders transformers' own BERT/ALBERT/ELECTRA classes cannot
 represent. The directory gets ``modeling_leanbert.py`` (``remote_modeling.py`` copied verbatim: torch and
-transformers only) and an ``auto_map`` in config.json, so ``AutoModel`` / ``AutoModelForSequenceClassification``
-/ ``AutoModelForMaskedLM`` ``.from_pretrained(DIR, trust_remote_code=True)`` load it. The weights keep
+transformers only) and an ``auto_map`` in config.json, so ``AutoModel`` /
+``AutoModelForSequenceClassification`` / ``AutoModelForMaskedLM`` ``.from_pretrained(DIR,
+trust_remote_code=True)`` load it. The weights keep
 leanbert's own names (under ``leanbert.``), so no name map is needed.
 
 Heads: a classifier exports as ``LeanBertForSequenceClassification``, an MLM head as ``LeanBertForMaskedLM``,
@@ -56,7 +57,8 @@ def remote_config_dict(config: ModelConfig) -> dict[str, Any]:
             "max_position_embeddings": config.max_positions, "type_vocab_size": config.type_vocab_size,
             "layer_norm_eps": config.layer_norm_eps, "initializer_range": config.initializer_range,
             "sharing": config.sharing, "num_groups": config.num_groups, "position": config.position,
-            "relative_buckets": config.relative_buckets, "relative_max_distance": config.relative_max_distance,
+            "relative_buckets": config.relative_buckets,
+            "relative_max_distance": config.relative_max_distance,
             "untie_cls": config.untie_cls, "cls_theta": config.cls_theta, "family": config.family,
             "pad_token_id": config.pad_token_id, "num_labels": config.num_labels}
 
@@ -101,7 +103,8 @@ def build_remote_model(model: LeanBertModel, labels: list[str] | None = None):
     state = remote_state(model, class_name)
     result = remote.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:  # same code on both sides: a bug, not bad input
-        raise RuntimeError(f"remote export: missing {result.missing_keys}, unexpected {result.unexpected_keys}")
+        raise RuntimeError(f"remote export: missing {result.missing_keys}, "
+                           f"unexpected {result.unexpected_keys}")
     return remote.eval()
 
 

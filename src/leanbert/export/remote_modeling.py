@@ -50,11 +50,13 @@ class LeanBertConfig(PretrainedConfig):
         self.vocab_size, self.embedding_size, self.hidden_size = vocab_size, embedding_size, hidden_size
         self.num_hidden_layers, self.num_attention_heads = num_hidden_layers, num_attention_heads
         self.intermediate_size, self.hidden_act = intermediate_size, hidden_act
-        self.hidden_dropout_prob, self.attention_probs_dropout_prob = hidden_dropout_prob, attention_probs_dropout_prob
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.max_position_embeddings, self.type_vocab_size = max_position_embeddings, type_vocab_size
         self.layer_norm_eps, self.initializer_range = layer_norm_eps, initializer_range
         self.sharing, self.num_groups = sharing, num_groups
-        self.position, self.relative_buckets, self.relative_max_distance = position, relative_buckets, relative_max_distance
+        self.position, self.relative_buckets = position, relative_buckets
+        self.relative_max_distance = relative_max_distance
         self.untie_cls, self.cls_theta, self.family = untie_cls, cls_theta, family
 
     @property
@@ -173,7 +175,8 @@ class Embeddings(nn.Module):
         E = config.embedding_size
         self.word_embeddings = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
         self.position_embeddings = POSITIONS[config.position](config)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, E) if config.type_vocab_size else None
+        types = config.type_vocab_size
+        self.token_type_embeddings = nn.Embedding(types, E) if types else None
         self.norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.project = nn.Linear(E, config.hidden_size) if E != config.hidden_size else None
@@ -234,7 +237,8 @@ class Encoder(nn.Module):
         self.ffn = nn.ModuleList(FeedForward(config) for _ in range(num_ffn))
         self.attention_index = [i * num_attention // L for i in range(L)]  # layer -> shared block
         self.ffn_index = [i * num_ffn // L for i in range(L)]
-        self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if config.family != "electra" else None
+        has_pooler = config.family != "electra"  # ELECTRA has none
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if has_pooler else None
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_hidden_states=False):
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
@@ -242,7 +246,8 @@ class Encoder(nn.Module):
         bias = positions.attention_bias(x.shape[1])  # (1, nh, T, T) or None
         bias = None if bias is None else bias.to(x.dtype)
         if attention_mask is not None:
-            padding = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min  # (B,1,1,T)
+            keep = attention_mask[:, None, None, :].to(x.dtype)  # (B, 1, 1, T)
+            padding = (1.0 - keep) * torch.finfo(x.dtype).min  # (B, 1, 1, T)
             bias = padding if bias is None else bias + padding
         states = [x] if output_hidden_states else None
         for layer in range(len(self.attention_index)):
@@ -288,7 +293,8 @@ class LeanBertModel(LeanBertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, output_hidden_states=None,
                 return_dict=None, **kwargs):
-        x, pooled, states = self.encoder(input_ids, attention_mask, token_type_ids, bool(output_hidden_states))
+        x, pooled, states = self.encoder(input_ids, attention_mask, token_type_ids,
+                                         bool(output_hidden_states))
         return BaseModelOutputWithPooling(last_hidden_state=x, pooler_output=pooled, hidden_states=states)
 
 
@@ -338,7 +344,8 @@ class MaskedLMHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.norm(self.activation(self.dense(hidden))), word_embeddings, self.bias)  # (B, T, V)
+        x = self.norm(self.activation(self.dense(hidden)))  # (B, T, E)
+        return F.linear(x, word_embeddings, self.bias)  # (B, T, V)
 
 
 class LeanBertForMaskedLM(LeanBertPreTrainedModel):
