@@ -26,8 +26,9 @@ VERBS = ("demo", "params", "tokenizer", "prepare", "rare-words", "pretrain", "fi
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leanbert",
-        description="Pretrain and fine-tune compact BERT-family encoders (BERT, ALBERT, ELECTRA) and "
-                    "exchange them with Hugging Face transformers.",
+        description="Pretrain, distil and fine-tune compact BERT-family encoders (BERT, ALBERT, ELECTRA, "
+                    "TUPE, TNF, MC-BERT, TinyBERT distillation), compare methods at equal compute, and export "
+                    "to Hugging Face transformers and ONNX.",
         epilog="Run `leanbert VERB --help` for each verb's options and examples.",
     )
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB")

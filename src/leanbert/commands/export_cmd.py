@@ -12,7 +12,7 @@ def _export_to_hf():
 
 
 VERB = InteropVerb(
-    name="export", help="write a Hugging Face transformers directory",
+    name="export", help="write a Hugging Face transformers or ONNX (fp32/int8) directory",
     description="Convert a leanbert model directory into a directory that transformers' AutoModel (and "
                 "the matching *ForMaskedLM / *ForPreTraining / *ForSequenceClassification class) loads "
                 "with no missing or unexpected weights. Tokenizer files are copied when present.",

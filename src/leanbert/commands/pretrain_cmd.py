@@ -63,7 +63,7 @@ examples:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("pretrain", help="pretrain an encoder (MLM, NSP/SOP, ELECTRA)",
+    parser = subparsers.add_parser("pretrain", help="pretrain an encoder (MLM, NSP/SOP, ELECTRA, MC-BERT; TUPE, TNF)",
                                    description=DESCRIPTION, epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
