@@ -27,8 +27,9 @@ from leanbert.errors import UserError
 from leanbert.jobs import seed_everything, train_objective
 from leanbert.memory_check import check_model_fits
 from leanbert.model_dir import save_model
+from leanbert.outdir import open_run_dir, write_marker
 from leanbert.pretrain_config import PretrainConfig, load_pretrain_config
-from leanbert.train.checkpoint import checkpoints_dir
+from leanbert.train.checkpoint import checkpoints_dir, latest_checkpoint
 from leanbert.train.config import resumable_keys
 from leanbert.train.distributed import DistEnv, init_distributed, shutdown
 from leanbert.train.loop import LoopResult
@@ -139,6 +140,20 @@ def save_final_models(objective, out_dir: Path, tokenizer_dir: Path, extra: dict
     return write_dir_atomically(target, fill)
 
 
+def check_resume_steps(run_dir: Path, max_steps: int) -> None:
+    """Refuse a resume that would append duplicate lines to a finished run, or shorten a run so that its
+    config.yaml disagrees with its model (train.max_steps below the steps already done)."""
+    latest = latest_checkpoint(run_dir)
+    if latest is None or latest.step < max_steps:
+        return
+    if latest.step > max_steps:
+        raise ConfigError(f"train.max_steps={max_steps} is below the {latest.step} steps {run_dir} has already "
+                          f"done; a run cannot be shortened: pass train.max_steps > {latest.step} to continue it")
+    if (run_dir / "model").exists():
+        raise UserError(f"{run_dir} already finished ({latest.step} of train.max_steps={max_steps} steps, "
+                        f"model/ saved); pass a larger train.max_steps to train further")
+
+
 def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = False,
              saved_config: dict[str, Any] | None = None, progress: bool = True,
              env: DistEnv | None = None) -> PretrainResult:
@@ -149,9 +164,15 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
     out_dir = Path(out_dir)
     own_env = env is None
     env = env or init_distributed(config.train.device)
+    lock = None
     try:
         if not resume and (checkpoints_dir(out_dir).exists() or (out_dir / "metrics.jsonl").exists()):
             raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose a new --out")
+        # one process per run directory (rank 0 holds the lock); never an input or a foreign directory
+        lock = open_run_dir(out_dir, "pretrain", [config.data.path, config.data.valid_path], resume,
+                            lock=env.is_main)
+        if resume:
+            check_resume_steps(out_dir, config.train.max_steps)
         tokenizer = resolve_tokenizer(config.data)
         model_config = config.model_config(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id)
         if model_config.vocab_size < tokenizer.vocab_size:
@@ -184,6 +205,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
                                        objective_spec(config.objective.name).derived_metrics)
         if env.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
+            write_marker(out_dir, "pretrain")
             _write_yaml(out_dir / CONFIG_FILE, resolved)
             counts = sum(p.numel() for p in objective.parameters())
             print(f"leanbert: {config.objective.name} on {model_config.family} shape "
@@ -201,5 +223,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
             model_dir = save_final_models(objective, out_dir, tokenizer.path, extra)
         return PretrainResult(run_dir=out_dir, model_dir=model_dir, loop=result)
     finally:
+        if lock is not None:
+            lock.release()
         if own_env:
             shutdown(env)
