@@ -26,6 +26,7 @@ from leanbert.compare.plan import EntryPlan
 from leanbert.compare.spec import CompareSpec, TaskRef
 from leanbert.config import load_config_file
 from leanbert.run_lock import lock_run_dir
+from leanbert.train.metrics import read_metrics
 
 RESULT = "result.json"
 
@@ -36,19 +37,6 @@ def entry_dir(out_dir: Path, name: str) -> Path:
 
 def is_finished(out_dir: Path, name: str) -> bool:
     return (entry_dir(out_dir, name) / RESULT).is_file()
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The complete JSON lines of ``path`` (a line cut by a kill is skipped)."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
 
 
 def pretrain_seed(plan: EntryPlan, seed: int, run_dir: Path, progress: bool) -> None:
@@ -112,7 +100,7 @@ def parameter_count(run_dir: Path) -> int:
 
 def pretraining_record(plan: EntryPlan, seed: int, run_dir: Path) -> dict[str, Any]:
     """Steps, tokens, FLOPs, minutes and the validation curve of one finished pretraining run."""
-    records = read_jsonl(run_dir / "metrics.jsonl")
+    records = read_metrics(run_dir / "metrics.jsonl")
     train_lines = [r for r in records if "elapsed_s" in r]
     budget = plan.budget
 

@@ -7,35 +7,19 @@ error bars of one standard deviation over the seeds).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from leanbert.atomic import write_json_atomically, write_text_atomically
 from leanbert.compare.results import BASELINE, VALID_LOSS
+from leanbert.plots import pyplot, save_figure
 from leanbert.verdict import RULE
 
 LOSS_PLOT, SCORES_PLOT = "valid_loss.png", "downstream.png"
 
 
-def _plt():
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-
-
 def plot_losses(results: dict[str, Any], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, curves) in enumerate(results["curves"].items()):
@@ -54,7 +38,7 @@ def plot_losses(results: dict[str, Any], path: Path) -> None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -71,7 +55,7 @@ def score_panels(results: dict[str, Any]) -> list[tuple[str, str, dict[str, dict
 
 def plot_scores(results: dict[str, Any], path: Path) -> None:
     panels = score_panels(results)
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(max(5.0, 4.5 * len(panels)), 4.2), squeeze=False)
     for ax, (group, task, scores) in zip(axes[0], panels):
         names = list(scores)
@@ -88,7 +72,7 @@ def plot_scores(results: dict[str, Any], path: Path) -> None:
         ax.set_ylabel(f"{metric}, mean ± std")
         ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

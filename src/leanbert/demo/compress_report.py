@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from leanbert.atomic import write_text_atomically
-from leanbert.demo.report import _plt, _save, markdown_table, read_jsonl, text_table
+from leanbert.demo.report import markdown_table, text_table
+from leanbert.plots import pyplot, save_figure
+from leanbert.train.metrics import read_metrics
 from leanbert.verdict import CANNOT_TELL, RULE, TIE, WIN, compare
 
 __all__ = ["text_table", "table_rows", "verdict_summary", "verdict_text", "write_report"]
@@ -101,7 +103,7 @@ def goals_lines(results: dict[str, Any]) -> list[str]:
 
 
 def plot_accuracy_latency(results: dict[str, Any], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     colors = {"teacher": "tab:blue", "student": "tab:green", "student_onnx_int8": "tab:olive",
               "control": "tab:gray", "control_random": "tab:red"}
@@ -122,13 +124,13 @@ def plot_accuracy_latency(results: dict[str, Any], path: Path) -> None:
     ax.set_title("Rotten Tomatoes polarity: accuracy against latency")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_curves(out: Path, seeds: list[int], random_seeds: list[int], batch_size: int, path: Path) -> None:
     """Training loss per logged step and dev accuracy per evaluation, each run (from its metrics.jsonl)."""
-    plt = _plt()
+    plt = pyplot()
     runs = [("teacher", out / "teacher" / "runs" / f"seed-{seeds[0]}" / "metrics.jsonl", "tab:blue")]
     runs += [(f"student seed {s}", out / "student" / "runs" / f"seed-{s}" / "prediction" / "metrics.jsonl",
               "tab:green") for s in seeds]
@@ -139,7 +141,7 @@ def plot_curves(out: Path, seeds: list[int], random_seeds: list[int], batch_size
              for s in random_seeds]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     for name, log_path, color in runs:
-        log = read_jsonl(log_path)
+        log = read_metrics(log_path)
         train = [r for r in log if "loss" in r]
         axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], color=color, alpha=0.8,
                      label=name)
@@ -153,7 +155,7 @@ def plot_curves(out: Path, seeds: list[int], random_seeds: list[int], batch_size
         ax.set_xlabel(f"optimizer step (batch {batch_size})")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

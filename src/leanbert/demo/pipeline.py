@@ -24,6 +24,7 @@ import torch
 
 from leanbert.atomic import write_json_atomically
 from leanbert.outdir import check_out_dir, write_marker
+from leanbert.train.metrics import read_metrics
 
 
 @dataclass
@@ -186,7 +187,7 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
         "train.clip_norm=1.0"])
     pre = pretrain(config, out / "pretrain", progress=True)
     pretrain_args = [a.replace(str(out / "prepared"), "prepared") for a in base] + [f"train.max_steps={steps}"]
-    pt_log = report.read_jsonl(out / "pretrain" / "metrics.jsonl")
+    pt_log = read_metrics(out / "pretrain" / "metrics.jsonl")
     last_val = next((r for r in reversed(pt_log) if "val_rtd_accuracy" in r), {})
     pretraining = {"steps": pre.loop.step, "tokens": pre.loop.tokens, "seconds": pre.loop.elapsed_s,
                    "stop_reason": pre.loop.stop_reason, "dataset_tokens": manifest["num_tokens"],
@@ -226,7 +227,7 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
                          "pretrain": str(out / "pretrain"),
                          "train": str(out / "data" / "train.tsv"), "dev": str(out / "data" / "dev.tsv")}}
     table = report.results_rows(results)
-    ft_logs = {name: report.read_jsonl(out / folder / "runs" / f"seed-{settings.seed}" / "metrics.jsonl")
+    ft_logs = {name: read_metrics(out / folder / "runs" / f"seed-{settings.seed}" / "metrics.jsonl")
                for name, folder in (("pretrained", "finetune-pretrained"), ("from scratch", "finetune-scratch"))}
     report.plot_curves(pt_log, ft_logs, data["majority"], out / "loss_curves.png")
     report.plot_table(table, "Rotten Tomatoes polarity, dev set", out / "results.png")

@@ -3,25 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from leanbert.atomic import write_text_atomically
+from leanbert.plots import pyplot, save_figure
 from leanbert.verdict import CANNOT_TELL, RULE, TIE, WIN, compare
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
 
 
 def results_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -52,27 +39,11 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def _plt():
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-
-
 def plot_curves(pretrain_log: list[dict], finetune_logs: dict[str, list[dict]], majority: float,
                 path: Path) -> None:
     """Three panels: pretraining losses (generator MLM, discriminator RTD), fine-tuning training loss, and
     dev accuracy per evaluation, pretrained vs from scratch."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     train = [r for r in pretrain_log if "mlm_loss" in r]
     ax = axes[0]
@@ -110,12 +81,12 @@ def plot_curves(pretrain_log: list[dict], finetune_logs: dict[str, list[dict]], 
     axes[2].set_xlabel("optimizer step")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_table(rows: list[list[str]], title: str, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 0.8))
     ax.axis("off")
     table = ax.table(cellText=rows[1:], colLabels=rows[0], loc="center", cellLoc="center")
@@ -123,7 +94,7 @@ def plot_table(rows: list[list[str]], title: str, path: Path) -> None:
     table.set_fontsize(9)
     table.scale(1, 1.4)
     ax.set_title(title, fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

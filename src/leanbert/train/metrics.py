@@ -97,6 +97,21 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The complete lines of a ``metrics.jsonl`` (none when it does not exist; a line cut by a kill is
+    skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
 class MetricsWriter:
     """Appends one JSON object per logged step to ``metrics.jsonl`` (rank 0 only); optional TensorBoard."""
 
