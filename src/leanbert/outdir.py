@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -154,3 +155,14 @@ def publish_dir(out_dir: str | Path, kind: str, fill: Callable[[Path], None],
 
     return write_dir_atomically(out_dir, fill_and_mark)
 
+
+
+def fresh_out_dir(out_dir: str | Path, kind: str, overwrite: bool = False) -> Path:
+    """Check ``out_dir`` under the policy, empty an earlier output of the same ``kind`` (``--overwrite``), then
+    create it with its marker: for jobs that write into their output as they go (the demo)."""
+    out = check_out_dir(out_dir, kind, overwrite=overwrite)
+    if out.exists() and any(out.iterdir()):
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_marker(out, kind)
+    return out

