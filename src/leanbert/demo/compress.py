@@ -46,8 +46,9 @@ class CompressSettings:
     teacher_lr: float = 1e-4
     variants: int = 1  # GloVe variants per training snippet (TinyBERT uses 20; the budget allows one)
     keep_every: int = 3  # the student keeps teacher layers 3 and 6: a third of the layers
-    student_steps: int = 100  # batches of the augmented set (the controls train as many)
-    student_lr: float = 3e-4  # 1e-4 left student and control ~1 point lower after 100 steps
+    student_steps: int = 150  # batches of the augmented set (the controls train as many)
+    student_lr: float = 1e-3  # student and controls; at 100 steps 3e-4 and 1e-3 tie for the control
+    hard_label_weight: float = 0.5  # gold-label share of the student's loss (0.7635 vs 0.7573 without, 100 steps)
     seeds: int = 2  # student and label-only control: seeds seed .. seed + seeds - 1 (the verdict needs two)
     random_seeds: int = 1  # the control from random weights (far below: one seed shows it)
     temperature: float = 1.0
@@ -205,6 +206,7 @@ def _run(out: Path, s: CompressSettings, overwrite: bool) -> dict[str, Any]:
     distill_args = ["student.init=teacher-layers", f"student.keep_every={s.keep_every}",
                     "distill.intermediate_epochs=0", f"distill.prediction_epochs={student_epochs!r}",
                     f"distill.prediction_lr={s.student_lr}", f"distill.temperature={s.temperature}",
+                    f"distill.hard_label_weight={s.hard_label_weight}",
                     f"train.seeds=[{','.join(map(str, seeds))}]", *common]
     stages.start("student", f"distilling the student (teacher layers {s.keep_every}, {2 * s.keep_every}, "
                             f"...; {student_steps} steps x {len(seeds)} seeds)")

@@ -181,7 +181,8 @@ def commands(results: dict[str, Any]) -> list[str]:
         f"    student.init=teacher-layers student.keep_every={s['keep_every']} distill.intermediate_epochs=0 "
         f"distill.prediction_epochs={results['student_epochs']!r} \\\n"
         f"    distill.prediction_lr={s['student_lr']} "
-        f"distill.temperature={s['temperature']} train.seeds=[{seeds}] {common}",
+        f"distill.temperature={s['temperature']} distill.hard_label_weight={s['hard_label_weight']} "
+        f"train.seeds=[{seeds}] {common}",
         "# control-init/ is the student's starting point (the teacher's layers, leanbert.distill.student."
         "build_student), written by the demo",
         f"leanbert finetune control-init {task} --out control \\\n    {control} train.seeds=[{seeds}]",
@@ -235,7 +236,8 @@ def write_report(path: Path, results: dict[str, Any]) -> None:
         f"5. **Student** ({st.get('student', 0):.0f} s): teacher layers {s['keep_every']}, "
         f"{2 * s['keep_every']}, ... with the teacher's embeddings, pooler and classifier (DistilBERT's "
         f"initialisation), trained on the augmented rows to match the teacher's output distribution "
-        f"(TinyBERT's prediction-layer loss, temperature {s['temperature']:g}; gold labels unused): "
+        f"(TinyBERT's prediction-layer loss, temperature {s['temperature']:g}) mixed with the gold labels "
+        f"(weight {s['hard_label_weight']:g}; a variant's label is its snippet's): "
         f"{results['student_steps']} steps ({results['student_epochs']:.2f} epochs of the augmented set), "
         f"lr {s['student_lr']:g}, seeds {s['seed']}..{s['seed'] + s['seeds'] - 1}. TinyBERT's "
         f"intermediate-layer step is skipped: in this budget, 60 intermediate + 40 prediction steps scored "
