@@ -68,6 +68,9 @@ def engines(model: LeanBertModel, work: Path, threads: int) -> dict:
     from leanbert.model.padding import set_unpadding
 
     set_unpadding(model, True)  # export_graph switched it off; users run eager with it on
+    # torch.onnx.export hands back the mode of export_graph's fresh wrapper module, training, so the model
+    # returned from it in train mode: eager leanbert ran with dropout (and SDPA's math path), issue 18's slowdown.
+    model.eval()
     runners = {"onnx-fp32": OnnxRunner(fp32, threads), "onnx-int8": OnnxRunner(int8, threads)}
 
     def eager(m, hf: bool):
