@@ -18,7 +18,7 @@ from leanbert.model_dir import save_model
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from leanbert.export.onnx import ONNX_NAME, OnnxRunner, export_onnx  # noqa: E402
+from leanbert.export.onnx import ONNX_NAME, OnnxRunner, export_graph, export_onnx  # noqa: E402
 
 TOLERANCE = 1e-4
 # (batch, length, real lengths per row): full rows, ragged rows, one token, a row that is nearly all padding
@@ -45,6 +45,14 @@ def _inputs(batch: int, length: int, real: list[int], seed: int):
     ids[mask == 0] = 0
     types = (torch.arange(length)[None, :] >= torch.tensor(real)[:, None] // 2).long() * mask  # (B, T)
     return ids, mask, types
+
+
+def test_export_graph_leaves_the_model_in_eval_mode(tmp_path):
+    """A caller that runs the model after tracing it must not get dropout back (it made the inference
+    benchmark time leanbert in training mode)."""
+    model = LeanBertModel(tiny_config(heads=["classifier"])).eval()
+    export_graph(model, tmp_path / "model.onnx")
+    assert not any(module.training for module in model.modules())
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

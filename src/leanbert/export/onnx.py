@@ -85,7 +85,9 @@ def export_graph(model: LeanBertModel, path: Path) -> list[str]:
     """Trace ``model`` (eval mode, unpadding off) into ``path``; returns the output names."""
     model = model.eval()
     set_unpadding(model, False)
-    graph = OnnxGraph(model)
+    # a new module starts in training mode, and torch.onnx.export restores the wrapper's mode afterwards,
+    # which would switch the caller's model (and its dropout) back on
+    graph = OnnxGraph(model).eval()
     length = min(8, model.config.max_positions)
     ids = torch.full((2, length), 5, dtype=torch.long)  # (2, T): the trace needs no real text
     mask = torch.ones_like(ids)
