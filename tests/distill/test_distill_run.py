@@ -141,6 +141,21 @@ def test_task_stage_writes_finetunes_out_dir_with_the_teachers_metrics(world, tm
     capsys.readouterr()
 
 
+def test_task_stage_starts_from_a_hugging_face_student_with_several_seeds(world, tmp_path, capsys):
+    """student.init=HF_DIR is imported once per run (the shape, then every seed's student, read it)."""
+    hf = tmp_path / "student-hf"
+    assert main(["export", str(world["teacher"]), str(hf)]) == 0
+    out = tmp_path / "kd-hf"
+    task = [key for key in TASK if key not in STUDENT]
+    rc = main(["distill", "--stage", "task", "--teacher", str(world["task_teacher"]), "--task", "sst2",
+               "--data", str(world["glue"]), "--out", str(out), "--quiet", *task, f"student.init={hf}",
+               "train.seeds=[0,1]", "distill.intermediate_epochs=0", "distill.prediction_epochs=1"])
+    assert rc == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["per_seed"]) == 2
+    assert load_model(out / "model").config.num_layers == 4  # the Hugging Face student's depth
+
+
 def test_print_config_shows_the_expanded_matches(world, capsys):
     rc = main(["distill", "--stage", "task", "--teacher", str(world["task_teacher"]), "--task", "sst2",
                "--data", str(world["glue"]), "--out", "unused", "--print-config", "student.init=teacher-layers",
