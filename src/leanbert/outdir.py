@@ -28,7 +28,7 @@ KINDS = {
     "prepare": "a prepared dataset",
     "pretrain": "a pretraining run",
     "finetune": "a fine-tuning output",
-    "distill": "a general-distillation run",
+    "distill": "a distillation output (a general-stage run or a task-stage OUT_DIR)",
     "export": "a Hugging Face export",
     "import": "an imported model directory",
     "demo": "a demo output",

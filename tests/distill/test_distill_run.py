@@ -20,6 +20,7 @@ from leanbert.data.prepare import prepare_dataset
 from leanbert.data.tokenizer import train_tokenizer
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, save_model
+from leanbert.outdir import read_marker
 
 SHARED = shared_data_dir() or Path("shared-data-not-found")
 STUDENT = ["student.preset=bert-tiny", "model.hidden_size=32", "model.num_heads=2", "model.intermediate_size=64",
@@ -131,6 +132,10 @@ def test_task_stage_writes_finetunes_out_dir_with_the_teachers_metrics(world, tm
         assert lines and all("distill_" in line or "val_" in line for line in lines)
     student = load_model(out / "model")
     assert student.config.heads == ["classifier"] and student.config.num_layers == 2
+    assert read_marker(out) == "distill"  # --overwrite replaces it for distill, not for finetune
+    assert main(["finetune", str(world["task_teacher"]), "--task", "sst2", "--data", str(world["glue"]),
+                 "--out", str(out), "--overwrite", "--quiet"]) == 2
+    assert "written by `leanbert distill`" in capsys.readouterr().err
 
     hf = tmp_path / "hf"
     assert main(["export", str(out / "model"), str(hf)]) == 0

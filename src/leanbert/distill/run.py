@@ -205,7 +205,7 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                  env: DistEnv | None = None) -> TaskJobResult:
     """Task distillation of the fine-tuned ``teacher`` on ``task`` into OUT_DIR (module docstring)."""
     out_dir = Path(out_dir)
-    check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task)])
+    check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task)], kind="distill")
     spec, settings = task.spec, config.distill
     with job_env(config.finetune.train.device, env) as env, \
             (lock_output(out_dir) if env.is_main else nullcontext()):
@@ -258,6 +258,7 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                 f"on {spec.name}: {len(data.train)} train examples, "
                 f"{settings.intermediate_epochs:g} + {settings.prediction_epochs:g} epochs x "
                 f"{len(config.finetune.train.seeds)} seed(s)")
-            return job.run(out_dir, run_seed, tokenizer_dir=teacher_dir, scratch=work, describe=describe)
+            return job.run(out_dir, run_seed, tokenizer_dir=teacher_dir, scratch=work, describe=describe,
+                           kind="distill")
         finally:
             shutil.rmtree(work, ignore_errors=True)

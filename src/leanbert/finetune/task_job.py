@@ -200,10 +200,11 @@ class TaskJob:
         return SeedResult(seed, last["metrics"], curve, last["predictions"], seconds), model.cpu().eval()
 
     def run(self, out_dir: Path, run_seed: RunSeed, *, tokenizer_dir: Path, scratch: Path,
-            describe: dict[str, Any] | None = None) -> TaskJobResult:
+            describe: dict[str, Any] | None = None, kind: str = "finetune") -> TaskJobResult:
         """``run_seed(self, seed, run_dir)`` for every ``train.seeds``, then OUT_DIR from the best seed on the
         main metric. ``describe`` goes into metrics.json after ``task``; ``scratch`` is a directory the caller
-        removes, where the ranks other than 0 put their run logs. Every rank returns the metrics."""
+        removes, where the ranks other than 0 put their run logs; ``kind`` is the command that OUT_DIR's marker
+        names. Every rank returns the metrics."""
         spec, config, env = self.spec, self.config, self.env
         seeds: list[SeedResult] = []
         metrics: dict[str, Any] = {}
@@ -225,7 +226,7 @@ class TaskJob:
                          "regression": spec.regression, "text_columns": [str(c) for c in spec.text_columns],
                          "max_seq_len": self.data.max_seq_len}
             save_model(best_model, tmp / "model", tokenizer_dir=tokenizer_dir, extra={"task": task_meta})
-            outdir.write_marker(tmp, "finetune")  # so that --overwrite may replace this output later
+            outdir.write_marker(tmp, kind)  # so that the same command's --overwrite may replace it later
             write_json_atomically(tmp / "metrics.json", metrics)
             gold = {split: gold_labels(self.data.dev[split]) for split in best.predictions}
             write_predictions(tmp / "predictions.tsv", spec, best.predictions, gold)
