@@ -28,7 +28,10 @@ RECIPES = {
                                                            "distill.hard_label_weight=0.5"]),
     "kd-hl5-lr1e3-s300": ("kd", "train-augmented.tsv", 300, ["distill.prediction_lr=1e-3",
                                                              "distill.hard_label_weight=0.5"]),
+    "kd-hl5-lr1e3-s150": ("kd", "train-augmented.tsv", 150, ["distill.prediction_lr=1e-3",
+                                                             "distill.hard_label_weight=0.5"]),
     "ctl": ("ctl", "train.tsv", 100, ["train.lr=3e-4"]),
+    "ctl-lr1e3-s150": ("ctl", "train.tsv", 150, ["train.lr=1e-3"]),
     "ctl-lr1e3": ("ctl", "train.tsv", 100, ["train.lr=1e-3"]),
     "ctl-lr1e3-s300": ("ctl", "train.tsv", 300, ["train.lr=1e-3"]),
 }
