@@ -157,6 +157,12 @@ def test_eval_and_metrics_lines(tmp_path):
     assert len(calls) == 3 and [e["step"] for e in result.evaluations] == [0, 3, 6]
     assert result.last_checkpoint is not None  # the end always checkpoints
 
+    calls.clear()
+    config = _config(max_steps=6, log_every=2, eval_every=3, checkpoint_every=0, eval_at_start=False)
+    result = train_loop(_objective(0), SyntheticStream(4), config, tmp_path / "no-start", eval_fn=eval_fn,
+                        progress=False)
+    assert len(calls) == 2 and [e["step"] for e in result.evaluations] == [3, 6]
+
 
 def test_metric_averager_weights_means_by_their_counts():
     from leanbert.train.metrics import MetricAverager

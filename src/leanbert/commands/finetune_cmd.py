@@ -25,6 +25,7 @@ Options as key=value (defaults per task; ELECTRA's GLUE recipe: lr 1e-4, batch 3
   train.precision     fp32 | bf16        train.device  auto | cpu | cuda
   train.unpad         true | false: skip padding in projections/FFN (speed only; false: static shapes)
   train.max_steps     cap on optimizer steps (0 = from epochs)
+  train.eval_every    also score dev every N steps (0 = per epoch); train.eval_at_start=false skips step 0's
   data.max_seq_len    tokens per example    data.max_train_examples  use the first N training rows (0 = all)
 
 OUT_DIR gets metrics.json (dev metrics), predictions.tsv (index, prediction, gold), model/ (the fine-tuned

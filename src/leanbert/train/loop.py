@@ -272,7 +272,7 @@ class _Trainer:
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (self.progress and env.is_main),
                    dynamic_ncols=True, unit="step", desc="train")
         try:
-            if self.eval_fn is not None and self.step == 0 and cfg.max_steps > 0:
+            if self.eval_fn is not None and self.step == 0 and cfg.max_steps > 0 and cfg.eval_at_start:
                 # the starting point, so curves (and claims like "val loss fell from X") have their origin
                 self.writer.write({"step": 0, **self.evaluate()})
             while self.step < cfg.max_steps:
