@@ -119,8 +119,8 @@ def test_every_train_setting_is_tagged_and_resume_follows_the_tags():
         "experiment", "budget", "logging", "impl")
     # exactly the budget, logging and speed keys; precision is impl but changes every loss value
     assert set(resumable_keys()) == {"max_steps", "max_minutes", "log_every", "eval_every", "eval_batches",
-                                     "checkpoint_every", "keep_checkpoints", "tensorboard", "compile", "device",
-                                     "unpad"}
+                                     "eval_at_start", "checkpoint_every", "keep_checkpoints", "tensorboard",
+                                     "compile", "device", "unpad"}
     saved = {"train": {"unpad": True, "precision": "fp32", "seed": 0}}
     assert check_resume_compatible(saved, {"train": {"unpad": False, "precision": "fp32", "seed": 0}},
                                    Path("run/config.yaml")) == ["train.unpad: True -> False"]
