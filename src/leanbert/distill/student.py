@@ -139,9 +139,6 @@ def student_model_dir(init: str, work: Path, log=print) -> Path:
     """``student.init=PATH`` as a leanbert model directory (a Hugging Face one is imported under ``work``)."""
     if not Path(init).is_dir():
         raise UserError(f"student.init={init!r}: not one of {', '.join(INITS)} and not a model directory")
-    imported = work / "student" / "imported"
-    if imported.is_dir():  # a Hugging Face student this run imported already (work is per run)
-        return imported
     return resolve_model_dir(init, work / "student", log=log)
 
 

@@ -43,7 +43,8 @@ def _config_kind(directory: Path) -> str | None:
 
 def resolve_model_dir(model: str | Path, tmp_dir: Path, log=print) -> Path:
     """A leanbert model directory for MODEL (see the module docstring); HF models are imported under
-    ``tmp_dir``. ``log`` tells the user which directory was chosen when it is not MODEL itself."""
+    ``tmp_dir`` once (a second call with the same ``tmp_dir`` reuses the import). ``log`` tells the user which
+    directory was chosen when it is not MODEL itself."""
     model = Path(model)
     if not model.is_dir():
         raise UserError(f"{model}: no such directory (expected a leanbert model directory, a pretraining run, "
@@ -63,8 +64,11 @@ def resolve_model_dir(model: str | Path, tmp_dir: Path, log=print) -> Path:
     if kind == "hf":
         from leanbert.interop.hf import import_from_hf
 
+        imported = tmp_dir / "imported"
+        if imported.is_dir():  # this run imported it already (tmp_dir is the caller's per-run scratch;
+            return imported    # the import publishes atomically, so a present folder is complete)
         log(f"importing the Hugging Face model {chosen}")
-        return import_from_hf(chosen, tmp_dir / "imported")
+        return import_from_hf(chosen, imported)
     return chosen
 
 
