@@ -32,8 +32,8 @@ from train_speed import make_batches
 from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
 from leanbert.data.loader import build_loader, resolve_tokenizer
-from leanbert.flops import training_flops_per_token
 from leanbert.objectives import build_objective, objective_config
+from leanbert.objectives.registry import training_flops_per_token
 from leanbert.train.distributed import DistEnv
 
 RELATIVE = {"relative_buckets": 32, "relative_max_distance": 128}

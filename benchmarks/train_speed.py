@@ -8,7 +8,7 @@ Workloads:
 Each step = forward + backward + fused AdamW step (the same optimiser for both). Rounds alternate between implementations so machine noise hits both;
 the reported tokens/s is the median over rounds, and "speed-up" compares the two within this run. Model TFLOP/s
 and, on a known GPU, MFU (model FLOPs utilisation against the dense peak) use
-leanbert.flops.training_flops_per_token.
+leanbert.objectives.registry.training_flops_per_token.
 
   python benchmarks/train_speed.py                      # CPU, all workloads and precisions
   python benchmarks/train_speed.py --device cuda --preset bert-base --precision bf16   # GPU, bert-base
@@ -26,8 +26,8 @@ import torch
 from leanbert.batch import IGNORE_INDEX, Batch
 from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
-from leanbert.flops import training_flops_per_token
 from leanbert.objectives import build_objective, objective_config
+from leanbert.objectives.registry import training_flops_per_token
 from leanbert.presets import model_config
 
 

@@ -11,8 +11,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from leanbert.batch import IGNORE_INDEX, Batch
 from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
-from leanbert.flops import TRAIN_FACTOR, training_flops_per_token
+from leanbert.flops import TRAIN_FACTOR
 from leanbert.objectives import build_objective, objective_config
+from leanbert.objectives.registry import training_flops_per_token
 
 
 def _objective_config(name: str, gen_hidden: int):

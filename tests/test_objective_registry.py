@@ -18,7 +18,6 @@ from leanbert.batch import IGNORE_INDEX, Batch
 from leanbert.config import ConfigError, ModelConfig
 from leanbert.data.prepare import prepare_dataset
 from leanbert.data.tokenizer import train_tokenizer
-from leanbert.flops import training_flops_per_token
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives import (
     ADDONS,
@@ -31,6 +30,7 @@ from leanbert.objectives import (
     Output,
     register_objective,
 )
+from leanbert.objectives.registry import training_flops_per_token
 from leanbert.pretrain import pretrain
 from leanbert.pretrain_config import load_pretrain_config
 

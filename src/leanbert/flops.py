@@ -6,15 +6,15 @@ embedding projection when E != H, heads), plus attention's sequence-length-depen
 pooler and NSP/SOP on one token per sequence). Embedding lookups, biases and element-wise work are not counted.
 Training = 3 x forward (the backward pass costs two forwards: gradients of the inputs and of the weights).
 
-Each objective declares its own count in its registry entry (ELECTRA: generator + discriminator; a
-distillation teacher would add one forward pass): ``training_flops_per_token`` looks it up.
+Only per-component helpers live here. Each objective (and add-on) declares its own count in its registry entry
+(ELECTRA: generator + discriminator); ``leanbert.objectives.registry.training_flops_per_token`` adds them up.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ModelConfig
 
 if TYPE_CHECKING:
     from leanbert.data.config import DataConfig
@@ -55,15 +55,3 @@ def masked_fraction(data: DataConfig | Any) -> float:
     cap = getattr(data, "max_predictions", 0)
     return min(fraction, cap / data.seq_len) if cap else fraction
 
-
-def training_flops_per_token(model_config: ModelConfig, objective_config: Any, data_config: DataConfig | Any,
-                             ) -> float:
-    """Training FLOPs per real token for ``model_config`` trained with ``objective_config`` on sequences of
-    ``data_config.seq_len`` (masked fraction from ``data_config``), from the objective's registry entry."""
-    from leanbert.objectives.registry import objective_spec  # late: objectives import this module
-
-    spec = objective_spec(objective_config.name)
-    if spec.flops_per_token is None:
-        raise ConfigError(f"objective.name={spec.name!r} does not declare its FLOPs per token (its registry "
-                          f"entry has no flops_per_token)")
-    return spec.flops_per_token(model_config, objective_config, data_config)

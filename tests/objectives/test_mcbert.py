@@ -17,11 +17,11 @@ from leanbert.data.prepare import prepare_dataset
 from leanbert.data.tokenizer import train_tokenizer
 from leanbert.finetune.data import load_task_data
 from leanbert.finetune.run import finetune
-from leanbert.flops import training_flops_per_token
 from leanbert.interop.hf import export_to_hf
 from leanbert.model_dir import load_model
 from leanbert.objectives import build_objective, objective_config
 from leanbert.objectives.mcbert import CHOICE_HEAD, NEITHER, MCBert, multi_choice_targets
+from leanbert.objectives.registry import training_flops_per_token
 from leanbert.objectives.vocab_softmax import vocab_softmax
 from leanbert.pretrain import pretrain
 from leanbert.pretrain_config import load_pretrain_config

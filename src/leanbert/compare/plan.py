@@ -24,6 +24,7 @@ from typing import Any
 from leanbert.compare.spec import CompareSpec, Entry
 from leanbert.config import ConfigError
 from leanbert.errors import UserError
+from leanbert.objectives.registry import training_flops_per_token
 from leanbert.pretrain_config import PretrainConfig, load_pretrain_config
 
 
@@ -79,8 +80,6 @@ def entry_config(spec: CompareSpec, entry: Entry, train: dict[str, Any]) -> tupl
 
 
 def budget_for(spec: CompareSpec, entry: Entry, config: PretrainConfig, vocab_size: int, pad_id: int) -> Budget:
-    from leanbert.flops import training_flops_per_token
-
     model_config = config.model_config(vocab_size=vocab_size, pad_token_id=pad_id)
     try:
         per_token = training_flops_per_token(model_config, config.objective, config.data)

@@ -62,7 +62,7 @@ class DataNeeds:
 # MLM objectives need targets: data.masking none builds none
 NEEDS_MLM_TARGETS: Mapping[str, frozenset] = {"masking": frozenset({"none"})}
 
-# (model config, objective config, data config) -> training FLOPs per real token (see leanbert.flops)
+# (model config, objective config, data config) -> training FLOPs per real token (helpers in leanbert.flops)
 FlopsFn = Callable[[ModelConfig, Any, Any], float]
 # aggregated evaluation metrics -> extra metrics computed from them
 DerivedFn = Callable[[Mapping[str, float]], dict[str, float]]
@@ -124,6 +124,16 @@ def build_objective(config: ObjectiveConfig, model_config: ModelConfig) -> Objec
         raise ConfigError(f"objective.name={config.name!r} takes a {spec.config_class.__name__}, "
                           f"got a {type(config).__name__}")
     return spec.objective_class(model_config, config)
+
+
+def training_flops_per_token(model_config: ModelConfig, objective_config: Any, data_config: Any) -> float:
+    """Training FLOPs per real token for ``model_config`` trained with ``objective_config`` on sequences of
+    ``data_config.seq_len`` (masked fraction from ``data_config``), from the objective's registry entry."""
+    spec = objective_spec(objective_config.name)
+    if spec.flops_per_token is None:
+        raise ConfigError(f"objective.name={spec.name!r} does not declare its FLOPs per token (its registry "
+                          f"entry has no flops_per_token)")
+    return spec.flops_per_token(model_config, objective_config, data_config)
 
 
 # -- add-ons: wrappers around the built objective, each with its own top-level config group ---------------
