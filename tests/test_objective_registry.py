@@ -61,7 +61,7 @@ class ToyObjective(Objective):
         metrics = {"toy_loss": loss.detach(), "toy_accuracy": accuracy, "toy_batches": torch.ones(())}
         return Output(loss=self.config.scale * loss, metrics=metrics)
 
-    def models(self) -> dict[str, nn.Module]:
+    def networks(self) -> dict[str, nn.Module]:
         return {"model": self.model}
 
 
@@ -80,7 +80,7 @@ class LossScaleConfig(AddonConfig):
 class LossScale(Objective):
     """A toy add-on: wraps any objective, multiplies its loss and reports the factor."""
 
-    def __init__(self, inner: Objective, config: LossScaleConfig, model_config: ModelConfig):
+    def __init__(self, inner: Objective, config: LossScaleConfig, model_config: ModelConfig, kept: str):
         super().__init__()
         self.inner, self.factor = inner, config.factor
         self.metric_weights = dict(getattr(inner, "metric_weights", {}))
@@ -89,14 +89,14 @@ class LossScale(Objective):
         out = self.inner(batch)
         return Output(loss=self.factor * out.loss, metrics={**out.metrics, "scale_factor": self.factor})
 
-    def models(self) -> dict[str, nn.Module]:
-        return self.inner.models()
+    def networks(self) -> dict[str, nn.Module]:
+        return self.inner.networks()
 
 
 @pytest.fixture
 def loss_scale_addon(monkeypatch):
     monkeypatch.setitem(ADDONS, "loss_scale", AddonSpec(group="loss_scale", config_class=LossScaleConfig,
-                                                        wrap=LossScale))
+                                                        wrap=LossScale, flops_per_token=lambda *_: 0.0))
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from leanbert.safe_io import read_json_object, read_safetensors
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "leanbert-model"
+ROLES_FILE = "roles.json"  # in RUN/model: {"kept": role, "path": its folder, "roles": [...]}
 FORMAT_VERSION = 1
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "spiece.model")

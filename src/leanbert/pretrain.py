@@ -6,12 +6,14 @@ RUN_DIR layout::
     metrics.jsonl        one JSON object per logged step (step, loss, lr, tokens_per_s, metrics, val_*)
     checkpoints/step-N/  atomic checkpoints (the newest train.keep_checkpoints)
     model/               at the end: a leanbert model directory with the dataset's tokenizer, or
-                         model/discriminator + model/generator for ELECTRA
+                         model/discriminator + model/generator for ELECTRA; model/roles.json names the
+                         kept role (ObjectiveSpec.kept) and its folder, which fine-tuning starts from
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
 from leanbert.errors import UserError
 from leanbert.jobs import seed_everything, train_objective
 from leanbert.memory_check import check_model_fits
-from leanbert.model_dir import save_model
+from leanbert.model_dir import ROLES_FILE, save_model, write_model_files
 from leanbert.outdir import open_run_dir, write_marker
 from leanbert.pretrain_config import PretrainConfig, load_pretrain_config
 from leanbert.train.checkpoint import checkpoints_dir, latest_checkpoint
@@ -125,19 +127,24 @@ def make_eval_fn(valid_loader, num_batches: int, device: torch.device,
     return evaluate
 
 
-def save_final_models(objective, out_dir: Path, tokenizer_dir: Path, extra: dict[str, Any]) -> Path:
-    """RUN_DIR/model (one network) or RUN_DIR/model/<name> (several, e.g. ELECTRA), atomically."""
-    models = objective.models()
-    target = out_dir / "model"
-    if len(models) == 1:
-        (model,) = models.values()
-        return save_model(model, target, tokenizer_dir, extra=extra)
+def save_final_models(objective, out_dir: Path, tokenizer_dir: Path, extra: dict[str, Any], kept: str) -> Path:
+    """RUN_DIR/model (one network) or RUN_DIR/model/<role> (several, e.g. ELECTRA), atomically, with
+    RUN_DIR/model/roles.json naming the kept role and its folder (what fine-tuning starts from)."""
+    models = objective.saved_models()
+    if kept not in models:  # a bug in the objective's registry entry, not bad input
+        raise RuntimeError(f"{type(objective).__name__}.saved_models() has no role {kept!r} (its registry entry's "
+                           f"kept); it has {sorted(models)}")
 
     def fill(tmp: Path) -> None:
-        for name, model in models.items():
-            save_model(model, tmp / name, tokenizer_dir, extra={**extra, "role": name})
+        if len(models) == 1:
+            write_model_files(models[kept], tmp, tokenizer_dir, extra)
+        else:
+            for name, model in models.items():
+                save_model(model, tmp / name, tokenizer_dir, extra={**extra, "role": name})
+        roles = {"kept": kept, "path": "." if len(models) == 1 else kept, "roles": sorted(models)}
+        (tmp / ROLES_FILE).write_text(json.dumps(roles, indent=2) + "\n", encoding="utf-8")
 
-    return write_dir_atomically(target, fill)
+    return write_dir_atomically(out_dir / "model", fill)
 
 
 def check_resume_steps(run_dir: Path, max_steps: int) -> None:
@@ -188,7 +195,9 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
         micro = train_cfg.micro_batch_size(env.world_size)
 
         seed_everything(train_cfg.seed)  # same initial weights on every rank
-        objective = apply_addons(build_objective(config.objective, model_config), config.addons, model_config)
+        kept = objective_spec(config.objective.name).kept
+        objective = apply_addons(build_objective(config.objective, model_config), config.addons, model_config,
+                                 kept)
         train_loader = build_loader(config.data, tokenizer, micro, "train", train_cfg.seed, env.rank,
                                     env.world_size)
         eval_fn = None
@@ -220,7 +229,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
         if env.is_main:
             extra = {"pretraining": {"objective": dataclasses.asdict(config.objective), "step": result.step,
                                      "tokens": result.tokens, "stop_reason": result.stop_reason}}
-            model_dir = save_final_models(objective, out_dir, tokenizer.path, extra)
+            model_dir = save_final_models(objective, out_dir, tokenizer.path, extra, kept)
         return PretrainResult(run_dir=out_dir, model_dir=model_dir, loop=result)
     finally:
         if lock is not None:

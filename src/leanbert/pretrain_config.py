@@ -37,7 +37,7 @@ from leanbert.objectives import (
     objective_config_from_dict,
     objective_spec,
 )
-from leanbert.objectives.registry import DEFAULT_OBJECTIVE
+from leanbert.objectives.registry import DEFAULT_OBJECTIVE, check_addons
 from leanbert.presets import PRESETS, model_config
 from leanbert.train.config import TrainConfig
 
@@ -99,6 +99,7 @@ def pretrain_config_from_dict(raw: dict[str, Any]) -> PretrainConfig:
     objective = objective_config_from_dict(raw.get("objective") or {})
     addons = {group: from_dict(ADDONS[group].config_class, raw[group] or {}, prefix=f"{group}.")
               for group in raw if group in ADDONS}
+    check_addons(objective.name, addons)  # a combination the objective cannot serve: refused here, not mid-run
     data_raw = raw.get("data") or {}
     if not isinstance(data_raw, dict):
         raise ConfigError("data must be a mapping of data fields")

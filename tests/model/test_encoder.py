@@ -188,7 +188,7 @@ def test_embedding_hook_runs_before_the_embedding_layernorm(embedding_size):
         return 0.5 * x + 0.5 * note.to(x.dtype)
 
     with torch.no_grad():
-        out = model(ids, mask, types, embedding_hook=mix_note).last_hidden_state
+        out = model(ids, mask, types, embedding_hooks=[mix_note]).last_hidden_state
         plain = model(ids, mask, types).last_hidden_state
     ref = reference_forward(model, ids, mask, types, hook=mix_note)
     keep = mask.bool()

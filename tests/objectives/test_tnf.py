@@ -395,4 +395,5 @@ def test_tiny_electra_run_trains_with_notes(tmp_path, dataset):
     pretrain(load_pretrain_config(None, settings)[0], tmp_path / "run", progress=False)
     last = [r for r in _rows(tmp_path / "run") if "loss" in r][-1]
     assert last["tnf_notes_filled"] > 0 and "rtd_loss" in last and "mlm_rare_count" in last
-    assert sorted(p.name for p in (tmp_path / "run" / "model").iterdir()) == ["discriminator", "generator"]
+    assert sorted(p.name for p in (tmp_path / "run" / "model").iterdir()) == ["discriminator", "generator",
+                                                                               "roles.json"]

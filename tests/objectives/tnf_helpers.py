@@ -6,7 +6,7 @@ import torch
 
 from helpers import tiny_config
 from leanbert.batch import IGNORE_INDEX, Batch, RareWords
-from leanbert.objectives import build_objective, objective_config
+from leanbert.objectives import build_objective, objective_config, objective_spec
 from leanbert.objectives.tnf import TakingNotes, TnfConfig
 
 MASK_ID = 4
@@ -41,4 +41,4 @@ def tnf_objective(objective: str = "mlm", seed: int = 0, **tnf_keys) -> TakingNo
     torch.manual_seed(seed)
     inner = build_objective(objective_config(objective), model_config)
     config = TnfConfig(enabled=True, max_words=SETTINGS[2], window=tnf_keys.pop("window", 2), **tnf_keys)
-    return TakingNotes(inner, config, model_config)
+    return TakingNotes(inner, config, model_config, objective_spec(objective).kept)

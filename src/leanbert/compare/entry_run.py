@@ -25,6 +25,7 @@ from leanbert.atomic import write_json_atomically
 from leanbert.compare.plan import EntryPlan
 from leanbert.compare.spec import CompareSpec, TaskRef
 from leanbert.config import load_config_file
+from leanbert.objectives.registry import objective_spec
 from leanbert.run_lock import lock_run_dir
 from leanbert.train.metrics import read_metrics
 
@@ -99,7 +100,8 @@ def parameter_count(run_dir: Path) -> int:
 
 
 def pretraining_record(plan: EntryPlan, seed: int, run_dir: Path) -> dict[str, Any]:
-    """Steps, tokens, FLOPs, minutes and the validation curve of one finished pretraining run."""
+    """Steps, tokens, FLOPs, minutes and the validation curve (``val_<compare_metric>`` of the objective's
+    registry entry) of one finished pretraining run."""
     records = read_metrics(run_dir / "metrics.jsonl")
     train_lines = [r for r in records if "elapsed_s" in r]
     budget = plan.budget
@@ -115,8 +117,9 @@ def pretraining_record(plan: EntryPlan, seed: int, run_dir: Path) -> dict[str, A
         a, b = before[-1], after[0]
         return a["elapsed_s"] + (b["elapsed_s"] - a["elapsed_s"]) * (step - a["step"]) / (b["step"] - a["step"])
 
+    key = f"val_{objective_spec(plan.configs[seed].objective.name).compare_metric}"  # the objective's own
     curve = [{"step": r["step"], "flops": budget.flops_at(r["step"]), "elapsed_s": round(elapsed_at(r["step"]), 3),
-              "valid_loss": r["val_mlm_loss"]} for r in records if "val_mlm_loss" in r]
+              "valid_loss": r[key]} for r in records if key in r]
     last = train_lines[-1] if train_lines else {"step": 0, "tokens": 0, "elapsed_s": 0.0}
     return {"seed": seed, "steps": last["step"], "tokens": last["tokens"], "flops": budget.flops_at(last["step"]),
             "flops_real_tokens": budget.flops_per_token * last["tokens"],

@@ -1,8 +1,9 @@
 """From a spec to what each entry runs: its validated pretraining config per seed and its budget.
 
 Budget accounting. A step of entry e trains on ``batch_size x seq_len`` token positions and costs
-``step_flops_e = flops_per_token_e x batch_size x seq_len`` model FLOPs (``leanbert.flops``: every network the
-objective runs, e.g. ELECTRA's generator and discriminator). A FLOPs budget B gives each entry
+``step_flops_e = flops_per_token_e x batch_size x seq_len`` model FLOPs (``training_flops_per_token``: every
+network the objective runs, e.g. ELECTRA's generator and discriminator, plus each enabled add-on's declared
+FLOPs). A FLOPs budget B gives each entry
 ``max_steps_e = floor(B / step_flops_e)`` steps, so every entry stops within one of its own steps below B;
 ``spent = steps x step_flops`` is what the report calls FLOPs (the FLOPs over the real, unpadded tokens are
 recorded next to it). A ``steps`` budget sets ``train.max_steps``; a ``minutes`` budget sets
@@ -24,7 +25,7 @@ from typing import Any
 from leanbert.compare.spec import CompareSpec, Entry
 from leanbert.config import ConfigError
 from leanbert.errors import UserError
-from leanbert.objectives.registry import training_flops_per_token
+from leanbert.objectives.registry import objective_spec, training_flops_per_token
 from leanbert.pretrain_config import PretrainConfig, load_pretrain_config
 
 
@@ -81,8 +82,11 @@ def entry_config(spec: CompareSpec, entry: Entry, train: dict[str, Any]) -> tupl
 
 def budget_for(spec: CompareSpec, entry: Entry, config: PretrainConfig, vocab_size: int, pad_id: int) -> Budget:
     model_config = config.model_config(vocab_size=vocab_size, pad_token_id=pad_id)
+    if objective_spec(config.objective.name).compare_metric is None:
+        raise ConfigError(f"{spec.path}: entry {entry.name}: objective.name={config.objective.name!r} declares no "
+                          f"validation metric to compare (its registry entry's compare_metric is None)")
     try:
-        per_token = training_flops_per_token(model_config, config.objective, config.data)
+        per_token = training_flops_per_token(model_config, config.objective, config.data, config.addons)
     except ConfigError as err:
         raise ConfigError(f"{spec.path}: entry {entry.name}: {err}") from None
     tokens = config.train.batch_size * config.data.seq_len

@@ -135,10 +135,11 @@ def report_markdown(results: dict[str, Any], spec_path: str) -> str:
     if results["entries"]:
         lines += [markdown_table(table_rows(results)), ""]
     lines += ["FLOPs are model FLOPs (`leanbert.flops`) of every network the objective trains (ELECTRA: generator "
-              "+ discriminator; MC-BERT: the meta-controller too) over every token position of every step "
+              "+ discriminator; MC-BERT: the meta-controller too), plus what enabled add-ons declare (TNF: 0), over every token position of every step "
               "(batch x sequence length); results.json also holds the FLOPs over the real, unpadded tokens. "
               "Parameters are those of the network that is kept and fine-tuned (ELECTRA, MC-BERT: the "
-              "discriminator). The validation loss is the MLM loss of the network that has an MLM head: the "
+              "discriminator). The validation loss is the metric the objective's registry entry names (compare_metric; "
+              "the built-in objectives: the MLM loss of the network that has an MLM head): the "
               "model itself for MLM objectives, ELECTRA's generator and MC-BERT's controller otherwise (smaller "
               "networks: compare those entries on their downstream scores).", "",
               f"Verdicts (`leanbert/verdict.py`): {RULE}. `{VALID_LOSS}` compares the final validation losses "

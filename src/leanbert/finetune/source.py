@@ -2,8 +2,9 @@
 
 MODEL may be
 * a leanbert model directory (``config.json`` with ``"format": "leanbert-model"``);
-* a pretraining run directory or its ``model/`` folder: ELECTRA runs hold ``model/discriminator`` (the network
-  to fine-tune, as in the paper) and ``model/generator``; the discriminator is taken;
+* a pretraining run directory or its ``model/`` folder: ``model/roles.json`` names the kept network (the
+  objective's ``ObjectiveSpec.kept``; ELECTRA: ``model/discriminator``, as in the paper, not the generator);
+  runs written before roles.json are searched in ``_SUBDIRS``;
 * a local Hugging Face BERT / ALBERT / ELECTRA directory (``config.json`` with ``model_type``), imported on the
   fly into a temporary directory (nothing is downloaded).
 
@@ -21,10 +22,23 @@ import torch
 from leanbert.config import ModelConfig
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel
-from leanbert.model_dir import CONFIG_NAME, FORMAT, load_model
+from leanbert.model_dir import CONFIG_NAME, FORMAT, ROLES_FILE, load_model
 from leanbert.safe_io import read_json_object
 
-_SUBDIRS = ("model/discriminator", "model", "discriminator")
+_SUBDIRS = ("model/discriminator", "model", "discriminator")  # runs without roles.json
+
+
+def _kept_subdirs(model: Path) -> tuple[str, ...]:
+    """The kept network's folder as roles.json names it (``model/roles.json`` of a run, or ``roles.json`` of
+    its model folder), else the old search list."""
+    for prefix in ("model", "."):
+        path = model / prefix / ROLES_FILE
+        if path.is_file():
+            folder = read_json_object(path, "a run's list of saved roles").get("path")
+            if not isinstance(folder, str) or Path(folder).is_absolute() or ".." in Path(folder).parts:
+                raise UserError(f"{path}: \"path\" must be a folder inside {path.parent}, got {folder!r}")
+            return ((Path(prefix) / folder).as_posix(),)
+    return _SUBDIRS
 
 
 def _config_kind(directory: Path) -> str | None:
@@ -52,7 +66,7 @@ def resolve_model_dir(model: str | Path, tmp_dir: Path, log=print) -> Path:
     kind = _config_kind(model)
     chosen = model
     if kind is None:
-        for sub in _SUBDIRS:
+        for sub in _kept_subdirs(model):
             kind = _config_kind(model / sub)
             if kind is not None:
                 chosen = model / sub

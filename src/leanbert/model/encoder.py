@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -43,7 +43,7 @@ class EncoderOutput:
 
 
 class Embeddings(nn.Module):
-    """Word + position-scheme input term + token-type embeddings in E dims, an optional hook, LayerNorm,
+    """Word + position-scheme input term + token-type embeddings in E dims, the embedding hooks in order, LayerNorm,
     dropout, then E -> H when factorized."""
 
     def __init__(self, config: ModelConfig):
@@ -57,7 +57,7 @@ class Embeddings(nn.Module):
         self.project = nn.Linear(E, config.hidden_size) if E != config.hidden_size else None
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                embedding_hook: EmbeddingHook | None = None) -> torch.Tensor:
+                embedding_hooks: Sequence[EmbeddingHook] = ()) -> torch.Tensor:
         T = input_ids.shape[1]
         x = self.word_embeddings(input_ids)  # (B, T, E)
         position_term = self.position_embeddings.input_term(T)  # (T, E) or None
@@ -68,8 +68,8 @@ class Embeddings(nn.Module):
                 x = x + self.token_type_embeddings.weight[0]
             else:
                 x = x + self.token_type_embeddings(token_type_ids)
-        if embedding_hook is not None:
-            x = embedding_hook(x)  # (B, T, E)
+        for hook in embedding_hooks:  # in order: each sees the previous one's output
+            x = hook(x)  # (B, T, E)
         x = self.dropout(self.norm(x))
         return self.project(x) if self.project is not None else x  # (B, T, H)
 
@@ -132,16 +132,16 @@ class Encoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, *, inputs_embeds: torch.Tensor | None = None,
-                embedding_hook: EmbeddingHook | None = None, output_hidden_states: bool = False,
+                embedding_hooks: Sequence[EmbeddingHook] = (), output_hidden_states: bool = False,
                 output_attention_scores: bool = False, attention_scale: float | None = None) -> EncoderOutput:
         """input_ids: (B, T). attention_mask: (B, T) 1 = token, 0 = padding (None: no padding).
         inputs_embeds: optional (B, T, H) replacement for the whole embedding output (after LayerNorm and
-        projection). embedding_hook: optional function applied to the summed (B, T, E) input embeddings
-        before the embedding LayerNorm (e.g. TNF's notes); it must return the same shape.
+        projection). embedding_hooks: functions applied in order to the summed (B, T, E) input embeddings
+        before the embedding LayerNorm (e.g. TNF's notes); each must return the same shape.
         attention_scale: the logits' scale (default 1 / sqrt(head_dim)).
         """
         if inputs_embeds is None:
-            x = self.embeddings(input_ids, token_type_ids, embedding_hook)  # (B, T, H)
+            x = self.embeddings(input_ids, token_type_ids, embedding_hooks)  # (B, T, H)
         else:
             x = inputs_embeds  # (B, T, H)
         plan = self.unpadding.plan(attention_mask)

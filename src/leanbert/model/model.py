@@ -10,6 +10,8 @@ output it fills); an output name ModelOutput has no field for lands in ``ModelOu
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -69,6 +71,17 @@ class LeanBertModel(nn.Module):
             raise ConfigError(f"model.heads={config.heads}: two heads would fill the same output ({outputs})")
         self.heads = nn.ModuleDict({name: spec.head_class(config) for name, spec in self.head_specs.items()})
         self.heads.apply(self.encoder._init_weights)
+        self.attached_embedding_hooks: list[EmbeddingHook] = []  # run before the ones a call passes
+
+    @contextmanager
+    def attached_embedding_hook(self, hook: EmbeddingHook) -> Iterator[None]:
+        """Run ``hook`` on the summed input embeddings of every forward inside the block, after the hooks
+        attached before it (hooks compose: add-ons attach theirs in config order and none replaces another)."""
+        self.attached_embedding_hooks.append(hook)
+        try:
+            yield
+        finally:
+            self.attached_embedding_hooks.remove(hook)
 
     @property
     def word_embeddings(self) -> torch.Tensor:
@@ -77,13 +90,15 @@ class LeanBertModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, mlm_positions: torch.Tensor | None = None,
                 output_hidden_states: bool = False, output_attention_scores: bool = False,
-                embedding_hook: EmbeddingHook | None = None, head_inputs: dict[str, torch.Tensor] | None = None,
+                embedding_hooks: Sequence[EmbeddingHook] = (), head_inputs: dict[str, torch.Tensor] | None = None,
                 **encoder_kwargs) -> ModelOutput:
         """input_ids, attention_mask, token_type_ids: (B, T). mlm_positions: optional (B, T) bool; when given,
-        ``mlm_logits`` is (N, V) for just those positions (sparse prediction). embedding_hook: applied to the
-        summed (B, T, E) input embeddings before the embedding LayerNorm (see ``Encoder.forward``).
+        ``mlm_logits`` is (N, V) for just those positions (sparse prediction). embedding_hooks: applied in order
+        to the summed (B, T, E) input embeddings before the embedding LayerNorm, after the attached ones (see
+        ``Encoder.forward``).
         head_inputs: extra named tensors that registered heads consume (e.g. candidate ids)."""
-        enc = self.encoder(input_ids, attention_mask, token_type_ids, embedding_hook=embedding_hook,
+        hooks = (*self.attached_embedding_hooks, *embedding_hooks)
+        enc = self.encoder(input_ids, attention_mask, token_type_ids, embedding_hooks=hooks,
                            output_hidden_states=output_hidden_states,
                            output_attention_scores=output_attention_scores, **encoder_kwargs)
         out = ModelOutput(last_hidden_state=enc.last_hidden_state, pooler_output=enc.pooler_output,

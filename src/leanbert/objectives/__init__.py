@@ -8,7 +8,7 @@ Importing this package registers the built-in objectives below: a new one is one
 from __future__ import annotations
 
 from leanbert.objectives import electra, mcbert, mlm, pairs, tnf  # noqa: F401  (each registers itself)
-from leanbert.objectives.base import Objective, Output
+from leanbert.objectives.base import Objective, ObjectiveWrapper, Output
 from leanbert.objectives.config import ObjectiveConfig
 from leanbert.objectives.electra import Electra, ElectraConfig
 from leanbert.objectives.metrics import aggregate_metrics
@@ -23,14 +23,17 @@ from leanbert.objectives.registry import (
     ObjectiveSpec,
     apply_addons,
     build_objective,
+    check_addons,
     objective_config,
     objective_config_from_dict,
     objective_spec,
     register_addon,
     register_objective,
+    training_flops_per_token,
 )
 
 __all__ = ["ADDONS", "OBJECTIVES", "AddonConfig", "AddonSpec", "DataNeeds", "Electra", "ElectraConfig",
-           "MaskedLM", "MaskedLMConfig", "MaskedLMWithPairs", "Objective", "ObjectiveConfig", "ObjectiveSpec", "Output",
-           "PairsConfig", "aggregate_metrics", "apply_addons", "build_objective", "objective_config",
-           "objective_config_from_dict", "objective_spec", "register_addon", "register_objective"]
+           "MaskedLM", "MaskedLMConfig", "MaskedLMWithPairs", "Objective", "ObjectiveConfig", "ObjectiveSpec",
+           "ObjectiveWrapper", "Output", "PairsConfig", "aggregate_metrics", "apply_addons", "build_objective",
+           "check_addons", "objective_config", "objective_config_from_dict", "objective_spec",
+           "register_addon", "register_objective", "training_flops_per_token"]

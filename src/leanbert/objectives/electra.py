@@ -209,7 +209,7 @@ class Electra(Objective):
     def forward(self, batch: Batch) -> Output:
         return self.step(batch).output
 
-    def models(self) -> dict[str, nn.Module]:
+    def networks(self) -> dict[str, nn.Module]:
         return {"discriminator": self.discriminator, "generator": self.generator}
 
 
@@ -253,4 +253,4 @@ def electra_flops_per_token(model_config: ModelConfig, objective_config: Electra
 
 register_objective(ObjectiveSpec(name="electra", objective_class=Electra, config_class=ElectraConfig,
                                  data=ELECTRA_DATA, flops_per_token=electra_flops_per_token,
-                                 derived_metrics=all_original_accuracy))
+                                 derived_metrics=all_original_accuracy, kept="discriminator"))

@@ -16,9 +16,10 @@ token types and the embedding LayerNorm are the controller's own (in its width).
 controller MLM loss's pass over the logits (``vocab_softmax`` with K uniforms per row), and in one more
 no-grad pass for the unmasked positions (the reference samples everywhere).
 
-``models()`` gives plain networks: the main model as an encoder without heads (saved as
-``model/discriminator`` so fine-tuning picks it like ELECTRA's; exports as ElectraModel/BertModel) and the
-controller as an ordinary MLM whose input table is the projected one (exports as ElectraForMaskedLM).
+``networks()`` are the live main model (role ``discriminator``, the kept one) and controller; ``saved_models()``
+gives plain copies: the main model as an encoder without heads (saved as ``model/discriminator``, the role the
+registry entry keeps; exports as ElectraModel/BertModel) and the controller as an ordinary MLM whose input table
+is the projected one (exports as ElectraForMaskedLM).
 """
 
 from __future__ import annotations
@@ -256,7 +257,11 @@ class MCBert(Objective):
     def forward(self, batch: Batch) -> Output:
         return self.step(batch).output
 
-    def models(self) -> dict[str, nn.Module]:
+    def networks(self) -> dict[str, nn.Module]:
+        """The live networks: the main model (kept, saved as ``discriminator``) and the meta-controller."""
+        return {"discriminator": self.main, "controller": self.controller}
+
+    def saved_models(self) -> dict[str, nn.Module]:
         """Plain copies for saving/export: the main model without its pretraining head, and the controller as
         an ordinary MLM whose (V, H_c) input table is the projected main table."""
         main = LeanBertModel(dataclasses.replace(self.main.config, heads=[]))
@@ -314,4 +319,4 @@ def mcbert_flops_per_token(model_config: ModelConfig, objective_config: MCBertCo
 
 register_objective(ObjectiveSpec(name="mcbert", objective_class=MCBert, config_class=MCBertConfig,
                                  data=MCBERT_DATA, flops_per_token=mcbert_flops_per_token,
-                                 derived_metrics=all_neither_accuracy))
+                                 derived_metrics=all_neither_accuracy, kept="discriminator"))

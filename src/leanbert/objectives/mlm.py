@@ -95,7 +95,7 @@ class MaskedLM(Objective):
         loss, metrics, _ = mlm_loss(out.mlm_logits, targets)
         return Output(loss=self.objective_config.mlm_weight * loss, metrics=metrics)
 
-    def models(self) -> dict[str, nn.Module]:
+    def networks(self) -> dict[str, nn.Module]:
         return {"model": self.model}
 
 

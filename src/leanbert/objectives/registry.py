@@ -1,13 +1,17 @@
 """The objective registry: one entry per objective says everything the rest of the system needs to know.
 
 An entry (``ObjectiveSpec``) carries the objective's class, its ``objective.*`` config dataclass, the data
-pipeline settings it implies (``DataNeeds``), derived evaluation metrics and its training FLOPs per token. How
+pipeline settings it implies (``DataNeeds``), derived evaluation metrics, its training FLOPs per token
+(required), the role of the network that is kept (fine-tuned, exported, counted by compare), the validation
+metric compare reads, and the capabilities it provides to add-ons. How
 its metrics aggregate is declared by the class itself (``metric_weights``, read by the training loop) and
 exposed here. Adding an objective = one file with the class, its config and one ``register_objective(...)``
 call, imported once (objectives/__init__.py imports the built-in ones).
 
-Add-ons (``AddonSpec``) wrap whatever objective was built (TNF wraps MLM or ELECTRA); each has its own
-top-level config group (``tnf.enabled``, ...) that the pretraining config accepts next to the four core groups.
+Add-ons (``AddonSpec``) wrap whatever objective was built (TNF wraps any of them); each has its own top-level
+config group (``tnf.enabled``, ...) that the pretraining config accepts next to the four core groups, declares
+its FLOPs per token (added to the objective's) and the capabilities it requires: a combination the objective
+cannot serve is refused at config time (``check_addons``), never at its first step.
 """
 
 from __future__ import annotations
@@ -66,11 +70,25 @@ NEEDS_MLM_TARGETS: Mapping[str, frozenset] = {"masking": frozenset({"none"})}
 FlopsFn = Callable[[ModelConfig, Any, Any], float]
 # aggregated evaluation metrics -> extra metrics computed from them
 DerivedFn = Callable[[Mapping[str, float]], dict[str, float]]
+# (model config, add-on config, data config, objective config) -> the FLOPs per real token the add-on adds
+AddonFlopsFn = Callable[[ModelConfig, Any, Any, Any], float]
+
+# What every objective provides to add-ons: ``networks()[kept]`` is a live LeanBertModel whose forward runs in
+# every step, so an add-on can attach embedding hooks to it and read its last hidden state.
+KEPT_HIDDEN = "kept_hidden"
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """One objective. ``objective_class(model_config, config)`` builds it with fresh networks."""
+    """One objective. ``objective_class(model_config, config)`` builds it with fresh networks.
+
+    flops_per_token: required (``register_objective`` refuses an entry without it).
+    kept:            the role in ``networks()`` / ``saved_models()`` that is fine-tuned, exported and counted
+                     by compare; RUN/model/roles.json names it.
+    compare_metric:  the validation metric compare plots and judges (``val_<compare_metric>``, lower is
+                     better); None: compare refuses the objective.
+    provides:        capabilities add-ons may require (``AddonSpec.requires``).
+    """
 
     name: str
     objective_class: Callable[[ModelConfig, Any], Objective]
@@ -78,6 +96,9 @@ class ObjectiveSpec:
     data: DataNeeds = field(default_factory=DataNeeds)
     flops_per_token: FlopsFn | None = None
     derived_metrics: DerivedFn | None = None
+    kept: str = "model"
+    compare_metric: str | None = "mlm_loss"
+    provides: frozenset[str] = frozenset({KEPT_HIDDEN})
 
     @property
     def metric_weights(self) -> dict[str, str]:
@@ -90,6 +111,9 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {}
 
 def register_objective(spec: ObjectiveSpec) -> ObjectiveSpec:
     """Add ``spec`` under ``spec.name`` (re-registering the same entry is a no-op)."""
+    if spec.flops_per_token is None:
+        raise ValueError(f"objective {spec.name!r}: its entry must declare flops_per_token (compare budgets and "
+                         f"MFU count it)")
     known = OBJECTIVES.get(spec.name)
     if known is not None and known != spec:
         raise ValueError(f"objective {spec.name!r} is already registered by {known.objective_class!r}")
@@ -126,16 +150,6 @@ def build_objective(config: ObjectiveConfig, model_config: ModelConfig) -> Objec
     return spec.objective_class(model_config, config)
 
 
-def training_flops_per_token(model_config: ModelConfig, objective_config: Any, data_config: Any) -> float:
-    """Training FLOPs per real token for ``model_config`` trained with ``objective_config`` on sequences of
-    ``data_config.seq_len`` (masked fraction from ``data_config``), from the objective's registry entry."""
-    spec = objective_spec(objective_config.name)
-    if spec.flops_per_token is None:
-        raise ConfigError(f"objective.name={spec.name!r} does not declare its FLOPs per token (its registry "
-                          f"entry has no flops_per_token)")
-    return spec.flops_per_token(model_config, objective_config, data_config)
-
-
 # -- add-ons: wrappers around the built objective, each with its own top-level config group ---------------
 
 
@@ -148,18 +162,29 @@ class AddonConfig:
 
 @dataclass(frozen=True)
 class AddonSpec:
-    """group: the config group (e.g. ``tnf``); wrap(objective, config, model_config) -> the wrapped objective."""
+    """group:           the config group (e.g. ``tnf``).
+    wrap:            wrap(objective, config, model_config, kept) -> the wrapped objective; ``kept`` is the role
+                     of ``objective.networks()`` the add-on works on (the objective's ``ObjectiveSpec.kept``).
+                     Embedding hooks go on that live network with ``LeanBertModel.attached_embedding_hook``
+                     (hooks compose; an add-on never replaces another's).
+    flops_per_token: required: the training FLOPs per real token the add-on adds (0 with a reason is fine).
+    requires:        capabilities the objective must provide (``ObjectiveSpec.provides``); a combination that
+                     lacks one is refused at config time, naming both."""
 
     group: str
     config_class: type[AddonConfig]
-    wrap: Callable[[Objective, Any, ModelConfig], Objective]
+    wrap: Callable[[Objective, Any, ModelConfig, str], Objective]
+    flops_per_token: AddonFlopsFn
     data: DataNeeds = field(default_factory=DataNeeds)
+    requires: frozenset[str] = frozenset()
 
 
 ADDONS: dict[str, AddonSpec] = {}
 
 
 def register_addon(spec: AddonSpec) -> AddonSpec:
+    if not callable(spec.flops_per_token):
+        raise ValueError(f"add-on {spec.group!r}: its entry must declare flops_per_token")
     known = ADDONS.get(spec.group)
     if known is not None and known != spec:
         raise ValueError(f"add-on group {spec.group!r} is already registered")
@@ -167,10 +192,34 @@ def register_addon(spec: AddonSpec) -> AddonSpec:
     return spec
 
 
-def apply_addons(objective: Objective, addons: Mapping[str, AddonConfig], model_config: ModelConfig,
-                 ) -> Objective:
-    """Wrap ``objective`` with every enabled add-on, in the order the config lists them."""
+def check_addons(objective_name: str, addons: Mapping[str, AddonConfig]) -> None:
+    """Refuse, at config time, an enabled add-on that needs a capability the objective does not provide."""
+    spec = objective_spec(objective_name)
     for group, config in addons.items():
-        if config.enabled:
-            objective = ADDONS[group].wrap(objective, config, model_config)
+        missing = sorted(ADDONS[group].requires - spec.provides) if config.enabled else []
+        if missing:
+            raise ConfigError(f"{group}.enabled=true does not work with objective.name={objective_name!r}: "
+                              f"{group} needs {', '.join(missing)}, which {objective_name} does not provide")
+
+
+def apply_addons(objective: Objective, addons: Mapping[str, AddonConfig], model_config: ModelConfig,
+                 kept: str = "model") -> Objective:
+    """Wrap ``objective`` with every enabled add-on. The first one the config lists is the outermost wrapper:
+    its forward runs first, so its embedding hook is attached first and runs first (config order)."""
+    enabled = [(group, config) for group, config in addons.items() if config.enabled]
+    for group, config in reversed(enabled):
+        objective = ADDONS[group].wrap(objective, config, model_config, kept)
     return objective
+
+
+def training_flops_per_token(model_config: ModelConfig, objective_config: Any, data_config: Any,
+                             addons: Mapping[str, AddonConfig] | None = None) -> float:
+    """Training FLOPs per real token for ``model_config`` trained with ``objective_config`` (plus the enabled
+    ``addons``) on sequences of ``data_config.seq_len`` (masked fraction from ``data_config``), from the
+    registry entries."""
+    spec = objective_spec(objective_config.name)
+    total = spec.flops_per_token(model_config, objective_config, data_config)
+    for group, config in (addons or {}).items():
+        if config.enabled:
+            total += ADDONS[group].flops_per_token(model_config, config, data_config, objective_config)
+    return total

@@ -1,6 +1,7 @@
 """TNF, Taking Notes on the Fly (Wu et al., ICLR 2021): a note dictionary for rare words, as an add-on.
 
-``tnf.enabled=true`` wraps ``mlm``, ``mlm+nsp``, ``mlm+sop`` or ``electra``. There is no public code; what the
+``tnf.enabled=true`` wraps any objective that provides its kept network live (``KEPT_HIDDEN``: mlm, mlm+nsp,
+mlm+sop, electra, mcbert). There is no public code; what the
 paper states and what we chose:
 
 * Rare words (paper: ~100-500 corpus occurrences): the dataset's rare-word table (``leanbert rare-words``,
@@ -22,21 +23,27 @@ paper states and what we chose:
 * Embedding size E != hidden size H (ALBERT, electra-small): notes live in H, the embedding sum in E. We
   project with a learned H -> E linear map (no bias, BERT's initialisation, trained with the rest, dropped
   with the notes); the paper's models have E = H.
-* ELECTRA: notes are taken from and fed to the discriminator; the generator gets the plain input (no notes).
+* ELECTRA and MC-BERT: notes are taken from and fed to the kept network (``ObjectiveSpec.kept``: the
+  discriminator / main model); the generator / meta-controller gets the plain input (no notes).
+* FLOPs: TNF adds no model FLOPs (``tnf_flops_per_token`` = 0): its one weight matmul, the H -> E note
+  projection, runs on the few rare-word occurrences of a batch (not per token), and the note averaging and
+  mixing are gathers and weighted sums over those occurrences, which model FLOPs do not count (as embedding
+  lookups and element-wise work are not). compare's equal-FLOPs budgets therefore give a TNF entry the same
+  steps as its objective alone.
 * Pretraining only: notes and the projection are buffers/parameters of this wrapper, so checkpoints hold them
-  (exact resume) but model directories (``models()``), fine-tuning and export never see them. Validation uses
+  (exact resume) but model directories (``saved_models()``), fine-tuning and export never see them. Validation uses
   the plain model unless ``tnf.notes_in_eval=true``.
 * DDP: ``after_step`` gathers every rank's (word id, note) rows in rank order, so all ranks apply the same
   update to the same dictionary.
 
 Metrics: ``tnf_rare_sequence_fraction`` (sequences holding a rare word; paper ~20%) over ``tnf_sequences``,
 ``tnf_notes_filled`` (words with a note) per batch, and the MLM loss/accuracy split into rare-word pieces
-(``mlm_rare_*``) and the rest (``mlm_other_*``); for ELECTRA these are the generator's.
+(``mlm_rare_*``) and the rest (``mlm_other_*``); for ELECTRA these are the generator's, for MC-BERT the meta-controller's (the networks with an MLM head).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -46,8 +53,8 @@ from torch import nn
 from leanbert.batch import IGNORE_INDEX, Batch, RareWords
 from leanbert.config import ConfigError, ModelConfig
 from leanbert.model.model import LeanBertModel
-from leanbert.objectives.base import Objective, Output
-from leanbert.objectives.registry import AddonConfig, AddonSpec, DataNeeds, register_addon
+from leanbert.objectives.base import Objective, ObjectiveWrapper, Output
+from leanbert.objectives.registry import KEPT_HIDDEN, AddonConfig, AddonSpec, DataNeeds, register_addon
 from leanbert.train.distributed import DistEnv, gather_rows
 
 MIX_POSITIONS = ("word", "window")
@@ -150,18 +157,17 @@ def ema_update(notes: torch.Tensor, has_note: torch.Tensor, word_ids: torch.Tens
     has_note[words] = True
 
 
-class TakingNotes(Objective):
+class TakingNotes(ObjectiveWrapper):
     """The TNF wrapper around an MLM-family objective (see the module docstring)."""
 
-    def __init__(self, inner: Objective, config: TnfConfig, model_config: ModelConfig):
-        super().__init__()
-        networks = inner.models()
-        name = "discriminator" if "discriminator" in networks else "model"
-        if name not in networks or not isinstance(networks[name], LeanBertModel):
-            raise ConfigError(f"tnf.enabled=true works on mlm, mlm+nsp, mlm+sop and electra; "
-                              f"{type(inner).__name__} has networks {sorted(networks)}")
-        self.inner, self.config = inner, config
-        self.noted = networks[name]  # takes and gets the notes
+    def __init__(self, inner: Objective, config: TnfConfig, model_config: ModelConfig, kept: str = "model"):
+        super().__init__(inner)
+        networks = inner.networks()  # live: the modules inner's forward runs
+        if not isinstance(networks.get(kept), LeanBertModel):  # a bug in the objective's entry, not bad input
+            raise RuntimeError(f"{type(inner).__name__}.networks() has no LeanBertModel under its kept role "
+                               f"{kept!r} (it has {sorted(networks)})")
+        self.config = config
+        self.noted = networks[kept]  # takes and gets the notes
         self.mlm_networks = [m for m in networks.values()
                              if isinstance(m, LeanBertModel) and "mlm" in m.heads]  # rare/other MLM metrics
         H, E = model_config.hidden_size, model_config.embedding_size
@@ -170,18 +176,12 @@ class TakingNotes(Objective):
             nn.init.normal_(self.project.weight, std=model_config.initializer_range)
         self.register_buffer("notes", torch.zeros(config.max_words, H))  # (R, H)
         self.register_buffer("has_note", torch.zeros(config.max_words, dtype=torch.bool))  # (R,)
-        self.metric_weights = {**getattr(inner, "metric_weights", {}),
+        self.metric_weights = {**self.metric_weights,
                                "tnf_rare_sequence_fraction": "tnf_sequences",
                                "tnf_notes_filled": "tnf_batches",
                                "mlm_rare_loss": "mlm_rare_count", "mlm_rare_accuracy": "mlm_rare_count",
                                "mlm_other_loss": "mlm_other_count", "mlm_other_accuracy": "mlm_other_count"}
         self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # this step's (word ids, notes)
-
-    def models(self) -> dict[str, nn.Module]:
-        return self.inner.models()
-
-    def frozen_modules(self):
-        return self.inner.frozen_modules()
 
     # --- forward --------------------------------------------------------------------------------------------
     def _rare_words(self, batch: Batch) -> RareWords:
@@ -216,14 +216,11 @@ class TakingNotes(Objective):
         def take_hidden(module, args, kwargs, output) -> None:
             captured["hidden"] = output.last_hidden_state  # (B, T, H)
 
-        def add_hook(module, args, kwargs):
-            return args, {**kwargs, "embedding_hook": embedding_hook}
-
         def take_mlm(module, args, kwargs, output) -> None:
             captured["mlm"] = (output.mlm_logits, kwargs.get("mlm_positions"))
 
-        with _hooks(self.noted, take_hidden, add_hook if use_notes else None), \
-                _hooks_on(self.mlm_networks, take_mlm):
+        with _hooks_on([self.noted], take_hidden), _hooks_on(self.mlm_networks, take_mlm), \
+                (self.noted.attached_embedding_hook(embedding_hook) if use_notes else nullcontext()):
             out = self.inner(batch)
         if self.training:
             with torch.no_grad():
@@ -272,7 +269,7 @@ class TakingNotes(Objective):
     def after_step(self, step: int, env: DistEnv) -> None:
         """Average this step's notes per word over every micro-batch and rank, then one EMA update per
         word."""
-        self.inner.after_step(step, env)
+        super().after_step(step, env)
         H = self.notes.shape[1]
         device = self.notes.device
         if self._pending:
@@ -289,20 +286,8 @@ class TakingNotes(Objective):
 
 
 @contextmanager
-def _hooks(module: nn.Module, after, before=None):
-    """Forward hooks on ``module`` for the duration of one wrapped forward (nothing left behind)."""
-    handles = [module.register_forward_hook(after, with_kwargs=True)]
-    if before is not None:
-        handles.append(module.register_forward_pre_hook(before, with_kwargs=True))
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@contextmanager
 def _hooks_on(modules: list[nn.Module], after):
+    """Output hooks on ``modules`` for the duration of one wrapped forward (nothing left behind)."""
     handles = [m.register_forward_hook(after, with_kwargs=True) for m in modules]
     try:
         yield
@@ -311,9 +296,15 @@ def _hooks_on(modules: list[nn.Module], after):
             handle.remove()
 
 
-def wrap_with_notes(objective: Objective, config: TnfConfig, model_config: ModelConfig) -> Objective:
-    return TakingNotes(objective, config, model_config)
+def wrap_with_notes(objective: Objective, config: TnfConfig, model_config: ModelConfig, kept: str) -> Objective:
+    return TakingNotes(objective, config, model_config, kept)
+
+
+def tnf_flops_per_token(model_config: ModelConfig, config: TnfConfig, data, objective_config) -> float:
+    """0: no per-token weight matmul (see the module docstring, FLOPs)."""
+    return 0.0
 
 
 register_addon(AddonSpec(group="tnf", config_class=TnfConfig, wrap=wrap_with_notes,
+                         flops_per_token=tnf_flops_per_token, requires=frozenset({KEPT_HIDDEN}),
                          data=DataNeeds(implied={"rare_words": True}, required=frozenset({"rare_words"}))))
