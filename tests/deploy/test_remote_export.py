@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from helpers import randomize_, tiny_config
-from leanbert.export.remote import MODELING_FILE, SOURCE, remote_code_reason
+from leanbert.export.remote import MODELING_FILE, remote_code_reason
+from leanbert.export.remote_bundle import WRAPPER, flat_name, module_file, rewrite_imports, shipped_modules
 from leanbert.interop.hf import export_to_hf
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import save_model
@@ -44,6 +45,18 @@ def _inputs():
     return ids, mask, types
 
 
+def _assert_ships_leanberts_own_modules(directory):
+    """Every shipped .py file is a leanbert module with only its leanbert imports rewritten (no second copy)."""
+    modules = shipped_modules()
+    expected = {flat_name(m): m for m in modules} | {MODELING_FILE: WRAPPER}
+    assert {p.name for p in directory.glob("*.py")} == set(expected)
+    assert {"leanbert.config", "leanbert.model.encoder", "leanbert.model.tupe"} <= set(modules)
+    for name, module in expected.items():
+        source = module_file(module).read_text(encoding="utf-8")
+        assert (directory / name).read_text(encoding="utf-8") == rewrite_imports(source, set(modules)), name
+        assert "from leanbert" not in (directory / name).read_text(encoding="utf-8"), name
+
+
 @pytest.mark.parametrize("head", ["classifier", "mlm", None])
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_remote_code_model_equals_leanbert(name, head, tmp_path):
@@ -55,7 +68,7 @@ def test_remote_code_model_equals_leanbert(name, head, tmp_path):
     randomize_(ours, std=0.1)
     save_model(ours, tmp_path / "ours")
     export_to_hf(tmp_path / "ours", tmp_path / "hf")
-    assert (tmp_path / "hf" / MODELING_FILE).read_bytes() == SOURCE.read_bytes()
+    _assert_ships_leanberts_own_modules(tmp_path / "hf")
     loader = getattr(transformers, AUTO[head])
     theirs, info = loader.from_pretrained(tmp_path / "hf", trust_remote_code=True, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info

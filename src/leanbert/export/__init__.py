@@ -1,2 +1,3 @@
 """Deployment formats beyond the Hugging Face export in ``leanbert.interop.hf``: ONNX (``onnx.py``) and
-the self-contained modeling file for remote-code exports (``remote_modeling.py``)."""
+remote-code exports that ship leanbert's own model modules (``remote.py``, ``remote_bundle.py``,
+``remote_wrapper.py``)."""

@@ -1,35 +1,30 @@
 """Hugging Face export with remote code, for encoders transformers' own BERT/ALBERT/ELECTRA classes cannot
-represent. The directory gets ``modeling_leanbert.py`` (``remote_modeling.py`` copied verbatim: torch and
-transformers only) and an ``auto_map`` in config.json, so ``AutoModel`` /
+represent. The directory gets leanbert's own model modules and a small transformers wrapper
+(``modeling_leanbert.py``; see ``remote_bundle.py``) and an ``auto_map`` in config.json, so ``AutoModel`` /
 ``AutoModelForSequenceClassification`` / ``AutoModelForMaskedLM`` ``.from_pretrained(DIR,
-trust_remote_code=True)`` load it. The weights keep
-leanbert's own names (under ``leanbert.``), so no name map is needed.
+trust_remote_code=True)`` load it with no leanbert installed. The weights keep leanbert's own names (under
+``leanbert.``), so no name map is needed.
 
-Heads: a classifier exports as ``LeanBertForSequenceClassification``, an MLM head as ``LeanBertForMaskedLM``,
-an encoder without those as ``LeanBertModel``. Pretraining-only heads (NSP/SOP, replaced-token detection) have
-no remote class and are left out, with a note.
+Heads: the wrapper's task classes (``remote_wrapper.TASK_CLASSES``: a classifier exports as
+``LeanBertForSequenceClassification``, an MLM head as ``LeanBertForMaskedLM``), an encoder without those as
+``LeanBertModel``. Pretraining-only heads (NSP/SOP, replaced-token detection) have no remote class and are left
+out, with a note.
 """
 
 from __future__ import annotations
 
-import shutil
+import dataclasses
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from leanbert.config import ModelConfig
+from leanbert.config import ModelConfig, to_dict
+from leanbert.export import remote_wrapper
+from leanbert.export.remote_bundle import MODELING_FILE, write_bundle
 from leanbert.model.model import LeanBertModel
+from leanbert.model_dir import copy_tokenizer_files
 
-MODELING_FILE = "modeling_leanbert.py"
-SOURCE = Path(__file__).with_name("remote_modeling.py")
-AUTO_MAP = {
-    "AutoConfig": "modeling_leanbert.LeanBertConfig",
-    "AutoModel": "modeling_leanbert.LeanBertModel",
-    "AutoModelForSequenceClassification": "modeling_leanbert.LeanBertForSequenceClassification",
-    "AutoModelForMaskedLM": "modeling_leanbert.LeanBertForMaskedLM",
-}
-REMOTE_HEADS = ("classifier", "mlm")
+__all__ = ["MODELING_FILE", "build_remote_model", "fill_remote_dir", "remote_code_reason"]
 
 
 def remote_code_reason(config: ModelConfig) -> str | None:
@@ -47,61 +42,28 @@ def remote_code_reason(config: ModelConfig) -> str | None:
     return None
 
 
-def remote_config_dict(config: ModelConfig) -> dict[str, Any]:
-    """``LeanBertConfig`` keyword arguments (transformers' field names where they exist)."""
-    return {"vocab_size": config.vocab_size, "embedding_size": config.embedding_size,
-            "hidden_size": config.hidden_size, "num_hidden_layers": config.num_layers,
-            "num_attention_heads": config.num_heads, "intermediate_size": config.intermediate_size,
-            "hidden_act": config.hidden_act, "hidden_dropout_prob": config.hidden_dropout,
-            "attention_probs_dropout_prob": config.attention_dropout,
-            "max_position_embeddings": config.max_positions, "type_vocab_size": config.type_vocab_size,
-            "layer_norm_eps": config.layer_norm_eps, "initializer_range": config.initializer_range,
-            "sharing": config.sharing, "num_groups": config.num_groups, "position": config.position,
-            "relative_buckets": config.relative_buckets,
-            "relative_max_distance": config.relative_max_distance,
-            "untie_cls": config.untie_cls, "cls_theta": config.cls_theta, "family": config.family,
-            "pad_token_id": config.pad_token_id, "num_labels": config.num_labels}
-
-
-def remote_class_name(config: ModelConfig) -> str:
-    if "classifier" in config.heads:
-        return "LeanBertForSequenceClassification"
-    if "mlm" in config.heads:
-        return "LeanBertForMaskedLM"
-    return "LeanBertModel"
-
-
-def remote_state(model: LeanBertModel, class_name: str) -> dict[str, torch.Tensor]:
-    """leanbert's state dict under the remote class's names: ``leanbert.encoder.*``, ``classifier.*``,
-    ``mlm.*`` (the bare ``LeanBertModel`` has no prefix)."""
-    prefix = "" if class_name == "LeanBertModel" else "leanbert."
-    head = {"LeanBertForSequenceClassification": "classifier",
-            "LeanBertForMaskedLM": "mlm"}.get(class_name)
-    out = {}
-    for name, tensor in model.state_dict().items():
-        if name.startswith("encoder."):
-            out[prefix + name] = tensor
-        elif head is not None and name.startswith(f"heads.{head}."):
-            out[name.removeprefix("heads.")] = tensor
-    return out
+def remote_state(model: LeanBertModel, head: str | None) -> dict[str, torch.Tensor]:
+    """leanbert's state dict under the remote class's names: ``leanbert.`` + leanbert's own name, for the
+    encoder and the class's one head."""
+    keep = ("encoder.",) + ((f"heads.{head}.",) if head else ())
+    return {f"leanbert.{name}": tensor for name, tensor in model.state_dict().items() if name.startswith(keep)}
 
 
 def build_remote_model(model: LeanBertModel, labels: list[str] | None = None):
     """The remote-code transformers model equal to ``model`` (float32, eval mode)."""
-    from leanbert.export import remote_modeling
-
     config = model.config
-    class_name = remote_class_name(config)
-    kwargs = remote_config_dict(config)
+    class_name = remote_wrapper.class_name_for(config.heads)
+    cls = getattr(remote_wrapper, class_name)
+    network = {k: v for k, v in to_dict(dataclasses.replace(config, heads=[])).items() if k != "heads"}
+    kwargs = {"leanbert_model": network, "num_labels": config.num_labels, "pad_token_id": config.pad_token_id}
     if labels and len(labels) == config.num_labels and "classifier" in config.heads:
         kwargs["id2label"] = dict(enumerate(map(str, labels)))
         kwargs["label2id"] = {str(label): i for i, label in enumerate(labels)}
-    remote_config = remote_modeling.LeanBertConfig(**kwargs)
-    remote_config.auto_map = dict(AUTO_MAP)
+    remote_config = remote_wrapper.LeanBertConfig(**kwargs)
+    remote_config.auto_map = remote_wrapper.auto_map(MODELING_FILE.removesuffix(".py"))
     remote_config.architectures = [class_name]
-    remote = getattr(remote_modeling, class_name)(remote_config)
-    state = remote_state(model, class_name)
-    result = remote.load_state_dict(state, strict=False)
+    remote = cls(remote_config)
+    result = remote.load_state_dict(remote_state(model, cls.head), strict=False)
     if result.missing_keys or result.unexpected_keys:  # same code on both sides: a bug, not bad input
         raise RuntimeError(f"remote export: missing {result.missing_keys}, "
                            f"unexpected {result.unexpected_keys}")
@@ -111,15 +73,12 @@ def build_remote_model(model: LeanBertModel, labels: list[str] | None = None):
 def fill_remote_dir(model: LeanBertModel, model_dir: Path, tmp: Path, labels: list[str] | None,
                     log=print) -> None:
     """Write the remote-code export of ``model`` into the (temporary) directory ``tmp``."""
-    from leanbert.model_dir import copy_tokenizer_files
-
-    dropped = [h for h in model.config.heads if h not in REMOTE_HEADS]
-    if "classifier" in model.config.heads and "mlm" in model.config.heads:
-        dropped.append("mlm")
+    kept = getattr(remote_wrapper, remote_wrapper.class_name_for(model.config.heads)).head
+    dropped = [h for h in model.config.heads if h != kept]
     if dropped:
         log(f"note: the remote-code export leaves out the head(s) {', '.join(dropped)} (no transformers Auto "
             "class for them)")
     remote = build_remote_model(model, labels)
     remote.save_pretrained(str(tmp), safe_serialization=True)
-    shutil.copyfile(SOURCE, tmp / MODELING_FILE)
+    write_bundle(tmp)
     copy_tokenizer_files(model_dir, tmp)

@@ -39,12 +39,23 @@ class RelativePositionBias(nn.Module):
     def __init__(self, num_heads: int, num_buckets: int, max_distance: int, max_positions: int, untie_cls: bool):
         super().__init__()
         self.bias = nn.Embedding(num_buckets + int(untie_cls), num_heads)
-        buckets = relative_bucket_ids(max_positions, num_buckets, max_distance)  # (P, P)
-        if untie_cls:
-            buckets[:, 0] = num_buckets  # others -> [CLS]
-            buckets[0, :] = num_buckets // 2  # [CLS] -> others (and itself)
+        self.num_buckets, self.max_distance, self.max_positions = num_buckets, max_distance, max_positions
+        self.untie_cls = untie_cls
         # Derived from the config, so not saved; sliced per forward (buckets depend on j - i, not on T).
-        self.register_buffer("bucket_ids", buckets, persistent=False)
+        self.register_buffer("bucket_ids", self.derive_bucket_ids(), persistent=False)
+
+    def derive_bucket_ids(self) -> torch.Tensor:
+        """(P, P) long: the bucket of every (query, key) pair up to max_positions, [CLS]'s own when untied."""
+        buckets = relative_bucket_ids(self.max_positions, self.num_buckets, self.max_distance)  # (P, P)
+        if self.untie_cls:
+            buckets[:, 0] = self.num_buckets  # others -> [CLS]
+            buckets[0, :] = self.num_buckets // 2  # [CLS] -> others (and itself)
+        return buckets
+
+    def reset_derived_buffers(self) -> None:
+        """Recompute the unsaved buffer, for loaders that build modules on the meta device and then only fill
+        in the saved tensors (transformers' ``from_pretrained`` of a remote-code export)."""
+        self.bucket_ids = self.derive_bucket_ids().to(self.bucket_ids.device)
 
     def forward(self, length: int) -> torch.Tensor:
         if length > self.bucket_ids.shape[0]:
