@@ -36,7 +36,7 @@ from leanbert.objectives import build_objective, objective_config
 from leanbert.objectives.registry import training_flops_per_token
 from leanbert.train.distributed import DistEnv
 
-RELATIVE = {"relative_buckets": 32, "relative_max_distance": 128}
+RELATIVE = {"position_options": {"relative_buckets": 32, "relative_max_distance": 128}}
 # name -> (objective name, objective keys, encoder overrides, data.masking of the batches[, add-on keys])
 VARIANTS = {
     "mlm": ("mlm", {}, {}, "bert"),

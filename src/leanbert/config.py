@@ -62,15 +62,14 @@ SHARING_MODES = ("none", "all", "attention", "ffn")
 FAMILIES = ("bert", "albert", "electra")
 
 
-def registered_model_parts() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(position schemes, heads): the names registered in ``leanbert.model.positions.POSITION_SCHEMES`` and
-    ``leanbert.model.heads.HEADS``, so a scheme or head registered there is valid here with no edit. Imported
-    when a ModelConfig is validated, not when this module loads: ``import leanbert.config`` stays free of torch
-    (the CLI's start-up), and this module is complete by the time the model package imports it."""
-    from leanbert.model.heads import HEADS
-    from leanbert.model.positions import POSITION_SCHEMES
+def registered_model_parts() -> tuple[dict[str, Any], tuple[str, ...]]:
+    """(position schemes by name, head names): the registries of the model package's face, so a scheme or head
+    registered there is valid here with no edit. Imported when a ModelConfig is validated, not when this module
+    loads: ``import leanbert.config`` stays free of torch (the CLI's start-up), and this module is complete by
+    the time the model package imports it."""
+    from leanbert.model import HEADS, POSITION_SCHEMES
 
-    return tuple(POSITION_SCHEMES), tuple(HEADS)
+    return dict(POSITION_SCHEMES), tuple(HEADS)
 
 
 @dataclass
@@ -98,10 +97,7 @@ class ModelConfig:
     sharing: str = "none"
     num_groups: int = 1
     position: str = "absolute"
-    relative_buckets: int = 0  # T5 relative buckets (0 = none; TUPE-R and BERT-R use 32)
-    relative_max_distance: int = 128  # distances beyond share the last bucket
-    untie_cls: bool = True  # [CLS] gets its own position logits (tupe) and relative buckets
-    cls_theta: str = "derived"  # untied [CLS] values: derived (reference code) | learned (paper)
+    position_options: dict[str, Any] = field(default_factory=dict)  # the scheme's own keys (its options class)
     family: str = "bert"
     pad_token_id: int = 0
     heads: list[str] = field(default_factory=list)
@@ -123,17 +119,12 @@ class ModelConfig:
         check_choice("model.hidden_act", self.hidden_act, ACTIVATIONS)
         check_choice("model.sharing", self.sharing, SHARING_MODES)
         position_schemes, heads = registered_model_parts()
-        check_choice("model.position", self.position, position_schemes)
-        if self.relative_buckets != 0 and (isinstance(self.relative_buckets, bool) or not isinstance(
-                self.relative_buckets, int) or self.relative_buckets < 4 or self.relative_buckets % 2):
-            raise ConfigError(f"model.relative_buckets={self.relative_buckets!r} must be 0 (none) or an even "
-                              f"integer >= 4")
-        if self.relative_buckets:  # the logarithmic buckets start at relative_buckets // 4
-            check_integer("model.relative_max_distance", self.relative_max_distance,
-                          self.relative_buckets // 4 + 1)
-        if not isinstance(self.untie_cls, bool):
-            raise ConfigError(f"model.untie_cls={self.untie_cls!r} must be true or false")
-        check_choice("model.cls_theta", self.cls_theta, ("derived", "learned"))
+        check_choice("model.position", self.position, tuple(position_schemes))
+        if not isinstance(self.position_options, dict):
+            raise ConfigError(f"model.position_options={self.position_options!r} must be a mapping of the "
+                              f"{self.position} scheme's keys")
+        # every option spelled out, so saved configs say what ran and equal configs compare equal
+        self.position_options = to_dict(self.scheme_options)
         check_choice("model.family", self.family, FAMILIES)
         check_probability("model.hidden_dropout", self.hidden_dropout)
         check_probability("model.attention_dropout", self.attention_dropout)
@@ -151,6 +142,35 @@ class ModelConfig:
             check_choice("model.heads entry", head, heads)
         if "nsp" in self.heads and "sop" in self.heads:
             raise ConfigError("model.heads may hold nsp or sop, not both")
+
+    @property
+    def scheme_options(self) -> Any:
+        """``position_options`` as the position scheme's options dataclass (validated by it)."""
+        schemes, _ = registered_model_parts()
+        return from_dict(schemes[self.position].options, self.position_options, prefix="model.position_options.")
+
+    @classmethod
+    def upgrade_legacy(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Old flat keys of a position scheme's options (model.relative_buckets, ... in YAML recipes, saved
+        model and ONNX folders) -> ``position_options``. Old keys the chosen scheme does not take had no effect
+        and are dropped; an old key that contradicts the same key in position_options is refused."""
+        schemes, _ = registered_model_parts()
+        option_keys = {f.name for spec in schemes.values() for f in dataclasses.fields(spec.options)}
+        own = {f.name for f in dataclasses.fields(cls)}
+        flat = {k: v for k, v in data.items() if k in option_keys and k not in own}
+        if not flat:
+            return data
+        options = data.get("position_options") or {}
+        options = dict(options) if isinstance(options, dict) else options
+        spec = schemes.get(data.get("position", cls.position))
+        takes = {f.name for f in dataclasses.fields(spec.options)} if spec is not None else set(flat)
+        for key, value in flat.items():
+            if isinstance(options, dict) and key in options and options[key] != value:
+                raise ConfigError(f"model.{key}={value!r} (an old key) contradicts "
+                                  f"model.position_options.{key}={options[key]!r}; keep only the second")
+            if key in takes and isinstance(options, dict):
+                options.setdefault(key, value)
+        return {**{k: v for k, v in data.items() if k not in flat}, "position_options": options}
 
     @property
     def head_dim(self) -> int:
@@ -229,6 +249,9 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build ``cls`` from a plain dict; unknown keys and wrong types raise ConfigError naming the key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or cls.__name__} must be a mapping, got {type(data).__name__}")
+    upgrade = getattr(cls, "upgrade_legacy", None)
+    if upgrade is not None:  # a class that renamed keys still reads what older versions wrote
+        data = upgrade(data)
     hints = _field_types(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = [k for k in data if k not in names]

@@ -86,6 +86,8 @@ def load_run_config(config_path: str | None, overrides: list[str], out_dir: str 
     saved = None
     if resume and saved_path.is_file():
         saved = load_config_file(saved_path)  # errors name the file
+        if isinstance(saved.get("model"), dict):  # a run written before position_options compares as today's
+            saved["model"] = ModelConfig.upgrade_legacy(saved["model"])
     if config_path is None and saved is None:
         if not overrides:
             raise UserError("give --config FILE.yaml (see configs/) and/or key=value settings, e.g. "

@@ -75,7 +75,7 @@ class PretrainConfig:
 def _check_model_section(model: Any) -> dict[str, Any]:
     if not isinstance(model, dict):
         raise ConfigError("model must be a mapping: preset plus any model field (model.hidden_size=...)")
-    model = dict(model)
+    model = ModelConfig.upgrade_legacy(dict(model))  # old flat position keys -> model.position_options
     allowed = ["preset"] + [f for f in ModelConfig.__dataclass_fields__]
     unknown = [k for k in model if k not in allowed]
     if unknown:

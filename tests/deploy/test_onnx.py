@@ -33,8 +33,10 @@ CONFIGS = {
     "electra-encoder": dict(family="electra", embedding_size=16),
     "electra-classifier": dict(family="electra", heads=["classifier"], num_labels=1),
     "electra-rtd": dict(family="electra", heads=["rtd"]),
-    "tupe-r-classifier": dict(position="tupe", relative_buckets=8, relative_max_distance=16, heads=["classifier"]),
-    "bert-r-shared-ffn": dict(relative_buckets=8, relative_max_distance=16, sharing="ffn", heads=["classifier"]),
+    "tupe-r-classifier": dict(position="tupe", position_options=dict(relative_buckets=8, relative_max_distance=16),
+                              heads=["classifier"]),
+    "bert-r-shared-ffn": dict(position_options=dict(relative_buckets=8, relative_max_distance=16), sharing="ffn",
+                              heads=["classifier"]),
 }
 
 

@@ -26,9 +26,9 @@ CONFIGS = {
     "sharing-all-bert": dict(sharing="all"),
     "factorized-bert": dict(embedding_size=16),
     "tupe-a": dict(position="tupe"),
-    "tupe-r": dict(position="tupe", relative_buckets=8, relative_max_distance=16),
-    "tupe-learned-theta": dict(position="tupe", cls_theta="learned"),
-    "bert-r": dict(relative_buckets=8, relative_max_distance=16),
+    "tupe-r": dict(position="tupe", position_options=dict(relative_buckets=8, relative_max_distance=16)),
+    "tupe-learned-theta": dict(position="tupe", position_options=dict(cls_theta="learned")),
+    "bert-r": dict(position_options=dict(relative_buckets=8, relative_max_distance=16)),
     "electra-tupe-factorized": dict(family="electra", position="tupe", embedding_size=16, hidden_act="gelu_new"),
 }
 AUTO = {"classifier": "AutoModelForSequenceClassification", "mlm": "AutoModelForMaskedLM", None: "AutoModel"}

@@ -11,7 +11,7 @@ from leanbert.config import ConfigError, ModelConfig
 from leanbert.model.attention import AttentionBias
 from leanbert.model.encoder import block_indices
 from leanbert.model.model import LeanBertModel
-from leanbert.model.positions import POSITION_SCHEMES, AbsolutePositions
+from leanbert.model.positions import POSITION_SCHEMES, AbsoluteOptions, AbsolutePositions, PositionSchemeSpec
 
 
 def reference_forward(model: LeanBertModel, ids, mask, types, position_bias=None, hook=None):
@@ -117,7 +117,9 @@ class AbsoluteWithFixedBias(AbsolutePositions):
 
 @pytest.fixture
 def toy_scheme(monkeypatch):
-    monkeypatch.setitem(POSITION_SCHEMES, "toy_bias", AbsoluteWithFixedBias)  # one map entry, nothing else
+    monkeypatch.setitem(POSITION_SCHEMES, "toy_bias", PositionSchemeSpec(  # one registration, nothing else
+        "toy_bias", AbsoluteWithFixedBias, AbsoluteOptions, hf_reason=lambda o: "a toy bias",
+        shareable_across_widths=lambda o: False))
     AbsoluteWithFixedBias.calls = 0
     return "toy_bias"
 

@@ -7,7 +7,7 @@ import torch
 from helpers import tiny_config
 from leanbert.config import ConfigError
 from leanbert.model.model import LeanBertModel
-from leanbert.model.positions import POSITION_SCHEMES, AbsolutePositions
+from leanbert.model.positions import POSITION_SCHEMES, AbsoluteOptions, AbsolutePositions, PositionSchemeSpec
 
 
 def test_absolute_scheme_keeps_bert_parameter_names():
@@ -20,7 +20,9 @@ def test_absolute_scheme_keeps_bert_parameter_names():
 
 
 def test_unknown_scheme_is_a_config_error_listing_the_registered_ones(monkeypatch):
-    monkeypatch.setitem(POSITION_SCHEMES, "toy_bias", AbsolutePositions)
+    monkeypatch.setitem(POSITION_SCHEMES, "toy_bias", PositionSchemeSpec(
+        "toy_bias", AbsolutePositions, AbsoluteOptions, hf_reason=lambda o: None,
+        shareable_across_widths=lambda o: True))
     registered = ", ".join(POSITION_SCHEMES)  # absolute, ..., toy_bias
     assert registered.startswith("absolute") and registered.endswith("toy_bias")
     with pytest.raises(ConfigError, match=f"model.position='rope' is not allowed; choose one of {registered}$"):

@@ -18,13 +18,14 @@ from leanbert.model.relative_buckets import relative_bucket_ids
 
 SCHEMES = {  # the paper's four rows, plus the untied-[CLS] variants
     "bert-a": dict(position="absolute"),
-    "bert-r": dict(position="absolute", relative_buckets=8, relative_max_distance=12),
+    "bert-r": dict(position="absolute", position_options=dict(relative_buckets=8, relative_max_distance=12)),
     "tupe-a": dict(position="tupe"),
-    "tupe-r": dict(position="tupe", relative_buckets=8, relative_max_distance=12),
-    "tupe-r-learned-theta": dict(position="tupe", relative_buckets=8, relative_max_distance=12,
-                                 cls_theta="learned"),
-    "tupe-a-tied-cls": dict(position="tupe", untie_cls=False),
-    "bert-r-tied-cls": dict(position="absolute", relative_buckets=8, relative_max_distance=12, untie_cls=False),
+    "tupe-r": dict(position="tupe", position_options=dict(relative_buckets=8, relative_max_distance=12)),
+    "tupe-r-learned-theta": dict(position="tupe", position_options=dict(relative_buckets=8, relative_max_distance=12,
+                                                                        cls_theta="learned")),
+    "tupe-a-tied-cls": dict(position="tupe", position_options=dict(untie_cls=False)),
+    "bert-r-tied-cls": dict(position="absolute", position_options=dict(relative_buckets=8, relative_max_distance=12,
+                                                                       untie_cls=False)),
 }
 
 
@@ -60,6 +61,7 @@ def position_logits(model: LeanBertModel, T: int) -> torch.Tensor | None:
     p = {k: v.double() for k, v in model.state_dict().items()}
     nh, d = cfg.num_heads, cfg.head_dim
     pre = "encoder.embeddings.position_embeddings."
+    opts = cfg.scheme_options
     term = None
     if cfg.position == "tupe":
         rows = F.layer_norm(p[pre + "table.weight"][: T + 1], (cfg.hidden_size,), p[pre + "norm.weight"],
@@ -71,17 +73,17 @@ def position_logits(model: LeanBertModel, T: int) -> torch.Tensor | None:
             for i in range(T):
                 for j in range(T):  # token t at table row t + 1
                     term[h, i, j] = pq[i + 1, h] @ pk[j + 1, h] / math.sqrt(2 * d)
-            if cfg.untie_cls:  # reset(): theta_1 on row 0 (incl. [CLS]->[CLS]), theta_2 on column 0
-                if cfg.cls_theta == "learned":
+            if opts.untie_cls:  # reset(): theta_1 on row 0 (incl. [CLS]->[CLS]), theta_2 on column 0
+                if opts.cls_theta == "learned":
                     theta1, theta2 = p[pre + "cls_to_others"][h], p[pre + "others_to_cls"][h]
                 else:  # the reference: from virtual row 0 and row 1
                     theta1 = pq[0, h] @ pk[0, h] / math.sqrt(2 * d)
                     theta2 = pq[1, h] @ pk[1, h] / math.sqrt(2 * d)
                 term[h, 1:, 0] = theta2
                 term[h, 0, :] = theta1
-    if cfg.relative_buckets:
-        rel = relative_term(p[pre + "relative.bias.weight"], T, cfg.relative_buckets, cfg.relative_max_distance,
-                            cfg.untie_cls)
+    if opts.relative_buckets:
+        rel = relative_term(p[pre + "relative.bias.weight"], T, opts.relative_buckets, opts.relative_max_distance,
+                            opts.untie_cls)
         term = rel if term is None else term + rel
     return term
 
@@ -250,10 +252,14 @@ def test_bf16_autocast_runs_and_stays_close():
 
 @pytest.mark.parametrize("fields, message", [
     (dict(position="rope"), "model.position='rope' is not allowed"),
-    (dict(relative_buckets=7), "model.relative_buckets=7"),
-    (dict(relative_buckets=2), "model.relative_buckets=2"),
-    (dict(relative_buckets=32, relative_max_distance=8), "model.relative_max_distance=8"),
-    (dict(position="tupe", cls_theta="free"), "model.cls_theta='free' is not allowed"),
+    (dict(position_options=dict(relative_buckets=7)), "model.position_options.relative_buckets=7"),
+    (dict(position_options=dict(relative_buckets=2)), "model.position_options.relative_buckets=2"),
+    (dict(position_options=dict(relative_buckets=32, relative_max_distance=8)),
+     "model.position_options.relative_max_distance=8"),
+    (dict(position="tupe", position_options=dict(cls_theta="free")),
+     "model.position_options.cls_theta='free' is not allowed"),
+    (dict(position_options=dict(cls_theta="learned")), "unknown key model.position_options.cls_theta"),
+    (dict(position_options=7), "model.position_options=7 must be a mapping"),
 ])
 def test_bad_position_keys_name_the_key(fields, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -327,7 +333,7 @@ def test_each_scheme_pretrains_and_resumes_exactly(tmp_path, tiny_dataset, row):
     assert [v["step"] for v in val] == [0, 2, 4]
     model = load_model(full / "model")
     assert model.config.position == ("tupe" if row.startswith("tupe") else "absolute")
-    assert model.config.relative_buckets == (8 if row.endswith("-r") else 0)
+    assert model.config.position_options["relative_buckets"] == (8 if row.endswith("-r") else 0)
 
     # fine-tuning keeps the scheme (the paper fine-tunes with the same position flags)
     words = ["good", "bad", "film", "plot", "great", "awful"]
@@ -382,6 +388,6 @@ def test_export_refuses_tupe_and_relative_buckets():
 
     with pytest.raises(UserError, match="position='tupe'"):
         check_exportable(tiny_config(position="tupe"))
-    with pytest.raises(UserError, match="relative_buckets=8"):
+    with pytest.raises(UserError, match="position_options.relative_buckets=8"):
         check_exportable(tiny_config(**SCHEMES["bert-r"]))
     check_exportable(tiny_config())

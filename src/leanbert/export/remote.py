@@ -21,6 +21,7 @@ import torch
 from leanbert.config import ModelConfig, to_dict
 from leanbert.export import remote_wrapper
 from leanbert.export.remote_bundle import MODELING_FILE, write_bundle
+from leanbert.model import POSITION_SCHEMES
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import copy_tokenizer_files
 
@@ -29,10 +30,9 @@ __all__ = ["MODELING_FILE", "build_remote_model", "fill_remote_dir", "remote_cod
 
 def remote_code_reason(config: ModelConfig) -> str | None:
     """Why transformers' own classes cannot hold ``config`` (so remote code is needed), or None."""
-    if config.position != "absolute":
-        return f"position={config.position!r}"
-    if config.relative_buckets:
-        return f"relative_buckets={config.relative_buckets}"
+    position = POSITION_SCHEMES[config.position].hf_reason(config.scheme_options)
+    if position is not None:
+        return position
     if config.sharing in ("attention", "ffn"):
         return f"sharing={config.sharing!r}"
     if config.sharing == "all" and config.family != "albert":

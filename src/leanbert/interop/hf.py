@@ -15,6 +15,7 @@ import torch
 
 from leanbert.config import ACTIVATIONS, ModelConfig
 from leanbert.errors import UserError
+from leanbert.model import POSITION_SCHEMES
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import (
     TOKENIZER_FILES,
@@ -87,12 +88,10 @@ TIED_NAMES = {
 def check_exportable(config: ModelConfig) -> None:
     """Refuse shapes Hugging Face cannot represent, with the reason."""
     family = config.family
-    if config.position != "absolute":
-        raise UserError(f"cannot export position={config.position!r}: transformers' {family} models only have "
-                        f"absolute position embeddings (TUPE's untied position logits have no transformers class)")
-    if config.relative_buckets:
-        raise UserError(f"cannot export relative_buckets={config.relative_buckets}: transformers' {family} models "
-                        f"have no T5-style relative position buckets")
+    position = POSITION_SCHEMES[config.position].hf_reason(config.scheme_options)
+    if position is not None:
+        raise UserError(f"cannot export {position}: transformers' {family} models only have absolute position "
+                        f"embeddings")
     if config.sharing in ("attention", "ffn"):
         raise UserError(f"cannot export sharing={config.sharing!r}: transformers has no model that shares only "
                         f"the {config.sharing} blocks (ALBERT shares all or nothing)")

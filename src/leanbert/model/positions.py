@@ -9,17 +9,24 @@ the scheme). It may contribute
 - an additive per-head attention bias (1|B, heads, T, T) (TUPE's untied position logits, relative buckets),
   which the encoder asks for ONCE per forward and combines with the padding bias before the first layer.
 
-Adding a scheme = one ``PositionScheme`` subclass + one ``POSITION_SCHEMES`` entry; ``ModelConfig`` validates
-``model.position`` against this map.
+Adding a scheme = one file with a ``PositionScheme`` subclass, its options dataclass (the
+``model.position_options.*`` keys, validated in its ``__post_init__``) and one ``register_position_scheme``
+call, imported by the model package's face (``leanbert/model/__init__.py``). ``ModelConfig`` validates
+``model.position`` and ``model.position_options`` against this registry; what other code must know about a
+scheme is asked from its entry (``hf_reason``, ``shareable_across_widths``), never from its name.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from leanbert.config import ModelConfig
-from leanbert.model.tupe import TupePositions, relative_bias_or_none
+from leanbert.model.relative_buckets import RelativeOptions, relative_bias_or_none
 
 
 class PositionScheme(nn.Module):
@@ -39,6 +46,41 @@ class PositionScheme(nn.Module):
         return None
 
 
+@dataclass(frozen=True)
+class PositionSchemeSpec:
+    """scheme_class(config) builds the module; options: the dataclass of ``model.position_options``.
+    hf_reason(options): why transformers' own BERT/ALBERT/ELECTRA classes cannot hold the scheme (so the export
+        needs remote code), or None.
+    shareable_across_widths(options): whether ELECTRA's narrower generator may use the discriminator's module
+        (False when it holds per-head or hidden-width parts)."""
+
+    name: str
+    scheme_class: Callable[[ModelConfig], nn.Module]
+    options: type
+    hf_reason: Callable[[Any], str | None]
+    shareable_across_widths: Callable[[Any], bool]
+
+
+POSITION_SCHEMES: dict[str, PositionSchemeSpec] = {}
+
+
+def register_position_scheme(spec: PositionSchemeSpec) -> PositionSchemeSpec:
+    known = POSITION_SCHEMES.get(spec.name)
+    if known is not None and known != spec:
+        raise ValueError(f"position scheme {spec.name!r} is already registered by {known.scheme_class!r}")
+    POSITION_SCHEMES[spec.name] = spec
+    return spec
+
+
+def build_position_scheme(config: ModelConfig) -> PositionScheme:
+    return POSITION_SCHEMES[config.position].scheme_class(config)
+
+
+@dataclass
+class AbsoluteOptions(RelativeOptions):
+    """``absolute``'s options: only the relative buckets it may add (BERT-R)."""
+
+
 class AbsolutePositions(nn.Embedding, PositionScheme):
     """BERT's learned absolute positions: row t of a (max_positions, E) table is added to the token at t.
 
@@ -47,7 +89,7 @@ class AbsolutePositions(nn.Embedding, PositionScheme):
 
     def __init__(self, config: ModelConfig):
         super().__init__(config.max_positions, config.embedding_size)
-        self.relative = relative_bias_or_none(config)  # BERT-R: T5 relative buckets on top
+        self.relative = relative_bias_or_none(config, config.scheme_options)  # BERT-R: T5 relative buckets on top
 
     def input_term(self, length: int) -> torch.Tensor:
         if length > self.num_embeddings:
@@ -58,11 +100,6 @@ class AbsolutePositions(nn.Embedding, PositionScheme):
         return None if self.relative is None else self.relative(length).unsqueeze(0)  # (1, heads, T, T)
 
 
-POSITION_SCHEMES: dict[str, type[PositionScheme]] = {
-    "absolute": AbsolutePositions,
-    "tupe": TupePositions,  # follows PositionScheme's protocol (a subclass would import this module back)
-}
-
-
-def build_position_scheme(config: ModelConfig) -> PositionScheme:
-    return POSITION_SCHEMES[config.position](config)
+register_position_scheme(PositionSchemeSpec(
+    "absolute", AbsolutePositions, AbsoluteOptions, hf_reason=lambda options: options.relative_reason,
+    shareable_across_widths=lambda options: options.relative_reason is None))  # bucket tables are per head

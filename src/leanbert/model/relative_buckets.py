@@ -9,14 +9,47 @@ With ``untie_cls`` the [CLS] token (position 0) gets two buckets of its own, as 
 (guolinke/TUPE, transformer_sentence_encoder.py): ``num_buckets`` for "others to [CLS]" (column 0) and
 ``num_buckets // 2`` for "[CLS] to others" (row 0, written last, so [CLS] to itself too). Bucket
 ``num_buckets // 2`` is never produced by the bucketing itself (a key after the query is at distance >= 1).
+
+``RelativeOptions`` are the ``model.position_options.*`` keys every built-in scheme takes for them (0 buckets =
+none); ``relative_bias_or_none`` builds the term a scheme's options ask for.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from leanbert.config import ConfigError, ModelConfig, check_integer
+
+PREFIX = "model.position_options."
+
+
+@dataclass
+class RelativeOptions:
+    """relative_buckets:      T5 relative buckets (0 = none; TUPE-R and BERT-R use 32), an even integer >= 4.
+    relative_max_distance: distances beyond share the last bucket.
+    untie_cls:             [CLS] gets its own position logits (TUPE) and its own two relative buckets."""
+
+    relative_buckets: int = 0
+    relative_max_distance: int = 128
+    untie_cls: bool = True
+
+    def __post_init__(self) -> None:
+        buckets = self.relative_buckets
+        if buckets != 0 and (isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 4 or buckets % 2):
+            raise ConfigError(f"{PREFIX}relative_buckets={buckets!r} must be 0 (none) or an even integer >= 4")
+        if buckets:  # the logarithmic buckets start at relative_buckets // 4
+            check_integer(f"{PREFIX}relative_max_distance", self.relative_max_distance, buckets // 4 + 1)
+        if not isinstance(self.untie_cls, bool):
+            raise ConfigError(f"{PREFIX}untie_cls={self.untie_cls!r} must be true or false")
+
+    @property
+    def relative_reason(self) -> str | None:
+        """Why transformers' own classes cannot hold these options (they have no relative buckets), or None."""
+        return f"{PREFIX}relative_buckets={self.relative_buckets}" if self.relative_buckets else None
 
 
 def relative_bucket_ids(length: int, num_buckets: int, max_distance: int) -> torch.Tensor:
@@ -61,3 +94,11 @@ class RelativePositionBias(nn.Module):
         if length > self.bucket_ids.shape[0]:
             raise ValueError(f"sequence length {length} exceeds model.max_positions={self.bucket_ids.shape[0]}")
         return self.bias(self.bucket_ids[:length, :length]).permute(2, 0, 1)  # (heads, T, T)
+
+
+def relative_bias_or_none(config: ModelConfig, options: RelativeOptions) -> RelativePositionBias | None:
+    """The relative bucket term ``options`` ask for (``relative_buckets`` > 0), for any scheme."""
+    if not options.relative_buckets:
+        return None
+    return RelativePositionBias(config.num_heads, options.relative_buckets, options.relative_max_distance,
+                                config.max_positions, options.untie_cls)

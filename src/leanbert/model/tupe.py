@@ -12,7 +12,7 @@ virtual position for [CLS], token t uses row t + 1.
 
 Untied [CLS] (sec. 3.2): the [CLS] row and column of the position term are reset to per-head values,
 theta_1 for "[CLS] to others" (row 0, written last so it also covers [CLS] to itself) and theta_2 for
-"others to [CLS]" (column 0). ``model.cls_theta`` chooses where they come from:
+"others to [CLS]" (column 0). ``model.position_options.cls_theta`` chooses where they come from:
 
 - ``derived`` (default): as the reference, theta_1 = (p_0 U_Q)(p_0 U_K)^T / sqrt(2d) and
   theta_2 = (p_1 U_Q)(p_1 U_K)^T / sqrt(2d). Default because the paper's reported results were trained by
@@ -31,28 +31,37 @@ of which differ between generator and discriminator, so with TUPE each network k
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig
-from leanbert.model.relative_buckets import RelativePositionBias
+from leanbert.config import ModelConfig, check_choice
+from leanbert.model.positions import PositionScheme, PositionSchemeSpec, register_position_scheme
+from leanbert.model.relative_buckets import PREFIX, RelativeOptions, relative_bias_or_none
+
+CLS_THETAS = ("derived", "learned")
 
 
-def relative_bias_or_none(config: ModelConfig) -> RelativePositionBias | None:
-    """The relative bucket term the config asks for (``model.relative_buckets`` > 0), for any scheme."""
-    if not config.relative_buckets:
-        return None
-    return RelativePositionBias(config.num_heads, config.relative_buckets, config.relative_max_distance,
-                                config.max_positions, config.untie_cls)
+@dataclass
+class TupeOptions(RelativeOptions):
+    """``tupe``'s options: the relative buckets of TUPE-R, plus where the untied [CLS] thetas come from
+    (``cls_theta``: derived, the reference code | learned, the paper's text)."""
+
+    cls_theta: str = "derived"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice(f"{PREFIX}cls_theta", self.cls_theta, CLS_THETAS)
 
 
-class TupePositions(nn.Module):
+class TupePositions(PositionScheme):
     """The ``tupe`` position scheme (see ``positions.py`` for the protocol): no input term, and a per-head
     attention bias (1, heads, T, T) = untied absolute term (+ relative buckets)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        options = config.scheme_options
         hidden = config.hidden_size
         self.num_heads, self.head_dim = config.num_heads, config.head_dim
         self.max_positions = config.max_positions
@@ -62,12 +71,12 @@ class TupePositions(nn.Module):
         self.key = nn.Linear(hidden, hidden)  # U_K
         # Both terms share one scale, so the word term's 1/sqrt(d) becomes 1/sqrt(2d) too.
         self.attention_scale = 1.0 / math.sqrt(2 * config.head_dim)
-        self.untie_cls = config.untie_cls
-        self.learned_theta = config.untie_cls and config.cls_theta == "learned"
+        self.untie_cls = options.untie_cls
+        self.learned_theta = options.untie_cls and options.cls_theta == "learned"
         if self.learned_theta:
             self.cls_to_others = nn.Parameter(torch.zeros(config.num_heads))  # theta_1
             self.others_to_cls = nn.Parameter(torch.zeros(config.num_heads))  # theta_2
-        self.relative = relative_bias_or_none(config)
+        self.relative = relative_bias_or_none(config, options)
 
     def input_term(self, length: int) -> None:
         return None  # positions never enter the residual stream (sec. 3.1)
@@ -93,3 +102,8 @@ class TupePositions(nn.Module):
         if self.relative is not None:
             term = term + self.relative(length).to(term.dtype)
         return term.unsqueeze(0)  # (1, nh, T, T)
+
+
+register_position_scheme(PositionSchemeSpec(
+    "tupe", TupePositions, TupeOptions, hf_reason=lambda options: "position='tupe' (untied position logits)",
+    shareable_across_widths=lambda options: False))  # U_Q/U_K and the table live in the hidden width

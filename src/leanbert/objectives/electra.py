@@ -34,6 +34,7 @@ from leanbert.flops import (
     mlm_head_forward_flops,
     rtd_head_forward_flops,
 )
+from leanbert.model import POSITION_SCHEMES
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig, check_weights
@@ -48,8 +49,10 @@ SHARED_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embed
 
 def shared_embedding_names(model_config: ModelConfig) -> tuple[str, ...]:
     """SHARED_EMBEDDINGS, less the position module when it holds per-head or hidden-width parts (TUPE's U_Q/U_K,
-    relative bucket tables): those fit only the discriminator's width and heads, so each network keeps its own."""
-    if model_config.position == "absolute" and not model_config.relative_buckets:
+    relative bucket tables): those fit only the discriminator's width and heads, so each network keeps its own.
+    The scheme's registry entry says which (``shareable_across_widths``)."""
+    scheme = POSITION_SCHEMES[model_config.position]
+    if scheme.shareable_across_widths(model_config.scheme_options):
         return SHARED_EMBEDDINGS
     return tuple(name for name in SHARED_EMBEDDINGS if name != "position_embeddings")
 
