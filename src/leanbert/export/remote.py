@@ -20,8 +20,8 @@ import torch
 
 from leanbert.config import ModelConfig, to_dict
 from leanbert.export import remote_wrapper
-from leanbert.export.remote_bundle import MODELING_FILE, write_bundle
-from leanbert.model import POSITION_SCHEMES
+from leanbert.export.remote_bundle import MODEL_PACKAGE, MODELING_FILE, write_bundle
+from leanbert.model import HEADS, POSITION_SCHEMES
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import copy_tokenizer_files
 
@@ -40,6 +40,14 @@ def remote_code_reason(config: ModelConfig) -> str | None:
     if config.family == "bert" and config.embedding_size != config.hidden_size:
         return "a factorized BERT embedding"
     return None
+
+
+def component_modules(config: ModelConfig, head: str | None) -> list[str]:
+    """Modules outside the model package that hold a component the export runs (a position scheme or head
+    registered from its own file): they ship too."""
+    classes = [POSITION_SCHEMES[config.position].scheme_class] + ([HEADS[head].head_class] if head else [])
+    modules = dict.fromkeys(c.__module__ for c in classes)
+    return [m for m in modules if m != MODEL_PACKAGE and not m.startswith(MODEL_PACKAGE + ".")]
 
 
 def remote_state(model: LeanBertModel, head: str | None) -> dict[str, torch.Tensor]:
@@ -80,5 +88,5 @@ def fill_remote_dir(model: LeanBertModel, model_dir: Path, tmp: Path, labels: li
             "class for them)")
     remote = build_remote_model(model, labels)
     remote.save_pretrained(str(tmp), safe_serialization=True)
-    write_bundle(tmp)
+    write_bundle(tmp, component_modules(model.config, kept))
     copy_tokenizer_files(model_dir, tmp)

@@ -1,8 +1,10 @@
 """The source files a remote-code export ships: leanbert's own model code, not a copy of it.
 
-The bundle is every module of the model package, plus the leanbert modules they import (the config schema and
-what it needs), found by reading their imports, plus the transformers wrapper (``remote_wrapper.py``, shipped
-as ``modeling_leanbert.py``). transformers' dynamic-module loader only follows ``from .name import`` to
+The bundle is every module of the model package, plus the modules of the config's registered components that
+live elsewhere (a position scheme or head registered from its own file: ``extra`` modules), plus the leanbert
+modules they import (the config schema and what it needs), found by reading their imports, plus the
+transformers wrapper (``remote_wrapper.py``, shipped as ``modeling_leanbert.py``, which imports the extra
+modules so they register when transformers loads it). transformers' dynamic-module loader only follows ``from .name import`` to
 ``name.py`` in the same folder, so each module becomes a flat sibling file (``leanbert.model.encoder`` ->
 ``lb_model_encoder.py``) and each ``from leanbert.x.y import N`` becomes ``from .lb_x_y import N``; nothing
 else in the source changes. A module that imports anything but the standard library, torch, PyYAML (a
@@ -14,6 +16,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 PACKAGE = "leanbert"
@@ -28,7 +31,11 @@ _PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+leanbert\b", re.MULTILINE)
 
 
 def module_file(module: str) -> Path | None:
-    """The source file of a leanbert module (a package as its __init__.py), or None when it is not one."""
+    """The source file of a leanbert module (a package as its __init__.py), or of an imported extra module;
+    None when there is none."""
+    if module.split(".")[0] != PACKAGE:
+        path = getattr(sys.modules.get(module), "__file__", None)
+        return Path(path) if path else None
     parts = module.split(".")[1:]
     candidates = [PACKAGE_DIR.joinpath(*parts).with_suffix(".py")] if parts else []
     candidates.append(PACKAGE_DIR.joinpath(*parts, "__init__.py"))
@@ -36,7 +43,9 @@ def module_file(module: str) -> Path | None:
 
 
 def flat_name(module: str) -> str:
-    """``leanbert.model.encoder`` -> ``lb_model_encoder.py``."""
+    """``leanbert.model.encoder`` -> ``lb_model_encoder.py``; an extra module ``my.scheme`` -> ``lbx_my_scheme.py``."""
+    if module.split(".")[0] != PACKAGE:
+        return "lbx_" + module.replace(".", "_") + ".py"
     return "lb_" + "_".join(module.split(".")[1:]) + ".py"
 
 
@@ -53,17 +62,19 @@ def _imports(source: str) -> list[tuple[str, int]]:
     return found
 
 
-def shipped_modules() -> list[str]:
-    """The leanbert modules the export ships (the wrapper excepted): every module of the model package and,
-    transitively, the leanbert modules they import."""
+def shipped_modules(extra: Sequence[str] = ()) -> list[str]:
+    """The modules the export ships (the wrapper excepted): every module of the model package, the ``extra``
+    modules and, transitively, the leanbert modules they import."""
     todo = sorted(f"{MODEL_PACKAGE}.{path.stem}" for path in (PACKAGE_DIR / "model").glob("*.py")
-                  if path.stem != "__init__")
+                  if path.stem != "__init__") + list(extra)
     seen: set[str] = set()
     while todo:
         module = todo.pop()
         if module in seen:
             continue
         seen.add(module)
+        if module_file(module) is None:
+            raise ValueError(f"{module}: no source file to ship")
         todo += [name for name, _ in _imports(module_file(module).read_text(encoding="utf-8"))
                  if name.split(".")[0] == PACKAGE and name not in seen]
     return sorted(seen)
@@ -96,18 +107,23 @@ def rewrite_imports(source: str, shipped: set[str]) -> str:
     return _FROM_IMPORT.sub(sibling, source)
 
 
-def bundle_files() -> dict[str, str]:
-    """File name -> text of everything the export ships (checked for purity)."""
-    modules = shipped_modules()
+def bundle_files(extra: Sequence[str] = ()) -> dict[str, str]:
+    """File name -> text of everything the export ships (checked for purity). ``extra``: modules outside the
+    model package whose components the exported config uses (they must be as pure as the package)."""
+    modules = shipped_modules(extra)
     shipped = set(modules)
     files = {}
     for module in [*modules, WRAPPER]:
         source = module_file(module).read_text(encoding="utf-8")
         check_pure(module, source, shipped, WRAPPER_THIRD_PARTY if module == WRAPPER else THIRD_PARTY)
         files[MODELING_FILE if module == WRAPPER else flat_name(module)] = rewrite_imports(source, shipped)
+    if extra:  # static sibling imports: transformers copies only what the modeling file imports this way
+        files[MODELING_FILE] += "\n# components registered outside leanbert's model package: imported to register\n"
+        files[MODELING_FILE] += "".join(f"from .{flat_name(m)[:-3]} import __name__ as _{flat_name(m)[:-3]}\n"
+                                        for m in extra)
     return files
 
 
-def write_bundle(directory: Path) -> None:
-    for name, text in bundle_files().items():
+def write_bundle(directory: Path, extra: Sequence[str] = ()) -> None:
+    for name, text in bundle_files(extra).items():
         (directory / name).write_text(text, encoding="utf-8")
