@@ -96,3 +96,9 @@ def test_resume_neither_duplicates_metrics_nor_shortens_a_run(tmp_path, dataset,
     kinds = [(r["step"], "loss" in r) for r in records]  # a training line and/or a validation-only line
     assert len(kinds) == len(set(kinds)) and records[-1]["step"] == 6
     assert [r["step"] for r in records] == sorted(r["step"] for r in records)
+
+
+def test_a_seed_past_32_bits_trains(tmp_path, dataset):
+    """NumPy's global generator takes 32 bits; every seed train.seed accepts must still run (was a traceback)."""
+    assert main(pretrain_args(dataset, tmp_path / "run", f"train.seed={2**63 - 1}", "train.max_steps=2")) == 0
+    assert (tmp_path / "run" / "model").is_dir()

@@ -56,9 +56,11 @@ def main_process_only(env: DistEnv, log: Log, progress: bool) -> tuple[Log, bool
 
 def seed_everything(seed: int) -> None:
     """Python's, NumPy's and torch's global generators (the same ``seed`` on every rank: same initial
-    weights)."""
+    weights). Any seed the configs accept (``leanbert.config.check_seed``) works: NumPy's global generator
+    takes 32 bits only, so a larger seed is folded through a SeedSequence (smaller ones are used as they
+    are, so runs stay bit-identical to before)."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed if seed < 2**32 else int(np.random.SeedSequence(seed).generate_state(1)[0]))
     torch.manual_seed(seed)
 
 
