@@ -78,6 +78,12 @@ def world(tmp_path_factory) -> Path:
     }.items():
         shutil.copytree(w / "data", w / name)
         _edit_json(w / name / "manifest.json", change)
+    # a shard edited after `prepare`: same size, same manifest, one id past the vocabulary
+    shutil.copytree(w / "data", w / "data-edited")
+    tokens = w / "data-edited" / "train" / "shard-00000.tokens.bin"
+    edited = bytearray(tokens.read_bytes())
+    edited[10:12] = (info.vocab_size + 5).to_bytes(2, "little")
+    tokens.write_bytes(bytes(edited))
     # model directories broken in one way each
     for name in ("model-list", "model-dirconfig", "model-int64", "model-bigtok", "model-foreign"):
         shutil.copytree(w / "model", w / name)
@@ -111,6 +117,8 @@ def _cases(w: Path) -> list[tuple[str, list[str], str]]:
     """(name, argv, text the one stderr line must contain)."""
     tok = ["tokenizer", "train", str(w / "corpus.txt"), "--out", str(w / "new-tok")]
     pre = ["pretrain", f"data.path={w / 'data'}", "model.preset=bert-tiny", "--out", str(w / "new-run")]
+    vocab = json.loads((w / "data" / "manifest.json").read_text(encoding="utf-8"))["tokenizer"]["vocab_size"]
+    predict = ["predict", str(w / "model"), "--input", str(w / "train.tsv"), "--text-columns", "text", "--out"]
     custom = ["finetune", str(w / "model"), "--task", "custom", "--dev", str(w / "train.tsv"),
               "--text-columns", "text", "--label-column", "label", "--out", str(w / "new-ft")]
     return [
@@ -130,6 +138,23 @@ def _cases(w: Path) -> list[tuple[str, list[str], str]]:
         ("hidden 10**7", [*pre, f"model.hidden_size={10**7}", "model.num_heads=1"], "hidden_size=10000000"),
         ("shard outside the dataset", [*pre, f"data.path={w / 'data-escape'}"], "not a plain file name"),
         ("shard ids past the vocabulary", [*pre, f"data.path={w / 'data-bigid'}"], "token id 1000000"),
+        ("shard edited after prepare", [*pre, f"data.path={w / 'data-edited'}"],
+         f"data-edited/train/shard-00000.tokens.bin: holds token id {vocab + 5}"),
+        ("rare-words of an edited shard", ["rare-words", str(w / "data-edited")], "shard-00000.tokens.bin"),
+        # single-file outputs: never into another command's output or an input, --overwrite or not
+        ("predict into an earlier export", [*predict, str(w / "earlier-export" / "config.json"), "--overwrite"],
+         "lies inside"),
+        ("predict into its model", [*predict, str(w / "model" / "config.json"), "--overwrite"],
+         "lies inside the input"),
+        ("predict over its input", [*predict, str(w / "train.tsv"), "--overwrite"], "is the input"),
+        ("augment into an earlier export", ["augment", str(w / "train.tsv"), "--text-columns", "text", "--out",
+                                            str(w / "earlier-export" / "aug.tsv")], "a Hugging Face export"),
+        ("augment seed -1", ["augment", str(w / "train.tsv"), "--text-columns", "text", "--seed", "-1", "--out",
+                             str(w / "aug.tsv")], "--seed=-1"),
+        ("augment 10**12 variants", ["augment", str(w / "train.tsv"), "--text-columns", "text",
+                                     "--num-augmented", str(10**12), "--out", str(w / "aug.tsv")],
+         "pass --allow-large"),
+        ("rare-words into an export", ["rare-words", str(w / "earlier-export")], "rare_words.json: lies inside"),
         ("config.json a JSON list", ["export", str(w / "model-list"), str(w / "new-hf")], "JSON list"),
         ("config.json a directory", ["export", str(w / "model-dirconfig"), str(w / "new-hf")], "directory"),
         ("int64 weights", ["export", str(w / "model-int64"), str(w / "new-hf")], "dtype int64"),

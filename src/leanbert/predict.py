@@ -23,7 +23,6 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from leanbert import outdir
 from leanbert.errors import UserError
 from leanbert.finetune.custom import parse_columns
 from leanbert.finetune.encode import Collator, Features, PairEncoder
@@ -212,8 +211,16 @@ def format_predictions(logits: np.ndarray, labels: tuple[str, ...] | None) -> li
 
 def check_out_file(out: str, inputs: Iterable[str | Path], overwrite: bool) -> None:
     """``--out`` must be a file path that is no input and exists only with ``overwrite`` (``-`` = stdout)."""
-    if out != STDIN:  # the single-file output policy shared by every command (leanbert.outdir)
-        outdir.check_out_file(out, [item for item in inputs if item != STDIN], overwrite)
+    if out == STDIN:
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise UserError(f"--out {out}: is a directory; expected a file name such as preds.tsv")
+    for item in inputs:
+        if item != STDIN and Path(item).exists() and path.exists() and path.resolve() == Path(item).resolve():
+            raise UserError(f"--out {out}: is the input {item}; choose another file")
+    if path.exists() and not overwrite:
+        raise UserError(f"--out {out}: exists; pass --overwrite to replace it")
 
 
 def predict_file(model: str | Path, source: str, out: str, text_columns: str | None = None,

@@ -31,7 +31,6 @@ from leanbert.config import check_seed
 from leanbert.distill.glove import GloveVectors
 from leanbert.distill.mlm_candidates import MaskRequest, MlmCandidates
 from leanbert.errors import UserError
-from leanbert.outdir import check_out_file
 
 # NLTK's English stopword list (as the reference uses), plus the clitics "'s"/"'re" it adds.
 STOPWORDS = frozenset("""
@@ -189,6 +188,18 @@ class Augmenter:
         return results
 
 
+def check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
+    """The output must not be the input, nor a directory, nor exist unless ``overwrite``. (``leanbert augment``
+    applies the whole single-file policy, ``outdir.check_out_file``, before this; a caller such as the demo
+    writes into its own output directory.)"""
+    if output_path.resolve() == input_path.resolve():
+        raise UserError(f"--out {output_path}: is the input file; write the augmented data elsewhere")
+    if output_path.is_dir():
+        raise UserError(f"--out {output_path}: is a directory; expected a file name")
+    if output_path.exists() and not overwrite:
+        raise UserError(f"--out {output_path}: exists; pass --overwrite to replace it")
+
+
 @dataclass
 class AugmentSummary:
     examples: int
@@ -208,7 +219,7 @@ def augment_file(input_path: str | Path, output_path: str | Path, augmenter: Aug
     from leanbert.distill.table import RecordWriter, read_records, record_texts, text_keys, with_texts
 
     input_path, output_path = Path(input_path), Path(output_path)
-    check_out_file(output_path, [input_path], overwrite)  # the single-file output policy (outdir.py)
+    check_paths(input_path, output_path, overwrite)
     names, rows = read_records(input_path, fmt, header)
     keys = text_keys(input_path, fmt, names, text_columns)
     examples = variants = 0
