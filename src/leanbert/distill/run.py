@@ -35,6 +35,7 @@ from leanbert.distill.config import (
     resolved_matches,
     with_matches,
 )
+from leanbert.distill.labels import align_task_labels, teacher_labels
 from leanbert.distill.objective import PredictionTarget, TransformerDistillation
 from leanbert.distill.student import build_student, student_config
 from leanbert.errors import UserError
@@ -217,6 +218,8 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
         try:
             teacher_dir, teacher_model = load_teacher(teacher, work, log)
             check_task_teacher(teacher_model, teacher_dir, task)
+            task = align_task_labels(task, teacher_labels(teacher_dir, teacher_model.config.num_labels),
+                                     config.label_map, teacher_dir)
             data = encode_task(task, teacher_dir, config.finetune.data, teacher_model.config, progress)
             job = TaskJob(data, config.finetune, env, progress, log)
             if teacher_metrics is None:
