@@ -109,6 +109,14 @@ def world(tmp_path_factory) -> Path:
     shutil.copytree(w / "hf", w / "hf-evil")
     (w / "hf-evil" / "tokenizer.json").unlink()
     os.symlink(w / "secret" / "passwd", w / "hf-evil" / "tokenizer.json")
+    # a teacher / dataset whose tokenizer_config.json links out: refused before training, not when model/ is saved
+    shutil.copytree(w / "model", w / "model-evil")
+    shutil.copytree(w / "data", w / "data-evil")
+    (w / "outside").mkdir()
+    shutil.copyfile(w / "tok" / "tokenizer_config.json", w / "outside" / "tokenizer_config.json")  # valid: read fine
+    for link in (w / "model-evil" / "tokenizer_config.json", w / "data-evil" / "tokenizer" / "tokenizer_config.json"):
+        link.unlink()
+        os.symlink(w / "outside" / "tokenizer_config.json", link)
     (w / "cwd").mkdir()
     return w
 
@@ -167,6 +175,19 @@ def _cases(w: Path) -> list[tuple[str, list[str], str]]:
         ("foreign tokenizer", [*custom[:1], str(w / "model-foreign"), *custom[2:], "--train",
                                str(w / "train.tsv")], "fingerprint"),
         ("train file FIFO", [*custom, "--train", str(w / "fifo.tsv")], "FIFO"),
+        ("teacher's tokenizer file links out", ["distill", "--stage", "general", "--teacher", str(w / "model-evil"),
+                                                "--data", str(w / "data"), "--out", str(w / "new-gd"),
+                                                "student.preset=bert-tiny", "train.max_steps=2"],
+         "model-evil/tokenizer_config.json: a symlink"),
+        ("finetune source's tokenizer file links out", [*custom[:1], str(w / "model-evil"), *custom[2:], "--train",
+                                                        str(w / "train.tsv")], "tokenizer_config.json: a symlink"),
+        ("dataset's tokenizer file links out", [*pre, f"data.path={w / 'data-evil'}"],
+         "data-evil/tokenizer/tokenizer_config.json: a symlink"),
+        ("distill seed 2**70", ["distill", "--stage", "general", "--teacher", str(w / "model"), "--data",
+                                str(w / "data"), "--out", str(w / "new-gd"), f"train.seed={TWO_TO_70}"], "train.seed"),
+        ("distill student too big", ["distill", "--stage", "general", "--teacher", str(w / "model"), "--data",
+                                     str(w / "data"), "--out", str(w / "new-gd"), f"model.hidden_size={10**7}",
+                                     "model.num_heads=1"], "the student (student.preset and model.*)"),
         ("seeds [2**70]", [*custom, "--train", str(w / "train.tsv"), f"train.seeds=[{TWO_TO_70}]"],
          "train.seeds"),
     ]

@@ -72,17 +72,18 @@ def seed_per_rank(seed: int, env: DistEnv) -> None:
 def train_objective(objective: nn.Module, batches: Iterable[Batch], config: TrainConfig, run_dir: Path,
                     env: DistEnv, *, eval_fn: EvalFn | None = None,
                     param_groups: list[dict[str, Any]] | None = None, resume: bool = False,
-                    progress: bool = True) -> LoopResult:
+                    progress: bool = True, on_ready: Callable[[], None] | None = None) -> LoopResult:
     """Train ``objective`` on the shared loop. ``batches`` holds this rank's share of every global batch;
     a global ``config.batch_size`` that does not split evenly over the ranks is refused before any step.
-    ``config.unpad`` false turns the encoders' unpadding off (it stays off for scoring afterwards)."""
+    ``config.unpad`` false turns the encoders' unpadding off (it stays off for scoring afterwards).
+    ``on_ready``: see ``train_loop`` (write the run's own files there, after a resume is known valid)."""
     config.micro_batch_size(env.world_size)
     if not config.unpad:
         from leanbert.model.padding import set_unpadding  # model code, loaded only when asked for
 
         set_unpadding(objective, False)
     return train_loop(objective, batches, config, run_dir, eval_fn=eval_fn, env=env, resume=resume,
-                      param_groups=param_groups, progress=progress)
+                      param_groups=param_groups, progress=progress, on_ready=on_ready)
 
 
 def write_on_main(out_dir: Path, fill: Callable[[Path], None], env: DistEnv, scratch: Path) -> None:
