@@ -117,8 +117,11 @@ def run(args) -> int:
         if args.mlm:
             model, tokenizer = load_mlm(args.mlm, stack)
             mlm = MlmCandidates(model.to(device), tokenizer, config.top_k, args.batch_size)
+        # the bar moves once per chunk: fewer examples per chunk when each has many variants (the output does
+        # not depend on chunking)
         summary = augment_file(input_file, args.out, Augmenter(config, glove, mlm), columns, fmt, header=header,
-                               overwrite=args.overwrite, total=total)
+                               overwrite=args.overwrite, total=total,
+                               chunk_size=max(1, min(256, 5120 // max(1, config.num_augmented))))
     print(f"{summary.examples:,} examples + {summary.variants:,} variants "
           f"({summary.variants / summary.examples:.1f} per example) -> {summary.output}")
     return 0
