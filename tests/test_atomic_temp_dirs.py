@@ -37,3 +37,17 @@ def test_make_temp_dir_names_are_recognized_and_kept_while_alive(tmp_path):
     mine = make_temp_dir(tmp_path, "data", "work")
     assert mine.name.startswith(f".data.work-{os.getpid()}.")
     assert clean_stale_temp_dirs(tmp_path) == [] and mine.is_dir()
+
+
+def test_stale_temp_files_of_dead_writers_are_cleaned_and_live_ones_kept(tmp_path):
+    from leanbert.atomic import temp_file_path, write_text_atomically
+
+    dead = dead_pid()
+    stale = tmp_path / f".preds.tsv.tmp-{dead}.{_host_tag()}-ab12"
+    stale.write_text("half a file")
+    live = temp_file_path(tmp_path / "other.tsv")  # this process's: kept
+    assert live.name.startswith(f".other.tsv.tmp-{os.getpid()}.{_host_tag()}-")
+    assert clean_stale_temp_dirs(tmp_path) == [stale] and live.exists() and not stale.exists()
+    write_text_atomically(tmp_path / "done.txt", "ok")
+    assert (tmp_path / "done.txt").read_text() == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "done.txt"])

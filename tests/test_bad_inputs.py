@@ -78,6 +78,12 @@ def world(tmp_path_factory) -> Path:
     }.items():
         shutil.copytree(w / "data", w / name)
         _edit_json(w / name / "manifest.json", change)
+    # a shard edited after `prepare`: same size, same manifest, one id past the vocabulary
+    shutil.copytree(w / "data", w / "data-edited")
+    tokens = w / "data-edited" / "train" / "shard-00000.tokens.bin"
+    edited = bytearray(tokens.read_bytes())
+    edited[10:12] = (info.vocab_size + 5).to_bytes(2, "little")
+    tokens.write_bytes(bytes(edited))
     # model directories broken in one way each
     for name in ("model-list", "model-dirconfig", "model-int64", "model-bigtok", "model-foreign"):
         shutil.copytree(w / "model", w / name)
@@ -103,6 +109,14 @@ def world(tmp_path_factory) -> Path:
     shutil.copytree(w / "hf", w / "hf-evil")
     (w / "hf-evil" / "tokenizer.json").unlink()
     os.symlink(w / "secret" / "passwd", w / "hf-evil" / "tokenizer.json")
+    # a teacher / dataset whose tokenizer_config.json links out: refused before training, not when model/ is saved
+    shutil.copytree(w / "model", w / "model-evil")
+    shutil.copytree(w / "data", w / "data-evil")
+    (w / "outside").mkdir()
+    shutil.copyfile(w / "tok" / "tokenizer_config.json", w / "outside" / "tokenizer_config.json")  # valid: read fine
+    for link in (w / "model-evil" / "tokenizer_config.json", w / "data-evil" / "tokenizer" / "tokenizer_config.json"):
+        link.unlink()
+        os.symlink(w / "outside" / "tokenizer_config.json", link)
     (w / "cwd").mkdir()
     return w
 
@@ -111,6 +125,8 @@ def _cases(w: Path) -> list[tuple[str, list[str], str]]:
     """(name, argv, text the one stderr line must contain)."""
     tok = ["tokenizer", "train", str(w / "corpus.txt"), "--out", str(w / "new-tok")]
     pre = ["pretrain", f"data.path={w / 'data'}", "model.preset=bert-tiny", "--out", str(w / "new-run")]
+    vocab = json.loads((w / "data" / "manifest.json").read_text(encoding="utf-8"))["tokenizer"]["vocab_size"]
+    predict = ["predict", str(w / "model"), "--input", str(w / "train.tsv"), "--text-columns", "text", "--out"]
     custom = ["finetune", str(w / "model"), "--task", "custom", "--dev", str(w / "train.tsv"),
               "--text-columns", "text", "--label-column", "label", "--out", str(w / "new-ft")]
     return [
@@ -121,6 +137,15 @@ def _cases(w: Path) -> list[tuple[str, list[str], str]]:
         ("negative min-frequency", [*tok, "--min-frequency", "-3"], "--min-frequency"),
         ("negative max-lines", [*tok, "--max-lines", "-1"], "--max-lines"),
         ("huge vocab-size", [*tok, "--vocab-size", str(10**12)], "--vocab-size"),
+        ("max-lines 10**20", [*tok, "--max-lines", str(10**20)], "--max-lines=100000000000000000000 must be"),
+        ("max-line-bytes 10**20", [*tok, "--max-line-bytes", str(10**20)], "--max-line-bytes=1000000000000000"),
+        ("prepare max-line-bytes 0", ["prepare", str(w / "corpus.txt"), "--tokenizer", str(w / "tok"), "--out",
+                                      str(w / "new-data"), "--max-line-bytes", "0"], "--max-line-bytes=0"),
+        ("prepare shard-tokens -1", ["prepare", str(w / "corpus.txt"), "--tokenizer", str(w / "tok"), "--out",
+                                     str(w / "new-data"), "--shard-tokens", "-1"], "--shard-tokens=-1"),
+        ("demo seeds 10**9", ["demo", "--out", str(w / "new-demo"), "--seeds", str(10**9)], "--seeds=1000000000"),
+        ("demo minutes inf", ["demo", "--pretrain", "--out", str(w / "new-demo"), "--minutes", "inf"],
+         "--minutes=inf must be a finite number"),
         ("duplicate YAML key", [*pre, "--config", str(w / "dup.yaml")], "duplicate key 'lr' at line 3"),
         ("config is a list", [*pre, "--config", str(w / "list.yaml")], "list.yaml"),
         ("config is a directory", [*pre, "--config", str(w / "dir.yaml")], "directory"),
@@ -130,6 +155,23 @@ def _cases(w: Path) -> list[tuple[str, list[str], str]]:
         ("hidden 10**7", [*pre, f"model.hidden_size={10**7}", "model.num_heads=1"], "hidden_size=10000000"),
         ("shard outside the dataset", [*pre, f"data.path={w / 'data-escape'}"], "not a plain file name"),
         ("shard ids past the vocabulary", [*pre, f"data.path={w / 'data-bigid'}"], "token id 1000000"),
+        ("shard edited after prepare", [*pre, f"data.path={w / 'data-edited'}"],
+         f"data-edited/train/shard-00000.tokens.bin: holds token id {vocab + 5}"),
+        ("rare-words of an edited shard", ["rare-words", str(w / "data-edited")], "shard-00000.tokens.bin"),
+        # single-file outputs: never into another command's output or an input, --overwrite or not
+        ("predict into an earlier export", [*predict, str(w / "earlier-export" / "config.json"), "--overwrite"],
+         "lies inside"),
+        ("predict into its model", [*predict, str(w / "model" / "config.json"), "--overwrite"],
+         "lies inside the input"),
+        ("predict over its input", [*predict, str(w / "train.tsv"), "--overwrite"], "is the input"),
+        ("augment into an earlier export", ["augment", str(w / "train.tsv"), "--text-columns", "text", "--out",
+                                            str(w / "earlier-export" / "aug.tsv")], "a Hugging Face export"),
+        ("augment seed -1", ["augment", str(w / "train.tsv"), "--text-columns", "text", "--seed", "-1", "--out",
+                             str(w / "aug.tsv")], "--seed=-1"),
+        ("augment 10**12 variants", ["augment", str(w / "train.tsv"), "--text-columns", "text",
+                                     "--num-augmented", str(10**12), "--out", str(w / "aug.tsv")],
+         "pass --allow-large"),
+        ("rare-words into an export", ["rare-words", str(w / "earlier-export")], "rare_words.json: lies inside"),
         ("config.json a JSON list", ["export", str(w / "model-list"), str(w / "new-hf")], "JSON list"),
         ("config.json a directory", ["export", str(w / "model-dirconfig"), str(w / "new-hf")], "directory"),
         ("int64 weights", ["export", str(w / "model-int64"), str(w / "new-hf")], "dtype int64"),
@@ -142,6 +184,19 @@ def _cases(w: Path) -> list[tuple[str, list[str], str]]:
         ("foreign tokenizer", [*custom[:1], str(w / "model-foreign"), *custom[2:], "--train",
                                str(w / "train.tsv")], "fingerprint"),
         ("train file FIFO", [*custom, "--train", str(w / "fifo.tsv")], "FIFO"),
+        ("teacher's tokenizer file links out", ["distill", "--stage", "general", "--teacher", str(w / "model-evil"),
+                                                "--data", str(w / "data"), "--out", str(w / "new-gd"),
+                                                "student.preset=bert-tiny", "train.max_steps=2"],
+         "model-evil/tokenizer_config.json: a symlink"),
+        ("finetune source's tokenizer file links out", [*custom[:1], str(w / "model-evil"), *custom[2:], "--train",
+                                                        str(w / "train.tsv")], "tokenizer_config.json: a symlink"),
+        ("dataset's tokenizer file links out", [*pre, f"data.path={w / 'data-evil'}"],
+         "data-evil/tokenizer/tokenizer_config.json: a symlink"),
+        ("distill seed 2**70", ["distill", "--stage", "general", "--teacher", str(w / "model"), "--data",
+                                str(w / "data"), "--out", str(w / "new-gd"), f"train.seed={TWO_TO_70}"], "train.seed"),
+        ("distill student too big", ["distill", "--stage", "general", "--teacher", str(w / "model"), "--data",
+                                     str(w / "data"), "--out", str(w / "new-gd"), f"model.hidden_size={10**7}",
+                                     "model.num_heads=1"], "the student (student.preset and model.*)"),
         ("seeds [2**70]", [*custom, "--train", str(w / "train.tsv"), f"train.seeds=[{TWO_TO_70}]"],
          "train.seeds"),
     ]

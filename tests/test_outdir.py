@@ -19,7 +19,7 @@ from leanbert.cli import main
 from leanbert.errors import UserError
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import save_model
-from leanbert.outdir import MARKER, check_out_dir, publish_dir, read_marker
+from leanbert.outdir import MARKER, check_out_dir, check_out_file, publish_dir, read_marker, write_marker
 
 CORPUS = "the cat sat on the mat\nthe dog sat on the log\n\na cat and a dog met on a mat\n" * 20
 
@@ -222,3 +222,39 @@ def test_demo_overwrite_never_deletes_a_users_directory(tmp_path, capsys):
     assert main(["demo", "--tiny", "--out", str(user), "--overwrite"]) == 2
     one_line_error(capsys, str(user), "not a demo output")
     assert snapshot(tmp_path) == before
+
+
+def test_single_file_outputs_never_land_in_an_input_or_another_commands_output(tmp_path, monkeypatch):
+
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    write_marker(model, "finetune")
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    write_marker(data, "prepare")
+    (tmp_path / "in.tsv").write_text("text\nx\n")
+    (tmp_path / "link").symlink_to(model)
+    refused = {
+        "model/config.json": "lies inside",  # a marked output, --overwrite or not
+        "model/new.tsv": "lies inside",
+        "link/config.json": "lies inside",  # a symlink does not get around it
+        "data/train/../new.tsv": "lies inside",
+        "in.tsv": "is the input",
+        "sub/../in.tsv": "is the input",
+        "model": "is a directory",
+    }
+    for out, message in refused.items():
+        with pytest.raises(UserError, match=message):
+            check_out_file(out, [tmp_path / "in.tsv"], overwrite=True)
+    with pytest.raises(UserError, match="lies inside the input"):
+        check_out_file(data / "x.json", [data], overwrite=True)
+    check_out_file(data / "rare_words.json", overwrite=True, part_of="prepare")  # its designed home
+    with pytest.raises(UserError, match="lies inside"):
+        check_out_file(model / "rare_words.json", overwrite=True, part_of="prepare")
+    (tmp_path / "preds.tsv").write_text("old")
+    with pytest.raises(UserError, match="exists; pass --overwrite"):
+        check_out_file("preds.tsv", [tmp_path / "in.tsv"])
+    assert check_out_file("preds.tsv", [tmp_path / "in.tsv"], overwrite=True) == Path("preds.tsv")
+    assert check_out_file("new/dir/preds.tsv", [tmp_path / "in.tsv"]) == Path("new/dir/preds.tsv")

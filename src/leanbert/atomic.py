@@ -60,11 +60,22 @@ def make_temp_dir(parent: str | Path | None, label: str, kind: str = "tmp") -> P
     return Path(tempfile.mkdtemp(prefix=f".{label}.{kind}-{os.getpid()}.{_host_tag()}-", dir=parent))
 
 
-def clean_stale_temp_dirs(parent: str | Path) -> list[Path]:
-    """Delete the temporary siblings in ``parent`` whose creating process is dead; returns what was removed.
+def temp_file_path(path: str | Path) -> Path:
+    """A new, unused name ``.NAME.tmp-PID.HOST-XXXX`` next to ``path`` for a file written then renamed over
+    it: the same pattern as ``make_temp_dir``, so ``clean_stale_temp_dirs`` removes it when its writer was
+    killed."""
+    path = Path(path)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}.{_host_tag()}-", dir=path.parent)
+    os.close(handle)
+    return Path(name)
 
-    Only names made by ``make_temp_dir`` count, and only those from this host: another machine's pids
-    (a shared file system) and live processes are left alone.
+
+def clean_stale_temp_dirs(parent: str | Path) -> list[Path]:
+    """Delete the temporary siblings in ``parent`` (directories from ``make_temp_dir``, files from
+    ``temp_file_path``) whose creating process is dead; returns what was removed.
+
+    Only names made by those two count, and only those from this host: another machine's pids (a shared file
+    system), live processes and symlinks are left alone.
     """
     parent = Path(parent)
     removed = []
@@ -77,8 +88,13 @@ def clean_stale_temp_dirs(parent: str | Path) -> list[Path]:
         match = _TEMP_NAME.match(entry.name)
         if not match or match["host"] != host or pid_alive(int(match["pid"])):
             continue
-        if entry.is_dir() and not entry.is_symlink():
+        if entry.is_symlink():
+            continue
+        if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+        elif entry.is_file():
+            entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
 
@@ -133,9 +149,14 @@ def write_dir_atomically(out_dir: str | Path, fill: Callable[[Path], None]) -> P
 def write_text_atomically(path: str | Path, text: str) -> None:
     """Write UTF-8 ``text`` to a temporary sibling, then rename it over ``path``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = temp_file_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a plain open() would not
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomically(path: str | Path, data: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -33,16 +34,20 @@ def check_choice(name: str, value: Any, allowed: tuple) -> None:
 
 
 def check_number(name: str, value: Any, low: float, high: float | None = None, low_open: bool = False) -> None:
-    """``value`` must be a number (not a bool) >= low (> low if ``low_open``) and <= high when given."""
+    """``value`` must be a finite number (not a bool, nan or inf) >= low (> low if ``low_open``) and <= high
+    when given. Every numeric setting goes through here, so no budget, rate or weight can be nan or inf."""
     bad = isinstance(value, bool) or not isinstance(value, int | float)
-    if not bad:
+    finite = not bad and math.isfinite(value)
+    if finite:
         bad = value < low or (low_open and value == low) or (high is not None and value > high)
-    if bad:
+    if bad or not finite:
         bounds = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
-        raise ConfigError(f"{name}={value!r} must be a number {bounds}")
+        what = "a number" if bad else "a finite number"
+        raise ConfigError(f"{name}={value!r} must be {what} {bounds}")
 
 
 INT64_MAX = 2**63 - 1  # torch, numpy and the samplers take no larger integer (a seed of 2**70 overflows)
+SEED_MAX = INT64_MAX  # every seed consumer takes it: torch (uint64), numpy SeedSequence, seed_everything
 
 
 def check_integer(name: str, value: Any, low: int, high: int = INT64_MAX) -> None:
@@ -50,6 +55,12 @@ def check_integer(name: str, value: Any, low: int, high: int = INT64_MAX) -> Non
         raise ConfigError(f"{name}={value!r} must be an integer >= {low}")
     if value > high:
         raise ConfigError(f"{name}={value!r} must be an integer <= {high}")
+
+
+def check_seed(name: str, value: Any) -> None:
+    """The one rule for every seed (train.seed, train.seeds, compare's seeds, augment --seed): an integer in
+    [0, SEED_MAX]."""
+    check_integer(name, value, 0, SEED_MAX)
 
 
 def check_probability(name: str, value: Any) -> None:

@@ -56,9 +56,11 @@ def main_process_only(env: DistEnv, log: Log, progress: bool) -> tuple[Log, bool
 
 def seed_everything(seed: int) -> None:
     """Python's, NumPy's and torch's global generators (the same ``seed`` on every rank: same initial
-    weights)."""
+    weights). Any seed the configs accept (``leanbert.config.check_seed``) works: NumPy's global generator
+    takes 32 bits only, so a larger seed is folded through a SeedSequence (smaller ones are used as they
+    are, so runs stay bit-identical to before)."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed if seed < 2**32 else int(np.random.SeedSequence(seed).generate_state(1)[0]))
     torch.manual_seed(seed)
 
 
@@ -70,17 +72,18 @@ def seed_per_rank(seed: int, env: DistEnv) -> None:
 def train_objective(objective: nn.Module, batches: Iterable[Batch], config: TrainConfig, run_dir: Path,
                     env: DistEnv, *, eval_fn: EvalFn | None = None,
                     param_groups: list[dict[str, Any]] | None = None, resume: bool = False,
-                    progress: bool = True) -> LoopResult:
+                    progress: bool = True, on_ready: Callable[[], None] | None = None) -> LoopResult:
     """Train ``objective`` on the shared loop. ``batches`` holds this rank's share of every global batch;
     a global ``config.batch_size`` that does not split evenly over the ranks is refused before any step.
-    ``config.unpad`` false turns the encoders' unpadding off (it stays off for scoring afterwards)."""
+    ``config.unpad`` false turns the encoders' unpadding off (it stays off for scoring afterwards).
+    ``on_ready``: see ``train_loop`` (write the run's own files there, after a resume is known valid)."""
     config.micro_batch_size(env.world_size)
     if not config.unpad:
         from leanbert.model.padding import set_unpadding  # model code, loaded only when asked for
 
         set_unpadding(objective, False)
     return train_loop(objective, batches, config, run_dir, eval_fn=eval_fn, env=env, resume=resume,
-                      param_groups=param_groups, progress=progress)
+                      param_groups=param_groups, progress=progress, on_ready=on_ready)
 
 
 def write_on_main(out_dir: Path, fill: Callable[[Path], None], env: DistEnv, scratch: Path) -> None:

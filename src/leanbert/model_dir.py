@@ -45,6 +45,15 @@ def copy_tokenizer_files(src: str | Path | None, dst: Path) -> list[str]:
     return copied
 
 
+def check_tokenizer_files(src: str | Path | None) -> None:
+    """Refuse now what ``copy_tokenizer_files`` would refuse when the output is saved (a symlink out of ``src``,
+    a special file): every job that ends by copying a tokenizer calls this before its first step, so a run is
+    never refused after training."""
+    if src is not None:
+        for name in TOKENIZER_FILES:
+            regular_file_inside(src, name)
+
+
 def tokenizer_fingerprint(directory: str | Path) -> str | None:
     """Fingerprint of ``directory/tokenizer.json`` (as prepared datasets record it), None without one."""
     from leanbert.data.tokenizer import fingerprint_file

@@ -1,4 +1,5 @@
-"""The one output-directory policy of every command that writes a directory (never lose a user's work).
+"""The one output policy of every command that writes a directory (never lose a user's work), and of those
+that write a single file (``check_out_file``).
 
 * ``--out`` may be new or an empty directory. An existing non-empty one is refused unless ``--overwrite``,
   and ``--overwrite`` only replaces a directory that the same command wrote before: each output carries a
@@ -16,7 +17,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from leanbert.atomic import write_dir_atomically
+from leanbert.atomic import clean_stale_temp_dirs, write_dir_atomically
 from leanbert.errors import UserError
 from leanbert.run_lock import LOCK_NAME, RunLock, lock_run_dir
 
@@ -142,6 +143,55 @@ def _check_location(out_dir: Path, inputs: Iterable[str | Path], flag: str) -> P
             raise UserError(f"{flag} {out_dir} contains the input {source}; choose a directory outside the "
                             f"inputs")
     return out_dir
+
+
+def marked_output(path: str | Path) -> tuple[Path, str | None] | None:
+    """The nearest directory at or above ``path`` (resolved) that carries a ``MARKER``, with the kind it
+    records (None for an unreadable marker); None when no directory up to the root has one."""
+    for directory in (Path(path).resolve(), *Path(path).resolve().parents):
+        if (directory / MARKER).is_file():
+            return directory, read_marker(directory)
+    return None
+
+
+def check_out_file(out: str | Path, inputs: Iterable[str | Path] = (), overwrite: bool = False,
+                   flag: str = "--out", part_of: str | None = None) -> Path:
+    """The one policy of every command that writes a single file (``predict --out``, ``augment --out``,
+    ``rare-words``' table), lifted by no flag except the last point:
+
+    * a directory (or a link to one) is refused: a file name is expected;
+    * never an input of the command or a file inside an input directory, compared as resolved paths (a symlink
+      or ``..`` does not get around it);
+    * never inside another command's output directory (the nearest parent with a ``MARKER``): that output would
+      change under its owner, and its own ``--overwrite`` would delete the file. ``part_of`` names the kind
+      whose output the file belongs in by design (``rare-words`` writes into its prepared dataset);
+    * an existing file is replaced only with ``overwrite``.
+
+    Temporary files that a killed writer left next to ``out`` are removed here (``clean_stale_temp_dirs``).
+    Returns ``out`` as a Path; raises ``UserError`` naming ``out`` and what to do.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"{flag} {out}: is a directory; expected a file name")
+    if part_of is not None:
+        _check_kind(part_of)
+    location = out.parent.resolve() / out.name  # the link itself when ``out`` is one: what gets replaced
+    for source in _existing_inputs(inputs):
+        for path in (location, out.resolve()):  # a link to an input is refused too: surely a mistake
+            if _is_within(path, source):
+                what = "is the input" if path == source else "lies inside the input"
+                raise UserError(f"{flag} {out}: {what} {source}; write the output elsewhere")
+    marked = marked_output(location.parent)
+    if marked is not None and (part_of is None or marked[1] != part_of):
+        directory, kind = marked
+        owner = f"{KINDS[kind]} written by `leanbert {kind}`" if kind else f"an output with a {MARKER}"
+        raise UserError(f"{flag} {out}: lies inside {directory}, {owner}; a file there would be lost or "
+                        f"would damage it, so choose a path outside it")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise UserError(f"{flag} {out}: exists; pass --overwrite to replace it")
+    if out.parent.is_dir():
+        clean_stale_temp_dirs(out.parent)
+    return out
 
 
 def publish_dir(out_dir: str | Path, kind: str, fill: Callable[[Path], None],

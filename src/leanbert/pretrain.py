@@ -28,7 +28,7 @@ from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
 from leanbert.errors import UserError
 from leanbert.jobs import seed_everything, train_objective
 from leanbert.memory_check import check_model_fits
-from leanbert.model_dir import ROLES_FILE, save_model, write_model_files
+from leanbert.model_dir import ROLES_FILE, check_tokenizer_files, save_model, write_model_files
 from leanbert.outdir import open_run_dir, write_marker
 from leanbert.pretrain_config import PretrainConfig, load_pretrain_config
 from leanbert.train.checkpoint import checkpoints_dir, latest_checkpoint
@@ -183,6 +183,7 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
         if resume:
             check_resume_steps(out_dir, config.train.max_steps)
         tokenizer = resolve_tokenizer(config.data)
+        check_tokenizer_files(tokenizer.path)  # model/ copies them at the end: refuse a bad one before training
         model_config = config.model_config(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id)
         if model_config.vocab_size < tokenizer.vocab_size:
             raise ConfigError(f"model.vocab_size={model_config.vocab_size} is smaller than the tokenizer's "
@@ -214,10 +215,12 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
             else:
                 eval_fn = make_eval_fn(valid_loader, train_cfg.eval_batches, env.device,
                                        objective_spec(config.objective.name).derived_metrics)
-        if env.is_main:
+        def write_run_files() -> None:  # after a resume is known valid: a failed one leaves config.yaml as it was
             out_dir.mkdir(parents=True, exist_ok=True)
             write_marker(out_dir, "pretrain")
             _write_yaml(out_dir / CONFIG_FILE, resolved)
+
+        if env.is_main:
             counts = sum(p.numel() for p in objective.parameters())
             print(f"leanbert: {config.objective.name} on {model_config.family} shape "
                   f"(L={model_config.num_layers} H={model_config.hidden_size} E={model_config.embedding_size} "
@@ -226,7 +229,8 @@ def pretrain(config: PretrainConfig, out_dir: str | Path, *, resume: bool = Fals
                   f"{train_cfg.grad_accum} x {env.world_size} = {train_cfg.batch_size} sequences/step",
                   file=sys.stderr)
         result = train_objective(objective, train_loader, train_cfg, out_dir, env, eval_fn=eval_fn,
-                                 resume=resume, progress=progress)  # train.unpad is applied there
+                                 resume=resume, progress=progress,
+                                 on_ready=write_run_files)  # train.unpad is applied there
         model_dir = None
         if env.is_main:
             extra = {"pretraining": {"objective": dataclasses.asdict(config.objective), "step": result.step,

@@ -39,6 +39,14 @@ CASES = {
         lambda d, t: base_spec(d, evaluate={"finetune": [{**t, "overrides": {"train.lrr": 1}}]}),
         "train.lrr"),
     "duplicate entry": (lambda d, t: base_spec(d, entries=[*ENTRIES, ENTRIES[0]]), "two entries are named 'mlm'"),
+    # numbers: one central check (leanbert.config.check_number / check_seed) refuses them before any run
+    "budget inf": (lambda d, t: base_spec(d, budget={"minutes": float("inf")}), "budget.minutes=inf"),
+    "budget nan": (lambda d, t: base_spec(d, budget={"flops": float("nan")}), "budget.flops=nan"),
+    "budget steps 1e300": (lambda d, t: base_spec(d, budget={"steps": 1e300}), "budget.steps"),
+    "seed 2**70": (lambda d, t: base_spec(d, seeds=[2**70]), "seeds entry=1180591620717411303424"),
+    "seed count 10**9": (lambda d, t: base_spec(d, seeds=10**9), "seeds=1000000000 must be an integer <= 1000"),
+    "fine-tuning seed -1": (lambda d, t: base_spec(d, evaluate={"finetune": [{**t, "seeds": [-1]}]}),
+                            "seeds entry=-1"),
 }
 
 

@@ -104,6 +104,11 @@ def test_written_table_round_trips_and_is_checked(made_up, tmp_path):
     (tmp_path / RARE_WORDS_FILE).write_text(json.dumps(bad_ids))
     with pytest.raises(UserError, match="word ids must be 0..n-1"):
         load_rare_word_table(tmp_path, tok.fingerprint)
+    for piece in (-1, 2**70):  # an edited table: refused by name, not an OverflowError in the matcher
+        (tmp_path / RARE_WORDS_FILE).write_text(json.dumps({**raw, "words": [{"id": 0, "pieces": [piece],
+                                                                              "count": 5}]}))
+        with pytest.raises(UserError, match=f"piece id {piece} is not a token id"):
+            load_rare_word_table(tmp_path, tok.fingerprint)
 
 
 def test_matcher_finds_whole_runs_only(made_up):

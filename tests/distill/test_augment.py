@@ -31,6 +31,7 @@ from leanbert.finetune.custom import load_custom
 from leanbert.finetune.tasks import GLUE_TASKS, read_examples
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import save_model
+from leanbert.outdir import write_marker
 
 CONTENT = ("movie film story actor plot scene drama comedy music camera script screen voice dialogue ending "
            "picture character director performance audience theater moment feeling humor spirit charm energy "
@@ -289,7 +290,17 @@ def test_cli_end_to_end_with_an_mlm(world, capsys):
     (lambda w: [str(w / "sst.tsv"), "--task", "sst2", "--replace-prob", "1.5"], r"--replace-prob must be in"),
     (lambda w: [str(w / "c.jsonl"), "--text-columns", "text", "--out", str(w / "x.tsv")],
      r"give the output a .jsonl name"),
-    (lambda w: [str(w / "sst.tsv"), "--task", "sst2", "--out", str(w / "sst.tsv")], r"is the input file"),
+    (lambda w: [str(w / "sst.tsv"), "--task", "sst2", "--out", str(w / "sst.tsv")], r"sst.tsv: is the input"),
+    (lambda w: [str(w / "sst.tsv"), "--task", "sst2", "--out", str(w / "ft" / "predictions.tsv"), "--overwrite"],
+     r"ft/predictions.tsv: lies inside .*ft, a fine-tuning output written by `leanbert finetune`"),
+    (lambda w: [str(w / "sst.tsv"), "--task", "sst2", "--mlm", str(w / "mlm"), "--out",
+                str(w / "mlm" / "new.tsv")], r"mlm/new.tsv: lies inside the input"),
+    (lambda w: [str(w / "sst.tsv"), "--task", "sst2", "--out", str(w / "glove.txt" / ".." / "sst.tsv")],
+     r"is the input"),
+    (lambda w: [str(w / "sst.tsv"), "--task", "sst2", "--seed", "-1"], r"--seed=-1 must be an integer >= 0"),
+    (lambda w: [str(w / "sst.tsv"), "--task", "sst2", "--num-augmented", str(10**9)],
+     r"--num-augmented 1,000,000,000 would write up to 31,000,000,031 rows, about .* over the .* limit; "
+     r"lower --num-augmented, or pass --allow-large"),
     (lambda w: [str(w / "sst.tsv"), "--task", "sst2", "--out", str(w / "exists.tsv")], r"exists; pass --overwrite"),
     (lambda w: [str(w / "c.jsonl"), "--text-columns", "tag2"], r"c.jsonl:1: missing field 'tag2'"),
 ])
@@ -297,6 +308,9 @@ def test_bad_input_is_one_line_and_leaves_no_output(world, capsys, make_args, me
     (world / "bad.tsv").write_text("sentence\tlabel\na good film\t1\nno label here\n", encoding="utf-8")
     (world / "bad_glove.txt").write_text("film 1 2 3 4 5 6 7 8\nmovie 1 2 3\n", encoding="utf-8")
     (world / "exists.tsv").write_text("keep me\n", encoding="utf-8")
+    (world / "ft").mkdir(exist_ok=True)  # another command's output: never written into
+    write_marker(world / "ft", "finetune")
+    (world / "ft" / "predictions.tsv").write_text("keep me\n", encoding="utf-8")
     if not (world / "c.jsonl").exists():
         (world / "c.jsonl").write_text('{"text": "a film", "tag": "x"}\n', encoding="utf-8")
     args = make_args(world)
@@ -312,6 +326,8 @@ def test_bad_input_is_one_line_and_leaves_no_output(world, capsys, make_args, me
     assert re.search(message, err), err
     assert not out.exists() and not list(out.parent.glob(".*tmp*"))
     assert (world / "exists.tsv").read_text() == "keep me\n"
+    assert (world / "ft" / "predictions.tsv").read_text() == "keep me\n"
+    assert (world / "sst.tsv").read_text().startswith("sentence\tlabel\n")
 
 
 def test_real_glove_from_the_kumo_package():
@@ -322,3 +338,38 @@ def test_real_glove_from_the_kumo_package():
     neighbours = glove.neighbours(["good", "Movie"], 10)
     assert "better" in neighbours["good"] and "film" in neighbours["movie"]
     assert all(re.fullmatch(r"[a-z]+", w) for w in neighbours["good"])
+
+
+def test_a_killed_augments_temp_file_is_removed_by_the_next_run(world, tmp_path):
+    import subprocess
+    import sys
+
+    from leanbert.atomic import _host_tag
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # a pid that has exited: a killed augment's
+    child.wait()
+    stale = tmp_path / f".aug.tsv.tmp-{child.pid}.{_host_tag()}-x1y2"
+    stale.write_text("sentence\tlabel\nhalf\t1\n", encoding="utf-8")
+    assert main(["augment", str(world / "sst.tsv"), "--task", "sst2", "--glove", str(world / "glove.txt"),
+                 "--num-augmented", "2", "--out", str(tmp_path / "aug.tsv")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["aug.tsv"]
+
+
+def test_size_estimate_is_an_upper_bound_and_allow_large_lifts_the_limit(world, tmp_path, monkeypatch):
+    from leanbert.distill import augment_size
+
+    size = augment_size.estimate_size(world / "sst.tsv", 3)
+    lines = (world / "sst.tsv").read_text(encoding="utf-8").count("\n")
+    assert size.input_rows == lines and size.output_rows == lines * 4
+    assert main(["augment", str(world / "sst.tsv"), "--task", "sst2", "--glove", str(world / "glove.txt"),
+                 "--num-augmented", "3", "--out", str(tmp_path / "aug.tsv")]) == 0
+    written = tmp_path / "aug.tsv"
+    assert written.stat().st_size <= size.output_bytes
+    assert written.read_text(encoding="utf-8").count("\n") <= size.output_rows
+    monkeypatch.setattr(augment_size, "MAX_OUTPUT_BYTES", size.output_bytes - 1)
+    with pytest.raises(UserError, match="over the .* limit"):
+        augment_size.check_size(size, written, allow_large=False)
+    augment_size.check_size(size, written, allow_large=True)
+    assert augment_size.count_lines(world / "sst.tsv") == lines
+    (tmp_path / "no-newline.txt").write_bytes(b"a\nb")
+    assert augment_size.count_lines(tmp_path / "no-newline.txt") == 2

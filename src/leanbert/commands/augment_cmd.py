@@ -49,6 +49,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=128, metavar="B", help="MLM batch size (default 128)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the MLM runs")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument("--allow-large", action="store_true",
+                        help="write an output estimated over 10 GiB or the free disk space (refused otherwise)")
     parser.set_defaults(func=run)
 
 
@@ -77,16 +79,19 @@ def _resolve_input(args) -> tuple[str, str, tuple, bool]:
 
 
 def run(args) -> int:
+    import sys
     from contextlib import ExitStack
     from pathlib import Path
 
     import torch
 
     from leanbert.distill.augment import AugmentConfig, Augmenter, augment_file
+    from leanbert.distill.augment_size import check_size, estimate_size
     from leanbert.distill.glove import load_glove
     from leanbert.distill.mlm_candidates import MlmCandidates, load_mlm
     from leanbert.errors import UserError
     from leanbert.finetune.readers import detect_format
+    from leanbert.outdir import check_out_file
 
     input_file, fmt, columns, header = _resolve_input(args)
     if Path(args.out).suffix and detect_format(args.out) != fmt:
@@ -95,6 +100,14 @@ def run(args) -> int:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     config = AugmentConfig(replace_prob=args.replace_prob, top_k=args.top_k, num_augmented=args.num_augmented,
                            seed=args.seed)
+    check_out_file(args.out, [input_file, args.mlm, args.glove], args.overwrite)  # before any slow loading
+    total = None
+    if Path(input_file).is_file():  # else the reader names the problem
+        size = estimate_size(input_file, config.num_augmented)
+        check_size(size, args.out, args.allow_large)
+        total = max(size.input_rows - int(header), 1)
+        if size.seconds > 60:
+            print(f"leanbert augment: {size.describe()}", file=sys.stderr)
     device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA GPU is available")
@@ -104,8 +117,11 @@ def run(args) -> int:
         if args.mlm:
             model, tokenizer = load_mlm(args.mlm, stack)
             mlm = MlmCandidates(model.to(device), tokenizer, config.top_k, args.batch_size)
+        # the bar moves once per chunk: fewer examples per chunk when each has many variants (the output does
+        # not depend on chunking)
         summary = augment_file(input_file, args.out, Augmenter(config, glove, mlm), columns, fmt, header=header,
-                               overwrite=args.overwrite)
+                               overwrite=args.overwrite, total=total,
+                               chunk_size=max(1, min(256, 5120 // max(1, config.num_augmented))))
     print(f"{summary.examples:,} examples + {summary.variants:,} variants "
           f"({summary.variants / summary.examples:.1f} per example) -> {summary.output}")
     return 0

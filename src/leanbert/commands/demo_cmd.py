@@ -57,17 +57,19 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+MAX_SEEDS = 100
+
+
 def run(args) -> int:
+    from leanbert.config import check_integer, check_number
     from leanbert.errors import UserError
 
-    if args.seeds < 1:
-        raise UserError(f"--seeds {args.seeds} must be at least 1")
+    check_integer("--seeds", args.seeds, 1, MAX_SEEDS)  # every seed is a whole training run
     if args.pretrain:
         from leanbert.demo.pipeline import DemoSettings, run_demo
 
         minutes = 6.0 if args.minutes is None else args.minutes
-        if not minutes > 0:
-            raise UserError(f"--minutes {minutes} must be a positive number")
+        check_number("--minutes", minutes, 0, low_open=True)  # nan and inf included
         settings = DemoSettings.tiny_settings(minutes) if args.tiny else DemoSettings(minutes=minutes)
         run_demo(args.out, dataclasses.replace(settings, ft_seeds=args.seeds), overwrite=args.overwrite)
         return 0

@@ -33,6 +33,8 @@ Keys (key=value, or a YAML --config with the same groups):
            distill.prediction_lr (5e-5): CPU-sized; the paper uses 10 epochs, then 3 at lr 3e-5.
            distill.temperature (1), distill.hard_label_weight (0); train.* and data.* as in finetune,
            except train.lr and train.epochs (set per step above)
+  data.label_map       task: which teacher label each task label is, when their names differ (a teacher
+                       fine-tuned on 0/1, a task labelled neg/pos): data.label_map=neg:0,pos:1
 --print-config shows the resolved config with the expanded list of matches, without training.
 
 examples:

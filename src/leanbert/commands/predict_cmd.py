@@ -41,7 +41,11 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from leanbert.predict import predict_file
+    from leanbert.outdir import check_out_file
+    from leanbert.predict import STDIN, predict_file
+
+    if args.out != STDIN:  # the single-file output policy of every command (leanbert.outdir)
+        check_out_file(args.out, [item for item in (args.input, args.model) if item != STDIN], args.overwrite)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)  # stdout may carry the predictions (--out -)

@@ -36,9 +36,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from leanbert.config import ConfigError, apply_overrides, from_dict, load_config_file
-    from leanbert.data.rare_words import RareWordSettings, build_rare_word_table, write_rare_word_table
+    from leanbert.data.rare_words import (
+        RARE_WORDS_FILE,
+        RareWordSettings,
+        build_rare_word_table,
+        write_rare_word_table,
+    )
     from leanbert.data.tokenizer import load_tokenizer
     from leanbert.objectives.tnf import TnfConfig
+    from leanbert.outdir import check_out_file
 
     raw = load_config_file(args.config) if args.config else {}
     group = {"tnf": dict(raw.get("tnf") or {})}
@@ -47,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("tnf must be a mapping of tnf.* keys")
     config = from_dict(TnfConfig, group["tnf"], prefix="tnf.")
     settings = RareWordSettings(*config.table_settings)
+    # the table belongs in its dataset (replaced on every run), never in any other command's output
+    check_out_file(Path(args.data) / RARE_WORDS_FILE, overwrite=True, flag="DATA", part_of="prepare")
     tokenizer = load_tokenizer(Path(args.data) / "tokenizer")
     table = build_rare_word_table(args.data, tokenizer, settings)
     path = write_rare_word_table(args.data, table)

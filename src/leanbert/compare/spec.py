@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leanbert.config import ConfigError, load_config_file
+from leanbert.config import ConfigError, check_integer, check_number, check_seed, load_config_file
 
 SPEC_KEYS = ("data", "budget", "base", "seeds", "baseline", "entries", "evaluate")
 BUDGET_KINDS = ("flops", "minutes", "steps")
@@ -42,6 +42,7 @@ RESERVED = {"data.path": "the spec's `data`", "train.seed": "the spec's `seeds`"
 BUDGET_RESERVED = {"flops": ("train.max_steps", "train.max_minutes"), "steps": ("train.max_steps",
                                                                                "train.max_minutes"),
                    "minutes": ("train.max_minutes",)}
+MAX_SEEDS = 1000  # `seeds: K` runs every entry K times
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -134,14 +135,14 @@ def _unknown(section: dict[str, Any], allowed: tuple[str, ...], where: str) -> N
 
 
 def _int_list(value: Any, where: str) -> tuple[int, ...]:
-    """An int K (seeds 0..K-1) or a list of distinct non-negative ints."""
+    """An int K (seeds 0..K-1, K <= MAX_SEEDS) or a list of distinct seeds (``check_seed``)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise ConfigError(f"{where}={value} must be at least 1 (or a list of seeds)")
+        check_integer(where, value, 1, MAX_SEEDS)  # every seed is a whole run: a count is never huge
         return tuple(range(value))
-    if (not isinstance(value, list) or not value
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+    if not isinstance(value, list) or not value:
         raise ConfigError(f"{where}={value!r} must be a count or a non-empty list of seeds (integers >= 0)")
+    for seed in value:
+        check_seed(f"{where} entry", seed)
     if len(set(value)) != len(value):
         raise ConfigError(f"{where}={value!r} repeats a seed")
     return tuple(value)
@@ -157,10 +158,11 @@ def _budget(raw: Any, where: str) -> tuple[str, float]:
             value = float(value)
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{where}: budget.{kind}={value!r} must be a positive number")
-    if kind == "steps" and (not float(value).is_integer()):
-        raise ConfigError(f"{where}: budget.steps={value!r} must be a whole number")
+    check_number(f"{where}: budget.{kind}", value, 0, low_open=True)  # nan and inf included
+    if kind == "steps":
+        if not float(value).is_integer():
+            raise ConfigError(f"{where}: budget.steps={value!r} must be a whole number")
+        check_integer(f"{where}: budget.steps", int(value), 1)
     return kind, float(value)
 
 

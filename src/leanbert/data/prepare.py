@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from leanbert.config import check_integer
 from leanbert.data.encode import LineEncoder
 from leanbert.data.shards import FORMAT, FORMAT_VERSION, SPLITS, ShardWriter, token_dtype
 from leanbert.data.sources import DEFAULT_MAX_LINE_BYTES, SkipStats, expand_inputs, iter_file_lines
@@ -121,6 +122,8 @@ def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str |
     """
     if not 0.0 <= valid_fraction < 1.0:
         raise UserError(f"--valid-fraction {valid_fraction} must be in [0, 1)")
+    check_integer("--max-line-bytes", max_line_bytes, 1)
+    check_integer("--shard-tokens", shard_tokens, 1)
     info = load_tokenizer(tokenizer_dir)
     out_dir = check_out_dir(out_dir, "prepare", [*inputs, tokenizer_dir], overwrite)  # before the long work
     files = expand_inputs(inputs)

@@ -33,6 +33,7 @@ from leanbert.atomic import write_json_atomically
 from leanbert.data.shards import open_dataset
 from leanbert.data.tokenizer import TokenizerInfo
 from leanbert.errors import UserError
+from leanbert.memory_check import MAX_VOCAB_SIZE
 from leanbert.safe_io import read_json_object
 
 RARE_WORDS_FILE = "rare_words.json"
@@ -215,6 +216,10 @@ def load_rare_word_table(directory: str | Path, fingerprint: str) -> RareWordTab
         raise UserError(f"{path}: malformed entry ({err}); run `leanbert rare-words` again") from None
     if ids != list(range(len(ids))) or len(ids) > settings.max_words or any(not w for w in words):
         raise UserError(f"{path}: word ids must be 0..n-1 with n <= max_words and non-empty pieces")
+    bad = next((p for w in words for p in w if not 0 <= p < MAX_VOCAB_SIZE), None)
+    if bad is not None:  # an edited table: the matcher's int64 arrays would overflow
+        raise UserError(f"{path}: piece id {bad} is not a token id (0 <= id < {MAX_VOCAB_SIZE}); run "
+                        "`leanbert rare-words` again")
     return RareWordTable(words=words, counts=counts, settings=settings, fingerprint=fingerprint,
                          collisions=int(raw.get("collisions_dropped", 0)))
 

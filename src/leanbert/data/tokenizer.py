@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from leanbert.config import check_integer
 from leanbert.data.sources import DEFAULT_MAX_LINE_BYTES, SkipStats, expand_inputs, iter_corpus_lines
 from leanbert.errors import UserError
 from leanbert.memory_check import check_tokenizer_vocab_fits
@@ -232,6 +233,8 @@ def train_tokenizer(inputs: list[str], out_dir: str | Path, kind: str = "wordpie
         raise UserError(f"--min-frequency {min_frequency} must be >= 0")
     if max_lines < 0:
         raise UserError(f"--max-lines {max_lines} must be >= 0 (0 = every line)")
+    check_integer("--max-lines", max_lines, 0)  # and <= 2**63 - 1: the line reader takes no larger count
+    check_integer("--max-line-bytes", max_line_bytes, 1)
     files = expand_inputs(inputs)
     check_out_dir(out_dir, "tokenizer", [*inputs, *files], overwrite)  # before the long training, not after
     stats = stats if stats is not None else SkipStats()

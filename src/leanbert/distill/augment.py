@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from leanbert.config import check_seed
 from leanbert.distill.glove import GloveVectors
 from leanbert.distill.mlm_candidates import MaskRequest, MlmCandidates
 from leanbert.errors import UserError
@@ -64,6 +65,7 @@ class AugmentConfig:
             raise UserError(f"--top-k must be at least 1, got {self.top_k}")
         if self.num_augmented < 0:
             raise UserError(f"--num-augmented must be at least 0, got {self.num_augmented}")
+        check_seed("--seed", self.seed)
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,9 @@ class Augmenter:
 
 
 def check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
-    """The output must not be the input, nor a directory, nor exist unless ``overwrite``."""
+    """The output must not be the input, nor a directory, nor exist unless ``overwrite``. (``leanbert augment``
+    applies the whole single-file policy, ``outdir.check_out_file``, before this; a caller such as the demo
+    writes into its own output directory.)"""
     if output_path.resolve() == input_path.resolve():
         raise UserError(f"--out {output_path}: is the input file; write the augmented data elsewhere")
     if output_path.is_dir():
@@ -205,10 +209,11 @@ class AugmentSummary:
 
 def augment_file(input_path: str | Path, output_path: str | Path, augmenter: Augmenter,
                  text_columns: Sequence[str | int], fmt: str, header: bool = True, overwrite: bool = False,
-                 chunk_size: int = 256, progress: bool | None = None) -> AugmentSummary:
+                 chunk_size: int = 256, progress: bool | None = None, total: int | None = None) -> AugmentSummary:
     """Augment every row of ``input_path`` into ``output_path`` (same format): each original row, then its
     variants with the text columns replaced and every other column copied. Written atomically; examples are
-    processed ``chunk_size`` at a time (memory stays flat, the MLM sees full batches)."""
+    processed ``chunk_size`` at a time (memory stays flat, the MLM sees full batches). ``total``: the expected
+    number of examples, for the progress bar's ETA."""
     from tqdm import tqdm
 
     from leanbert.distill.table import RecordWriter, read_records, record_texts, text_keys, with_texts
@@ -219,7 +224,8 @@ def augment_file(input_path: str | Path, output_path: str | Path, augmenter: Aug
     keys = text_keys(input_path, fmt, names, text_columns)
     examples = variants = 0
     disable = None if progress is None else not progress  # None: a bar only on a terminal
-    with RecordWriter(output_path, fmt) as writer, tqdm(desc="augment", unit="ex", disable=disable) as bar:
+    with RecordWriter(output_path, fmt) as writer, tqdm(desc="augment", unit="ex", total=total,
+                                                               disable=disable) as bar:
         if names is not None:
             writer.write(names)
 

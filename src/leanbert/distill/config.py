@@ -37,6 +37,7 @@ from leanbert.config import (
     to_dict,
 )
 from leanbert.data.config import DataConfig
+from leanbert.distill.labels import parse_label_map
 from leanbert.distill.matches import FEATURES, STRATEGIES, LayerMatch, generate_matches, parse_matches
 from leanbert.distill.student import INITS
 from leanbert.finetune.config import FinetuneConfig, FinetuneDataConfig, FinetuneTrainConfig, Recipe
@@ -142,6 +143,7 @@ class TaskConfig:
     model: dict[str, Any] = field(default_factory=dict)
     distill: TaskDistillConfig = field(default_factory=TaskDistillConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    label_map: dict[str, str] = field(default_factory=dict)  # data.label_map: task label -> teacher label
 
     def step(self, epochs: float, lr: float) -> FinetuneConfig:
         """The task job's config for one step."""
@@ -149,8 +151,11 @@ class TaskConfig:
                                                                             lr=lr))
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"student": to_dict(self.student), "model": dict(self.model), "distill": to_dict(self.distill)}
-        return {**out, **self.finetune.to_dict()}
+        out = {"student": to_dict(self.student), "model": dict(self.model), "distill": to_dict(self.distill),
+               **self.finetune.to_dict()}
+        if self.label_map:
+            out["data"]["label_map"] = dict(self.label_map)
+        return out
 
 
 def _check_model_group(model: Any, student: StudentConfig) -> dict[str, Any]:
@@ -227,6 +232,7 @@ def load_task_config(recipe: Recipe, path: str | Path | None, overrides: list[st
             finetune[group][name] = value
         finetune["train"].update(train)
         finetune["data"].update(_group(raw, "data"))
+        label_map = parse_label_map(finetune["data"].pop("label_map", None))
         seeds = finetune["train"].get("seeds")
         if seeds is not None and not isinstance(seeds, list):
             raise ConfigError(f"train.seeds={seeds!r} must be a list, e.g. train.seeds=[0] or [0,1,2]")
@@ -235,7 +241,8 @@ def load_task_config(recipe: Recipe, path: str | Path | None, overrides: list[st
             student=student, model=_check_model_group(raw.get("model", {}), student),
             distill=from_dict(TaskDistillConfig, _group(raw, "distill"), prefix="distill."),
             finetune=FinetuneConfig(train=from_dict(FinetuneTrainConfig, finetune["train"], prefix="train."),
-                                    data=from_dict(FinetuneDataConfig, finetune["data"], prefix="data.")))
+                                    data=from_dict(FinetuneDataConfig, finetune["data"], prefix="data.")),
+            label_map=label_map)
     except ConfigError as err:
         raise _named(path, err) from None
 

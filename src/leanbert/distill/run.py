@@ -35,6 +35,7 @@ from leanbert.distill.config import (
     resolved_matches,
     with_matches,
 )
+from leanbert.distill.labels import align_task_labels, teacher_labels
 from leanbert.distill.objective import PredictionTarget, TransformerDistillation
 from leanbert.distill.student import build_student, student_config
 from leanbert.errors import UserError
@@ -50,7 +51,7 @@ from leanbert.finetune.task_job import (
 from leanbert.finetune.tasks import TaskData
 from leanbert.jobs import job_env, main_process_only, seed_everything, train_objective
 from leanbert.model.model import LeanBertModel
-from leanbert.model_dir import save_model, tokenizer_fingerprint
+from leanbert.model_dir import check_tokenizer_files, save_model, tokenizer_fingerprint
 from leanbert.outdir import open_run_dir, write_marker
 from leanbert.pretrain import check_resume_compatible, check_resume_steps, make_eval_fn
 from leanbert.run_lock import lock_output
@@ -126,6 +127,7 @@ def distill_general(config: GeneralConfig, teacher: str | Path, out_dir: str | P
                 raise UserError(f"data.path={config.data.path} was prepared with the tokenizer {tokenizer.path}, "
                                 f"not the teacher's ({teacher_dir}); prepare the corpus with "
                                 f"`leanbert prepare ... --tokenizer {teacher_dir}`")
+            check_tokenizer_files(teacher_dir)  # model/ copies them at the end: refuse a bad one before training
             train_cfg = config.train
             seed_everything(train_cfg.seed)  # same student and projections on every rank
             student = build_student(config.student.init, teacher=teacher_model, teacher_dir=teacher_dir,
@@ -153,10 +155,12 @@ def distill_general(config: GeneralConfig, teacher: str | Path, out_dir: str | P
                         file=sys.stderr)
                 else:
                     eval_fn = make_eval_fn(valid_loader, train_cfg.eval_batches, env.device)
-            if env.is_main:
+            def write_run_files() -> None:  # after a resume is known valid (train_loop's on_ready)
                 out_dir.mkdir(parents=True, exist_ok=True)
                 write_marker(out_dir, "distill")
                 write_text_atomically(out_dir / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
+
+            if env.is_main:
                 trained = sum(p.numel() for p in objective.parameters() if p.requires_grad)
                 log(f"leanbert: general distillation {teacher_model.config.num_layers}L/"
                     f"{teacher_model.config.hidden_size}H -> {student.config.num_layers}L/"
@@ -164,7 +168,7 @@ def distill_general(config: GeneralConfig, teacher: str | Path, out_dir: str | P
                     f"parameters (student + projections); {env.world_size} process(es) on {env.device}",
                     file=sys.stderr)
             result = train_objective(objective, train_loader, train_cfg, out_dir, env, eval_fn=eval_fn,
-                                     resume=resume, progress=progress)
+                                     resume=resume, progress=progress, on_ready=write_run_files)
             model_dir = None
             if env.is_main:
                 extra = {"distillation": {"stage": "general", "teacher": str(teacher), "step": result.step,
@@ -217,6 +221,8 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
         try:
             teacher_dir, teacher_model = load_teacher(teacher, work, log)
             check_task_teacher(teacher_model, teacher_dir, task)
+            task = align_task_labels(task, teacher_labels(teacher_dir, teacher_model.config.num_labels),
+                                     config.label_map, teacher_dir)
             data = encode_task(task, teacher_dir, config.finetune.data, teacher_model.config, progress)
             job = TaskJob(data, config.finetune, env, progress, log)
             if teacher_metrics is None:

@@ -21,6 +21,7 @@ import torch
 from leanbert.config import ConfigError, ModelConfig
 from leanbert.errors import UserError
 from leanbert.finetune.source import load_source, resolve_model_dir
+from leanbert.memory_check import check_model_fits
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import tokenizer_fingerprint
 from leanbert.presets import model_config
@@ -119,12 +120,14 @@ def build_student(init: str, *, teacher: LeanBertModel, teacher_dir: Path, heads
         config = preset_student_config(preset, overrides, teacher.config, heads, num_labels)
         if dropout is not None:
             config = dataclasses.replace(config, hidden_dropout=dropout, attention_dropout=dropout)
+        check_model_fits(config, training=True, source="the student (student.preset and model.*)")
         torch.manual_seed(seed)
         return LeanBertModel(config)
     if init == "teacher-layers":
         config = teacher_layers_config(teacher.config, keep_every, heads, num_labels)
         if dropout is not None:
             config = dataclasses.replace(config, hidden_dropout=dropout, attention_dropout=dropout)
+        check_model_fits(config, training=True, source="the student (student.init=teacher-layers)")
         torch.manual_seed(seed)
         student = LeanBertModel(config)
         copy_teacher_layers(student, teacher, keep_every)

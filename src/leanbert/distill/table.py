@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from leanbert.atomic import clean_stale_temp_dirs, current_umask, temp_file_path
 from leanbert.errors import UserError
 from leanbert.finetune.readers import Column, read_tsv
 
@@ -157,7 +158,8 @@ class RecordWriter:
         self.path = Path(path)
         self.fmt = fmt
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        clean_stale_temp_dirs(self.path.parent)  # what a killed augment left here
+        self.tmp = temp_file_path(self.path)
         newline = "" if fmt == "csv" else "\n"
         self.handle = self.tmp.open("w", encoding="utf-8", newline=newline)
         self.csv = csv.writer(self.handle, lineterminator="\n") if fmt == "csv" else None
@@ -172,6 +174,7 @@ class RecordWriter:
 
     def commit(self) -> None:
         self.handle.close()
+        os.chmod(self.tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a plain open() would not
         os.replace(self.tmp, self.path)
 
     def close(self) -> None:

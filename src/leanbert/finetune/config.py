@@ -19,7 +19,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from leanbert.config import ConfigError, apply_overrides, check_choice, check_integer, check_number, from_dict
+from leanbert.config import (
+    ConfigError,
+    apply_overrides,
+    check_choice,
+    check_integer,
+    check_number,
+    check_seed,
+    from_dict,
+)
 from leanbert.train.config import DEVICES, OPTIMIZERS, PRECISIONS, TrainConfig
 
 
@@ -74,7 +82,7 @@ class FinetuneTrainConfig:
         if not self.seeds:
             raise ConfigError("train.seeds=[] must list at least one seed, e.g. train.seeds=[0,1,2]")
         for seed in self.seeds:
-            check_integer("train.seeds entry", seed, 0)
+            check_seed("train.seeds entry", seed)
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"train.seeds={self.seeds} repeats a seed")
         check_choice("train.precision", self.precision, PRECISIONS)

@@ -49,7 +49,7 @@ from leanbert.finetune.tasks import TaskData, TaskSpec
 from leanbert.inference import gold_labels, score
 from leanbert.jobs import Log, main_process_only, seed_per_rank, train_objective, write_on_main
 from leanbert.model.model import LeanBertModel
-from leanbert.model_dir import save_model
+from leanbert.model_dir import check_tokenizer_files, save_model
 from leanbert.train.distributed import DistEnv
 from leanbert.train.optim import parameter_groups
 
@@ -97,7 +97,9 @@ class EncodedTask:
 def encode_task(task: TaskData, tokenizer_dir: Path, data: FinetuneDataConfig, model: ModelConfig,
                 progress: bool = False) -> EncodedTask:
     """Tokenize ``task`` with the tokenizer in ``tokenizer_dir`` for a model of config ``model`` (refusing a
-    sequence length beyond its positions and a tokenizer whose ids exceed its vocabulary)."""
+    sequence length beyond its positions and a tokenizer whose ids exceed its vocabulary). The tokenizer files
+    the output will copy are checked here too, before any training (``check_tokenizer_files``)."""
+    check_tokenizer_files(tokenizer_dir)
     max_len = data.max_seq_len
     if max_len > model.max_positions:
         raise UserError(f"data.max_seq_len={max_len} exceeds the model's max_positions "

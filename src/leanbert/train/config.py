@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from leanbert.config import ConfigError, check_choice, check_integer, check_number
+from leanbert.config import ConfigError, check_choice, check_integer, check_number, check_seed
 
 SCHEDULES = ("linear", "cosine", "constant")
 OPTIMIZERS = ("adamw", "lamb")
@@ -111,7 +111,7 @@ class TrainConfig:
         for name in ("compile", "tensorboard", "unpad", "eval_at_start"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"train.{name}={getattr(self, name)!r} must be true or false")
-        check_integer("train.seed", self.seed, 0)
+        check_seed("train.seed", self.seed)
         check_integer("train.log_every", self.log_every, 1)
         check_integer("train.eval_every", self.eval_every, 0)
         check_integer("train.eval_batches", self.eval_batches, 1)

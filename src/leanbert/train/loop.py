@@ -245,7 +245,7 @@ class _Trainer:
         return record
 
     # --- the loop -------------------------------------------------------------------------------------
-    def run(self, resume: bool) -> LoopResult:
+    def run(self, resume: bool, on_ready: Callable[[], None] | None = None) -> LoopResult:
         cfg, env = self.config, self.env
         self._rng_to_restore = None
         if env.is_main:
@@ -257,6 +257,8 @@ class _Trainer:
         if resume:
             self.resume()
         if env.is_main:
+            if on_ready is not None:  # the run is known good (its checkpoint restored): its files may change now
+                on_ready()
             self.writer.truncate_after(self.step)
         model = wrap_ddp(self.objective, env)
         if cfg.compile:
@@ -336,7 +338,8 @@ def _ordered(record: dict[str, Any]) -> dict[str, Any]:
 
 def train_loop(objective: nn.Module, train_data: Iterable[Batch], config: TrainConfig, run_dir: str | Path, *,
                eval_fn: EvalFn | None = None, env: DistEnv | None = None, resume: bool = False,
-               param_groups: list[dict[str, Any]] | None = None, progress: bool = True) -> LoopResult:
+               param_groups: list[dict[str, Any]] | None = None, progress: bool = True,
+               on_ready: Callable[[], None] | None = None) -> LoopResult:
     """Train ``objective`` on ``train_data`` until ``config.max_steps`` (or ``config.max_minutes``).
 
     objective:    an ``nn.Module`` whose ``forward(batch)`` returns ``Output(loss, metrics)``; metrics are
@@ -351,6 +354,9 @@ def train_loop(objective: nn.Module, train_data: Iterable[Batch], config: TrainC
     resume:       continue from the newest complete checkpoint in ``run_dir/checkpoints`` (step 0 if none).
     param_groups: optimizer groups (``optim.parameter_groups`` with ``lr_scales`` for layer-wise LR decay);
                   default: decay / no-decay groups over ``objective.parameters()``.
+    on_ready:     called on rank 0 once the run is known valid (the resumed checkpoint restored), before the
+                  first step: where a job writes its own files into ``run_dir`` (config.yaml), so a resume
+                  that fails leaves them as they were.
 
     Writes ``run_dir/metrics.jsonl`` and ``run_dir/checkpoints/``. Raises ``NonFiniteLossError`` when the
     loss turns NaN/inf (checked at every log step and before every checkpoint).
@@ -358,4 +364,4 @@ def train_loop(objective: nn.Module, train_data: Iterable[Batch], config: TrainC
     if env is None:
         env = DistEnv(device=select_device(config.device))
     trainer = _Trainer(objective, train_data, config, Path(run_dir), eval_fn, env, param_groups, progress)
-    return trainer.run(resume)
+    return trainer.run(resume, on_ready)
