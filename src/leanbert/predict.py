@@ -7,75 +7,61 @@ model saved: ``task.labels`` in a leanbert config (``leanbert finetune`` writes 
 Face or ONNX config, else ``LABEL_i`` as transformers names them. A model with one output is a regressor: the
 output has ``score`` instead of ``label`` and ``probability``.
 
-Rows are tokenized like fine-tuning (``PairEncoder``), sorted by length so padding stays small, run in batches
-and written back in input order: ``index<TAB>label<TAB>probability`` where probability is the softmax of the
-predicted class (what ``transformers.pipeline("text-classification")`` reports as ``score``).
+Rows are tokenized like fine-tuning (``PairEncoder``, the Rust tokenizer's batch encoder), sorted by length and
+cut into batches by a token budget (``inference.plan_batches``: little padding, and the encoder's unpadding
+skips the rest), run under ``torch.inference_mode`` with SDPA attention, and written back in input order:
+``index<TAB>label<TAB>probability`` where probability is the softmax of the predicted class (what
+``transformers.pipeline("text-classification")`` reports as ``score``).
+
+``--precision bf16`` (PyTorch models, CPUs with AVX512-BF16 or AMX) runs under bf16 autocast and then re-runs
+up to CHECK_ROWS rows in fp32 to log how often the labels agree (and both accuracies with ``--label-column``):
+what the lower precision costs is always printed.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+import torch
 
+from leanbert.atomic import make_temp_dir, write_text_atomically
+from leanbert.cpu_features import require_bf16
 from leanbert.errors import UserError
+from leanbert.export.onnx import ONNX_NAME, open_onnx_predictor
 from leanbert.finetune.custom import parse_columns
 from leanbert.finetune.encode import Collator, Features, PairEncoder
 from leanbert.finetune.readers import detect_format, read_rows
+from leanbert.finetune.source import resolve_model_dir
 from leanbert.finetune.tasks import Example
+from leanbert.inference import (  # noqa: F401 - DEFAULT_MAX_LEN, label_names, id2label_names: re-exported
+    DEFAULT_MAX_LEN,
+    DEFAULT_MAX_TOKENS,
+    PRECISIONS,
+    Predictor,
+    id2label_names,
+    label_names,
+    run_in_order,
+    torch_forward,
+)
+from leanbert.model.padding import set_unpadding
+from leanbert.model_dir import load_model, read_model_config
+from leanbert.safe_io import read_json_object
 
 STDIN = "-"
-DEFAULT_MAX_LEN = 512  # when the model saved none: BERT's usual limit, capped by max_positions
-_BATCHES_PER_STEP = 8  # progress-bar granularity: batches handed to the backend at once
-
-# (features of one chunk, collator, batch size) -> (N, num_labels) float32 logits in the chunk's order
-LogitsFn = Callable[[Sequence[Features], Collator, int], np.ndarray]
-
-
-@dataclass
-class Classifier:
-    """What ``predict_file`` needs from a model, whatever its format."""
-
-    logits: LogitsFn
-    labels: tuple[str, ...] | None  # None: a regressor (one output)
-    tokenizer_dir: Path
-    max_seq_len: int
-    description: str
-
-
-def label_names(num_labels: int, saved: Sequence[Any] | None) -> tuple[str, ...] | None:
-    """Names for a classifier's outputs: the saved ones when they fit, else transformers' LABEL_i; None for a
-    regressor (``num_labels`` 1)."""
-    if num_labels == 1:
-        return None
-    if saved is not None and len(saved) == num_labels:
-        return tuple(str(name) for name in saved)
-    return tuple(f"LABEL_{i}" for i in range(num_labels))
-
-
-def id2label_names(hf_config: dict[str, Any], num_labels: int) -> tuple[str, ...] | None:
-    """label_names from a Hugging Face config's ``id2label`` (keys are strings in JSON)."""
-    mapping = hf_config.get("id2label")
-    saved = None
-    if isinstance(mapping, dict) and all(str(i) in mapping for i in range(num_labels)):
-        saved = [mapping[str(i)] for i in range(num_labels)]
-    return label_names(num_labels, saved)
+CHECK_ROWS = 512  # rows a lower precision is checked on against fp32 (spread over the whole input)
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Opening a model
 
 
-def _torch_classifier(model_dir: Path, labels_from: dict[str, Any] | None, description: str) -> Classifier:
-    from leanbert.inference import predict_logits
-    from leanbert.model.padding import set_unpadding
-    from leanbert.model_dir import load_model, read_model_config
-
+def _torch_predictor(model_dir: Path, labels_from: dict[str, Any] | None, description: str,
+                     precision: str) -> Predictor:
     config, meta = read_model_config(model_dir)
     if "classifier" not in config.heads:
         raise UserError(f"{description}: the model has no classifier head (heads: {config.heads or 'none'}); "
@@ -88,24 +74,26 @@ def _torch_classifier(model_dir: Path, labels_from: dict[str, Any] | None, descr
     else:
         labels = label_names(config.num_labels, task.get("labels"))
     max_len = task.get("max_seq_len") if isinstance(task.get("max_seq_len"), int) else DEFAULT_MAX_LEN
-
-    def logits(features: Sequence[Features], collator: Collator, batch_size: int) -> np.ndarray:
-        return predict_logits(model, features, collator, batch_size)
-
-    return Classifier(logits, labels, model_dir, min(max_len, config.max_positions), description)
+    variants = {"fp32": torch_forward(model)} if precision != "fp32" else None
+    return Predictor(torch_forward(model, precision), labels, model_dir, min(max_len, config.max_positions),
+                     description, variants)
 
 
-def open_classifier(model: str | Path, work_dir: Path, log=print) -> Classifier:
-    """A ``Classifier`` for MODEL (see the module docstring); a Hugging Face model is imported under
-    ``work_dir``, which the caller removes."""
-    from leanbert.export.onnx import ONNX_NAME, open_onnx_classifier
-    from leanbert.finetune.source import resolve_model_dir
-    from leanbert.safe_io import read_json_object
-
+def open_predictor(model: str | Path, work_dir: Path, log=print, precision: str = "fp32") -> Predictor:
+    """A ``Predictor`` for MODEL (see the module docstring); a Hugging Face model is imported under
+    ``work_dir``, which the caller removes. ``precision`` bf16 needs a PyTorch model and a CPU with native
+    bf16 (or a GPU)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     path = Path(model)
     for candidate in (path, path / "model"):
         if (candidate / ONNX_NAME).is_file():
-            return open_onnx_classifier(candidate)
+            if precision != "fp32":
+                raise UserError(f"--precision {precision}: {candidate} is an ONNX model (its precision was "
+                                "fixed at export: fp32 or --quantize int8); drop --precision")
+            return open_onnx_predictor(candidate)
+    if precision == "bf16" and not torch.cuda.is_available():
+        require_bf16("--precision bf16")
     hf_labels = None
     config_path = path / "config.json"
     if path.is_dir() and config_path.is_file():
@@ -113,7 +101,7 @@ def open_classifier(model: str | Path, work_dir: Path, log=print) -> Classifier:
         if "model_type" in meta and "format" not in meta:
             hf_labels = meta  # the import keeps the weights, not id2label: read the names here
     model_dir = resolve_model_dir(path, work_dir, log=log)
-    return _torch_classifier(model_dir, hf_labels, str(path))
+    return _torch_predictor(model_dir, hf_labels, str(path), precision)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -172,26 +160,6 @@ def read_examples(source: str, text_columns: str | None, stdin: TextIO | None = 
 # Running
 
 
-def sorted_logits(logits_fn: LogitsFn, features: Sequence[Features], collator: Collator, batch_size: int,
-                  progress: bool = False) -> np.ndarray:
-    """(N, C) logits in input order; rows go to ``logits_fn`` sorted by length, ``_BATCHES_PER_STEP``
-    batches at a time so the progress bar moves."""
-    from tqdm import tqdm
-
-    order = np.argsort([f.input_ids.shape[0] for f in features], kind="stable")
-    step = batch_size * _BATCHES_PER_STEP
-    parts = []
-    with tqdm(total=len(order), desc="predict", unit="ex", disable=not progress) as bar:
-        for start in range(0, len(order), step):
-            rows = order[start:start + step]
-            parts.append(logits_fn([features[i] for i in rows], collator, batch_size))  # (n, C)
-            bar.update(len(rows))
-    out = np.empty((len(order), parts[0].shape[1] if parts else 1), dtype=np.float32)  # (N, C)
-    if parts:
-        out[order] = np.concatenate(parts)
-    return out
-
-
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (N, C) logits in float64 (stable: the row max is subtracted)."""
     shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
@@ -223,28 +191,82 @@ def check_out_file(out: str, inputs: Iterable[str | Path], overwrite: bool) -> N
         raise UserError(f"--out {out}: exists; pass --overwrite to replace it")
 
 
+def read_gold(source: str, column: str, labels: tuple[str, ...] | None, count: int) -> np.ndarray:
+    """(N,) gold label indices from ``column`` of the input file: a label name of the model, or its index."""
+    if labels is None:
+        raise UserError(f"--label-column {column}: the model is a regressor (no labels to compare with)")
+    if source == STDIN:
+        raise UserError(f"--label-column {column}: needs a file --input, not stdin")
+    gold = []
+    for line, (value,) in read_rows(source, detect_format(source), [column]):
+        value = str(value)
+        if value in labels:
+            gold.append(labels.index(value))
+        elif value.isdigit() and int(value) < len(labels):
+            gold.append(int(value))
+        else:
+            raise UserError(f"{source}:{line}: label {value!r} in column {column!r} is neither one of the "
+                            f"model's labels ({', '.join(labels)}) nor an index below {len(labels)}")
+    if len(gold) != count:
+        raise UserError(f"{source}: {len(gold)} labels for {count} rows")
+    return np.asarray(gold)
+
+
+def check_precision(predictor: Predictor, precision: str, features: Sequence[Features], collator: Collator,
+                    logits: np.ndarray, gold: np.ndarray | None, batch_size: int, log=print) -> dict[str, Any]:
+    """Run the fp32 model on up to CHECK_ROWS rows spread over the input and log how often the lower
+    precision's labels agree (and, with gold labels, both accuracies): a precision's cost is never silent."""
+    rows = np.unique(np.linspace(0, len(features) - 1, min(CHECK_ROWS, len(features))).astype(np.int64))
+    reference = run_in_order(predictor.variants["fp32"], [features[i] for i in rows], collator, batch_size)
+    ours, theirs = logits[rows].argmax(axis=1), reference.argmax(axis=1)
+    result: dict[str, Any] = {"rows": len(rows), "agreement": float((ours == theirs).mean()),
+                              "max_probability_change": float(np.abs(softmax(logits[rows]) -
+                                                                     softmax(reference)).max())}
+    line = (f"{precision} vs fp32 on {len(rows)} of {len(features)} rows: labels agree on "
+            f"{100 * result['agreement']:.2f}%, largest probability change {result['max_probability_change']:.4f}")
+    if gold is not None:
+        result["accuracy"] = {precision: float((ours == gold[rows]).mean()),
+                              "fp32": float((theirs == gold[rows]).mean())}
+        change = result["accuracy"][precision] - result["accuracy"]["fp32"]
+        line += (f"; accuracy fp32 {result['accuracy']['fp32']:.4f} -> {precision} "
+                 f"{result['accuracy'][precision]:.4f} ({100 * change:+.2f} points)")
+    log(line)
+    return result
+
+
+def _check_options(batch_size: int, max_tokens: int) -> None:
+    for flag, value in (("--batch-size", batch_size), ("--max-tokens", max_tokens)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{flag}={value!r} must be a positive integer")
+
+
 def predict_file(model: str | Path, source: str, out: str, text_columns: str | None = None,
                  batch_size: int = 32, overwrite: bool = False, progress: bool = True, log=print,
-                 stdin: TextIO | None = None) -> int:
+                 stdin: TextIO | None = None, max_tokens: int = DEFAULT_MAX_TOKENS, precision: str = "fp32",
+                 label_column: str | None = None) -> int:
     """Run MODEL over ``source`` (a file or ``-``) and write ``out`` (atomically; ``-`` = stdout). Returns the
-    number of rows."""
-    from leanbert.atomic import make_temp_dir, write_text_atomically
-
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"--batch-size={batch_size!r} must be a positive integer")
+    number of rows. Batches hold at most ``batch_size`` rows and ``max_tokens`` padded tokens. With
+    ``label_column`` the accuracy on the file is logged; with a precision below fp32 its agreement with fp32."""
+    _check_options(batch_size, max_tokens)
     check_out_file(out, [source, model], overwrite)
     examples = read_examples(source, text_columns, stdin)
     if not examples:
         raise UserError(f"--input {source}: no rows to predict")
     work = make_temp_dir(None, "leanbert-predict", "work")
     try:
-        classifier = open_classifier(model, work, log=log)
-        encoder = PairEncoder.from_dir(classifier.tokenizer_dir, classifier.max_seq_len)
+        predictor = open_predictor(model, work, log=log, precision=precision)
+        gold = read_gold(source, label_column, predictor.labels, len(examples)) if label_column else None
+        encoder = PairEncoder.from_dir(predictor.tokenizer_dir, predictor.max_seq_len)
         features = encoder.encode(examples)
-        logits = sorted_logits(classifier.logits, features, Collator(encoder.pad_id), batch_size, progress)
+        collator = Collator(encoder.pad_id)
+        logits = run_in_order(predictor.forward, features, collator, batch_size, max_tokens, progress)
+        if gold is not None:
+            log(f"accuracy on {len(gold)} rows ({label_column}): {float((logits.argmax(1) == gold).mean()):.4f}")
+        if precision != "fp32":
+            check_precision(predictor, precision, features, collator, logits, gold, batch_size, log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join(format_predictions(logits, classifier.labels)) + "\n"
+    text = "\n".join(format_predictions(logits, predictor.labels)) + "\n"
     if out == STDIN:
         sys.stdout.write(text)
     else:

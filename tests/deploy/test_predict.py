@@ -168,3 +168,40 @@ def test_regression_scores_and_unnamed_labels():
     assert format_predictions(logits, None) == ["index\tscore", "0\t0.5", "1\t-1.25"]
     two = np.array([[0.0, np.log(3.0)]], dtype=np.float32)
     assert format_predictions(two, ("neg", "pos")) == ["index\tlabel\tprobability", "0\tpos\t0.750000"]
+
+
+def test_bf16_prints_its_agreement_with_fp32_and_both_accuracies(sst2_finetuned, sst2_dir, tmp_path,
+                                                                 monkeypatch):
+    import leanbert.cpu_features as cpu_features
+
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda *a: frozenset({"avx512f", "avx512_bf16"}))
+    dev = _dev_slice(sst2_dir, tmp_path)
+    lines = []
+    predict_file(sst2_finetuned, str(dev), str(tmp_path / "bf16.tsv"), "sentence", 16, progress=False,
+                 log=lines.append, precision="bf16", label_column="label")
+    predict_file(sst2_finetuned, str(dev), str(tmp_path / "fp32.tsv"), "sentence", 16, progress=False,
+                 log=lines.append, label_column="label")
+    check = [line for line in lines if line.startswith("bf16 vs fp32")]
+    assert len(check) == 1 and f"on {DEV_ROWS} of {DEV_ROWS} rows" in check[0] and "accuracy fp32" in check[0]
+    agree = float(check[0].split("labels agree on ")[1].split("%")[0]) / 100
+    bf16, fp32 = _read(tmp_path / "bf16.tsv")[1:], _read(tmp_path / "fp32.tsv")[1:]
+    assert agree == pytest.approx(np.mean([a[1] == b[1] for a, b in zip(bf16, fp32)]), abs=1e-4)
+    # bf16 keeps ~3 significant digits: probabilities move a little, not a lot
+    np.testing.assert_allclose([float(r[2]) for r in bf16], [float(r[2]) for r in fp32], atol=0.05)
+    gold = [r[1] for r in _read(dev)[1:]]
+    accuracy = np.mean([p[1] == g for p, g in zip(fp32, gold)])
+    assert f"accuracy on {DEV_ROWS} rows (label): {accuracy:.4f}" in lines
+
+
+def test_bf16_is_refused_without_native_bf16(sst2_finetuned, tmp_path, capsys, monkeypatch):
+    import leanbert.cpu_features as cpu_features
+
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda *a: frozenset({"avx2"}))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (tmp_path / "in.tsv").write_text("sentence\tlabel\nfine\tpositive\n")
+    args = ["predict", str(sst2_finetuned), "--input", str(tmp_path / "in.tsv"), "--text-columns", "sentence",
+            "--out", str(tmp_path / "o.tsv")]
+    assert main([*args, "--precision", "bf16"]) == 2
+    assert "no native bf16" in capsys.readouterr().err and not (tmp_path / "o.tsv").exists()
+    assert main([*args, "--label-column", "label"]) == 2
+    assert "label 'positive' in column 'label'" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 
+from leanbert.errors import UserError
 from leanbert.train import checkpoint as ckpt
 from leanbert.train.config import TrainConfig
 from leanbert.train.loop import NonFiniteLossError, train_loop
@@ -210,3 +211,27 @@ def test_token_count_survives_a_resume_between_log_lines(tmp_path):
     resumed = train_loop(_objective(0), SyntheticStream(4), config, tmp_path / "b", resume=True, progress=False)
     assert resumed.tokens == full.tokens > 0
     assert _losses(tmp_path / "b")[8] == _losses(tmp_path / "a")[8]
+
+
+def test_bf16_autocast_stays_close_to_fp32_and_is_refused_without_native_bf16(tmp_path, monkeypatch):
+    """A few steps of the same tiny run in bf16 autocast (fp32 master weights) follow the fp32 losses; on a CPU
+    without AVX512-BF16/AMX the key is refused with one line instead of running emulated bf16."""
+    import leanbert.cpu_features as cpu_features
+
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda *a: frozenset({"avx512f", "avx512_bf16"}))
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        objective = _objective(0, dropout=0.0)
+        train_loop(objective, SyntheticStream(4), _config(precision=precision, checkpoint_every=0), tmp_path / precision,
+                   progress=False)
+        losses[precision] = _losses(tmp_path / precision)
+        assert all(p.dtype == torch.float32 for p in objective.parameters())  # master weights stay fp32
+    assert sorted(losses["bf16"]) == sorted(losses["fp32"]) == list(range(1, 9))
+    for step, fp32 in losses["fp32"].items():
+        assert losses["bf16"][step] == pytest.approx(fp32, rel=0.03, abs=0.02), step
+    assert losses["bf16"] != losses["fp32"]  # autocast really ran: bf16 rounding moves the losses
+
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda *a: frozenset({"avx2"}))
+    with pytest.raises(UserError, match=r"train.precision=bf16: this CPU has no native bf16"):
+        train_loop(_objective(0), SyntheticStream(4), _config(precision="bf16"), tmp_path / "refused", progress=False)
+    assert not (tmp_path / "refused" / "metrics.jsonl").exists()

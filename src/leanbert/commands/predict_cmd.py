@@ -15,11 +15,18 @@ the header index, label, probability (the softmax of the predicted label, as tra
 pipeline reports it), or index, score for a regression model; index is the row's position in the input.
 Label names are the ones the model was fine-tuned with. A malformed row stops with FILE:LINE (exit status 2).
 
+Rows are sorted by length and batched by --batch-size rows and --max-tokens padded tokens (the output keeps the
+input order). --precision bf16 runs a PyTorch model under bf16 autocast on CPUs with AVX512-BF16 or AMX (and on
+GPUs); it is refused elsewhere, and it always prints how often its labels agree with fp32 on up to 512 rows
+(with --label-column, the accuracy of both).
+
 examples:
   leanbert predict runs/ft-sst2 --input ../shared/data/glue/SST-2/dev.tsv --text-columns sentence \\
       --out preds.tsv
   leanbert predict runs/sst2-onnx --input reviews.jsonl --text-columns text --out preds.tsv --batch-size 64
   echo "a gorgeous , witty film" | leanbert predict runs/ft-sst2 --input - --out -
+  leanbert predict runs/ft-sst2 --input ../shared/data/glue/SST-2/dev.tsv --text-columns sentence \
+      --label-column label --precision bf16 --out preds.tsv
 """
 
 
@@ -32,7 +39,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--input", required=True, metavar="FILE", help=".tsv, .csv, .jsonl, or - for stdin")
     parser.add_argument("--text-columns", metavar="A[,B]", help="one text column, or two for sentence pairs")
     parser.add_argument("--out", required=True, metavar="FILE", help="output TSV (- for stdout)")
-    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="rows per forward (32)")
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="rows per forward at most (32)")
+    parser.add_argument("--max-tokens", type=int, default=8192, metavar="N",
+                        help="padded tokens per forward at most (8192)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: autocast on CPUs with AVX512-BF16/AMX; prints its agreement with fp32")
+    parser.add_argument("--label-column", metavar="C", help="gold labels in the input file: print the accuracy")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -52,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     count = predict_file(args.model, args.input, args.out, text_columns=args.text_columns,
                          batch_size=args.batch_size, overwrite=args.overwrite, progress=not args.quiet,
-                         log=log)
+                         log=log, max_tokens=args.max_tokens, precision=args.precision,
+                         label_column=args.label_column)
     if args.out != "-":
         log(f"wrote {count} predictions to {args.out}")
     return 0

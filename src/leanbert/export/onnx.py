@@ -28,9 +28,11 @@ import torch
 from torch import nn
 
 from leanbert.atomic import make_temp_dir, write_json_atomically
-from leanbert.config import to_dict
+from leanbert.batch import Batch
+from leanbert.config import ConfigError, ModelConfig, from_dict, to_dict
 from leanbert.errors import UserError
 from leanbert.finetune.encode import Collator, Features, PairEncoder
+from leanbert.inference import DEFAULT_MAX_LEN, Predictor, id2label_names, run_in_order
 from leanbert.model.model import LeanBertModel
 from leanbert.model.padding import set_unpadding
 from leanbert.model_dir import copy_tokenizer_files, load_model, read_model_config
@@ -141,17 +143,16 @@ class OnnxRunner:
         feeds = {name: given[name].astype(np.int64) for name in self.input_names}
         return dict(zip(self.output_names, self.session.run(None, feeds)))
 
-    def logits(self, features: Sequence[Features], collator: Collator, batch_size: int) -> np.ndarray:
-        """(N, C) classifier logits of ``features`` in their order, ``batch_size`` rows per run."""
+    def forward(self, batch: Batch) -> np.ndarray:
+        """(B, C) float32 classifier logits of one padded batch (an ``inference.ForwardFn``)."""
         if "logits" not in self.output_names:
             raise UserError("the ONNX graph has no logits output (a model without a classifier head)")
-        parts = []
-        for start in range(0, len(features), batch_size):
-            batch = collator(features[start:start + batch_size])
-            out = self.run(batch.input_ids.numpy(), batch.attention_mask.numpy(),
-                           batch.token_type_ids.numpy())
-            parts.append(out["logits"].astype(np.float32))  # (b, C)
-        return np.concatenate(parts)
+        out = self.run(batch.input_ids.numpy(), batch.attention_mask.numpy(), batch.token_type_ids.numpy())
+        return out["logits"].astype(np.float32)
+
+    def logits(self, features: Sequence[Features], collator: Collator, batch_size: int) -> np.ndarray:
+        """(N, C) classifier logits of ``features`` in their order, length-sorted batches of ``batch_size``."""
+        return run_in_order(self.forward, features, collator, batch_size)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -196,13 +197,11 @@ def compare_on_dev(model_dir: Path, fp32: Path, int8: Path, dev: Path, log=print
     max_len = task.get("max_seq_len") if isinstance(task.get("max_seq_len"), int) else 128
     encoder = PairEncoder.from_dir(model_dir, max_len)
     features = encoder.encode(examples)
-    order = np.argsort([f.input_ids.shape[0] for f in features], kind="stable")
-    features_sorted = [features[i] for i in order]
-    gold = np.asarray([f.label for f in features_sorted])
+    gold = np.asarray([f.label for f in features])
     collator = Collator(encoder.pad_id, regression=spec.regression)
     result: dict[str, Any] = {"dev": str(dev), "examples": len(features)}
     for name, path in (("fp32", fp32), ("int8", int8)):
-        logits = OnnxRunner(path).logits(features_sorted, collator, 32)
+        logits = OnnxRunner(path).logits(features, collator, 32)
         result[name] = spec.compute_metrics({"dev": (predictions_from_logits(logits, spec.regression), gold)})
     main = spec.metrics[0]
     change = result["int8"][main] - result["fp32"][main]
@@ -286,10 +285,8 @@ def read_onnx_config(directory: Path) -> dict[str, Any]:
     return meta
 
 
-def open_onnx_classifier(directory: str | Path):
-    """A ``predict.Classifier`` over an ONNX directory."""
-    from leanbert.config import ConfigError, ModelConfig, from_dict
-    from leanbert.predict import DEFAULT_MAX_LEN, Classifier, id2label_names
+def open_onnx_predictor(directory: str | Path) -> Predictor:
+    """An ``inference.Predictor`` over an ONNX directory."""
 
     directory = Path(directory)
     meta = read_onnx_config(directory)
@@ -303,5 +300,5 @@ def open_onnx_classifier(directory: str | Path):
     runner = OnnxRunner(directory / ONNX_NAME)
     task = meta.get("task") if isinstance(meta.get("task"), dict) else {}
     max_len = task.get("max_seq_len") if isinstance(task.get("max_seq_len"), int) else DEFAULT_MAX_LEN
-    return Classifier(runner.logits, id2label_names(meta, config.num_labels), directory,
+    return Predictor(runner.forward, id2label_names(meta, config.num_labels), directory,
                       min(max_len, config.max_positions), str(directory))

@@ -39,6 +39,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from leanbert.batch import Batch
+from leanbert.cpu_features import require_bf16
 from leanbert.errors import UserError
 from leanbert.train import checkpoint as ckpt
 from leanbert.train.config import TrainConfig
@@ -83,6 +84,8 @@ class _Trainer:
         self.objective, self.train_data, self.config, self.run_dir = objective, train_data, config, run_dir
         self.eval_fn, self.env, self.progress = eval_fn, env, progress
         self.device = env.device
+        if config.precision == "bf16" and self.device.type == "cpu":
+            require_bf16("train.precision=bf16")  # emulated bf16 is slower than fp32: refuse, don't crawl
         self.frozen = freeze(objective)  # fingerprints before the move: a CPU teacher is hashed in place
         objective.to(self.device)
         enter_train_mode(objective)
