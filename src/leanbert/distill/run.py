@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from leanbert.distill.config import (
 )
 from leanbert.distill.objective import PredictionTarget, TransformerDistillation
 from leanbert.distill.student import build_student, student_config
+from leanbert.distill.unlabeled import add_unlabeled, describe_mix
 from leanbert.errors import UserError
 from leanbert.finetune.source import load_source, resolve_model_dir
 from leanbert.finetune.task_job import (
@@ -202,12 +204,14 @@ def ratio_to_teacher(student: list[dict[str, float]], teacher: dict[str, float])
 
 def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, config: TaskConfig, *,
                  overwrite: bool = False, progress: bool = True, log=print, env: DistEnv | None = None,
-                 teacher_metrics: dict[str, float] | None = None) -> TaskJobResult:
+                 teacher_metrics: dict[str, float] | None = None,
+                 unlabeled: Sequence[str | Path] = ()) -> TaskJobResult:
     """Task distillation of the fine-tuned ``teacher`` on ``task`` into OUT_DIR (module docstring).
     ``teacher_metrics``: the teacher's metrics on this dev set when the caller has them (the demo, which
-    fine-tuned it a minute ago); None scores the teacher here."""
+    fine-tuned it a minute ago); None scores the teacher here. ``unlabeled``: files of text without labels
+    (``unlabeled.py``) that join the training rows with the teacher's soft targets alone."""
     out_dir = Path(out_dir)
-    check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task)], kind="distill")
+    check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task), *unlabeled], kind="distill")
     spec, settings = task.spec, config.distill
     with job_env(config.finetune.train.device, env) as env, \
             (lock_output(out_dir) if env.is_main else nullcontext()):
@@ -218,6 +222,8 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
             teacher_dir, teacher_model = load_teacher(teacher, work, log)
             check_task_teacher(teacher_model, teacher_dir, task)
             data = encode_task(task, teacher_dir, config.finetune.data, teacher_model.config, progress)
+            data, mix = add_unlabeled(data, unlabeled, teacher_dir, progress)
+            log(describe_mix(mix))
             job = TaskJob(data, config.finetune, env, progress, log)
             if teacher_metrics is None:
                 teacher_metrics, _ = job.score(teacher_model)
@@ -231,6 +237,7 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
             target = PredictionTarget(settings.temperature, settings.hard_label_weight)
             # summarize() reads ``describe`` after the last seed, so run_seed keeps the ratio current
             describe: dict[str, Any] = {"teacher": str(teacher), "teacher_metrics": teacher_metrics,
+                                        "training_rows": mix,
                                         "distill": with_matches(config.to_dict(), matches)}
             student_runs: list[dict[str, float]] = []
 
@@ -258,7 +265,7 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                 return result, student
 
             log(f"distilling {teacher_dir} into a {shape.num_layers}-layer, hidden-{shape.hidden_size} student "
-                f"on {spec.name}: {len(data.train)} train examples, "
+                f"on {spec.name}: {len(data.train)} train examples ({mix['unlabeled']} unlabeled), "
                 f"{settings.intermediate_epochs:g} + {settings.prediction_epochs:g} epochs x "
                 f"{len(config.finetune.train.seeds)} seed(s)")
             return job.run(out_dir, run_seed, tokenizer_dir=teacher_dir, scratch=work, describe=describe,
