@@ -228,6 +228,21 @@ def test_task_stage_trains_on_unlabeled_rows_too(world, tmp_path, capsys):
     logged = [json.loads(line) for line in (out / "runs" / "seed-0" / "prediction" / "metrics.jsonl")
               .read_text().splitlines()]
     assert sum(1 for d in logged if "distill_prediction" in d) == 6  # ceil(88 / 16) steps of the mix
+    first = json.loads((out / "metrics.json").read_text())
+    assert first["teacher_cache"]["rows"] == 88 and not first["teacher_cache"]["reused"]
+    assert (out / "teacher-cache" / "logits.npy").is_file()
+    rerun = ["distill", "--stage", "task", "--teacher", str(world["task_teacher"]), "--task", "sst2", "--data",
+             str(world["glue"]), "--out", str(out), "--quiet", "--unlabeled", str(plain), "--unlabeled", str(table),
+             "--overwrite", *task, "distill.intermediate_epochs=0", "distill.prediction_epochs=1",
+             "distill.hard_label_weight=0.5", "distill.prediction_lr=1e-3", "train.log_every=1"]
+    assert main(rerun) == 0
+    second = json.loads((out / "metrics.json").read_text())
+    assert second["teacher_cache"]["reused"] and second["accuracy"] == first["accuracy"]
+    assert main([*rerun, "distill.teacher_cache=false"]) == 0
+    third = json.loads((out / "metrics.json").read_text())
+    assert third["teacher_cache"] == {"enabled": False} and not (out / "teacher-cache").exists()
+    assert third["accuracy"] == pytest.approx(first["accuracy"], abs=0.05)  # float rounding may flip a row
+    capsys.readouterr()
 
     pair_lines = tmp_path / "pairs.txt"
     pair_lines.write_text("one\ttwo\n", encoding="utf-8")

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -33,15 +34,18 @@ from leanbert.distill.config import (
     TASK_FEATURES,
     GeneralConfig,
     TaskConfig,
+    TaskDistillConfig,
     resolved_matches,
     with_matches,
 )
 from leanbert.distill.objective import PredictionTarget, TransformerDistillation
 from leanbert.distill.student import build_student, student_config
+from leanbert.distill.teacher_cache import CACHE_DIR, TeacherCache, prepare_cache
 from leanbert.distill.unlabeled import add_unlabeled, describe_mix
 from leanbert.errors import UserError
 from leanbert.finetune.source import load_source, resolve_model_dir
 from leanbert.finetune.task_job import (
+    EncodedTask,
     SeedResult,
     TaskJob,
     TaskJobResult,
@@ -202,6 +206,24 @@ def ratio_to_teacher(student: list[dict[str, float]], teacher: dict[str, float])
     return out
 
 
+def task_teacher_cache(settings: TaskDistillConfig, teacher: LeanBertModel, data: EncodedTask, matches: list,
+                       work: Path, out_dir: Path, log) -> tuple[TeacherCache | None, dict[str, Any]]:
+    """The teacher-output cache of the training rows (teacher_cache.py), built in ``work`` or taken from an
+    earlier run in ``out_dir``; (None, {"enabled": False}) with distill.teacher_cache=false."""
+    if not settings.teacher_cache:
+        return None, {"enabled": False}
+    step1 = matches if settings.intermediate_epochs > 0 else []
+    cache, info = prepare_cache(teacher, data.train, data.collator, data.max_seq_len, step1,
+                                settings.cache_budget_mb, work / CACHE_DIR, previous=out_dir / CACHE_DIR, log=log)
+    return cache, {"enabled": True, **info}
+
+
+def keep_teacher_cache(cache: TeacherCache | None, out_dir: Path, is_main: bool) -> None:
+    """Move the cache into the finished OUT_DIR, where a rerun (--overwrite) finds it."""
+    if cache is not None and is_main and out_dir.is_dir() and not (out_dir / CACHE_DIR).exists():
+        os.replace(cache.directory, out_dir / CACHE_DIR)
+
+
 def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, config: TaskConfig, *,
                  overwrite: bool = False, progress: bool = True, log=print, env: DistEnv | None = None,
                  teacher_metrics: dict[str, float] | None = None,
@@ -235,9 +257,10 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                                    log=log)
             matches = resolved_matches(settings, TASK_FEATURES, shape.num_layers, teacher_model.config.num_layers)
             target = PredictionTarget(settings.temperature, settings.hard_label_weight)
+            cache, cache_info = task_teacher_cache(settings, teacher_model, data, matches, work, out_dir, log)
             # summarize() reads ``describe`` after the last seed, so run_seed keeps the ratio current
             describe: dict[str, Any] = {"teacher": str(teacher), "teacher_metrics": teacher_metrics,
-                                        "training_rows": mix,
+                                        "training_rows": mix, "teacher_cache": cache_info,
                                         "distill": with_matches(config.to_dict(), matches)}
             student_runs: list[dict[str, float]] = []
 
@@ -250,11 +273,11 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                 seconds = 0.0
                 if settings.intermediate_epochs > 0:
                     step = TransformerDistillation(student, teacher_model, str(teacher), matches,
-                                                   shared_projection=settings.shared_projection)
+                                                   shared_projection=settings.shared_projection, cache=cache)
                     first, student = job.train(step, student, seed, run_dir / "intermediate",
                                                config.step(settings.intermediate_epochs, settings.intermediate_lr))
                     seconds = first.seconds
-                step = TransformerDistillation(student, teacher_model, str(teacher), [], target)
+                step = TransformerDistillation(student, teacher_model, str(teacher), [], target, cache=cache)
                 result, student = job.train(step, student, seed, run_dir / "prediction",
                                             config.step(settings.prediction_epochs, settings.prediction_lr))
                 result.seconds += seconds
@@ -268,7 +291,9 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                 f"on {spec.name}: {len(data.train)} train examples ({mix['unlabeled']} unlabeled), "
                 f"{settings.intermediate_epochs:g} + {settings.prediction_epochs:g} epochs x "
                 f"{len(config.finetune.train.seeds)} seed(s)")
-            return job.run(out_dir, run_seed, tokenizer_dir=teacher_dir, scratch=work, describe=describe,
-                           kind="distill")
+            result = job.run(out_dir, run_seed, tokenizer_dir=teacher_dir, scratch=work, describe=describe,
+                             kind="distill")
+            keep_teacher_cache(cache, out_dir, env.is_main)
+            return result
         finally:
             shutil.rmtree(work, ignore_errors=True)
