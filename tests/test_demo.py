@@ -214,3 +214,15 @@ def test_tiny_pretraining_demo_end_to_end(tmp_path, capsys):
     # an existing output directory is refused unless --overwrite
     assert main(["demo", "--pretrain", "--tiny", "--minutes", "0.15", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--labels", "one"], "--labels 'one': expected `all` or a number"),
+    (["--labels", "1"], "--labels '1'"),
+    (["--pretrain", "--labels", "500"], "--labels sets the labelled snippets of the default demo"),
+])
+def test_bad_labels_are_one_line(tmp_path, capsys, argv, message):
+    out = tmp_path / "demo"
+    assert main(["demo", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and not out.exists()
