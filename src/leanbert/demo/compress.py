@@ -159,7 +159,7 @@ def _run(out: Path, s: CompressSettings, overwrite: bool) -> dict[str, Any]:
     fresh_out_dir(out, "demo", overwrite)  # --overwrite replaces an earlier demo output only
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_all = time.perf_counter()
-    stages = Stages(9 if s.variants else 8)
+    stages = Stages(8 if s.variants else 7)
     log = lambda m: _say("  " + m)  # noqa: E731
     paths = {name: out / name for name in FOLDERS}
     teacher_dir = paths["teacher"] / "model"
