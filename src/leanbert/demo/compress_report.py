@@ -220,7 +220,8 @@ def commands(results: dict[str, Any]) -> list[str]:
 
 def write_report(path: Path, results: dict[str, Any]) -> None:
     lines = [
-        "# leanbert demo: a real pretrained encoder compressed on this CPU, with few labels",
+        "# leanbert demo: a real pretrained encoder compressed on this CPU"
+        + (", from few labels and unlabeled text" if results["data"].get("unlabeled") else ""),
         "",
         f"Everything below ran on this machine's CPU ({results['threads']} thread(s)) in "
         f"{results['total_seconds'] / 60:.1f} minutes, from files that PyPI packages ship (nothing "
