@@ -53,6 +53,8 @@ class Batch:
                      two segments are in their original order (SOP); 1 = B is random / swapped. Or None.
     class_labels:    (B,) long (classification) or float (regression), or None.
     rare_words:      TNF's rare-word occurrences (``RareWords``) when the data was asked for them, else None.
+    row_index:       (B,) long, each row's position in the task's training set (``iterate_batches``), for
+                     per-row lookups such as distillation's teacher-output cache; None elsewhere.
     """
 
     input_ids: torch.Tensor
@@ -62,6 +64,7 @@ class Batch:
     sentence_labels: torch.Tensor | None = None
     class_labels: torch.Tensor | None = None
     rare_words: RareWords | None = None
+    row_index: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         def move(value):

@@ -209,6 +209,33 @@ def test_cola_without_header(world):
     assert len(read_examples(spec, world / "cola_aug.tsv")) > 5
 
 
+def test_cli_augments_unlabeled_plain_text(world, capsys):
+    """One text per line (or a tab-separated pair) in, plain text out: originals followed by their variants,
+    readable by `distill --unlabeled`."""
+    from leanbert.distill.unlabeled import read_unlabeled
+
+    lines = [f"the {a} was {b} , not {c}" for a, b, c in zip(CONTENT[:6], OTHER, reversed(OTHER))]
+    raw = world / "raw.txt"
+    raw.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = world / "raw_aug.txt"
+    code = main(["augment", str(raw), "--glove", str(world / "glove.txt"), "--num-augmented", "2",
+                 "--out", str(out)])
+    assert code == 0 and "6 examples" in capsys.readouterr().out
+    written = out.read_text(encoding="utf-8").splitlines()
+    assert len(written) > 6 and written[0] == lines[0] and all("\t" not in w for w in written)
+    assert [e.text_a for e in read_unlabeled(out, GLUE_TASKS["sst2"])] == written
+    pairs = world / "pairs.txt"
+    pairs.write_text("".join(f"{a} {b}\tthe {c} was {b}\n" for a, b, c in zip(CONTENT, OTHER, CONTENT[5:])),
+                     encoding="utf-8")
+    assert main(["augment", str(pairs), "--glove", str(world / "glove.txt"), "--out",
+                 str(world / "pairs_aug.txt"), "--num-augmented", "2"]) == 0
+    rows = read_unlabeled(world / "pairs_aug.txt", GLUE_TASKS["mrpc"])
+    assert len(rows) > len(OTHER) and all(r.text_b for r in rows)
+    assert main(["augment", str(raw), "--text-columns", "x", "--glove", str(world / "glove.txt"), "--out",
+                 str(world / "y.txt")]) == 2
+    assert "plain text has no named columns" in capsys.readouterr().err
+
+
 def test_mlm_candidates_are_batched_and_used_for_single_piece_words(world):
     model, tokenizer = load_mlm(world / "mlm", _NoStack(), log=lambda _: None)
     mlm = MlmCandidates(model, tokenizer, top_k=4, batch_size=2)

@@ -204,3 +204,49 @@ def test_bad_input_is_one_line(world, tmp_path, capsys):
                                           "train.lr=1e-3"])
     assert "distill.intermediate_lr" in err
     assert not any((tmp_path / name).exists() for name in "abcde")
+
+
+def test_task_stage_trains_on_unlabeled_rows_too(world, tmp_path, capsys):
+    """--unlabeled (plain text and a table) joins the training rows; metrics.json and stdout give the mix."""
+    rows = (SHARED / "glue" / "SST-2" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    plain = tmp_path / "raw.txt"
+    plain.write_text("\n".join(r.split("\t")[0] for r in rows[200:230]) + "\n", encoding="utf-8")
+    table = tmp_path / "more.tsv"
+    table.write_text("\n".join(rows[:1] + rows[230:240]) + "\n", encoding="utf-8")
+    out = tmp_path / "kd-unlabeled"
+    task = [key for key in TASK if not key.startswith("distill.")]
+    rc = main(["distill", "--stage", "task", "--teacher", str(world["task_teacher"]), "--task", "sst2",
+               "--data", str(world["glue"]), "--out", str(out), "--quiet", "--unlabeled", str(plain),
+               "--unlabeled", str(table), *task, "distill.intermediate_epochs=0", "distill.prediction_epochs=1",
+               "distill.hard_label_weight=0.5", "distill.prediction_lr=1e-3", "train.log_every=1"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "48 labelled + 40 unlabeled rows" in captured.out
+    mix = json.loads((out / "metrics.json").read_text())["training_rows"]
+    assert mix == {"labelled": 48, "unlabeled": 40, "total": 88, "unlabeled_share": round(40 / 88, 4),
+                   "unlabeled_files": {str(plain): 30, str(table): 10}}
+    logged = [json.loads(line) for line in (out / "runs" / "seed-0" / "prediction" / "metrics.jsonl")
+              .read_text().splitlines()]
+    assert sum(1 for d in logged if "distill_prediction" in d) == 6  # ceil(88 / 16) steps of the mix
+    first = json.loads((out / "metrics.json").read_text())
+    assert first["teacher_cache"]["rows"] == 88 and not first["teacher_cache"]["reused"]
+    assert (out / "teacher-cache" / "logits.npy").is_file()
+    rerun = ["distill", "--stage", "task", "--teacher", str(world["task_teacher"]), "--task", "sst2", "--data",
+             str(world["glue"]), "--out", str(out), "--quiet", "--unlabeled", str(plain), "--unlabeled", str(table),
+             "--overwrite", *task, "distill.intermediate_epochs=0", "distill.prediction_epochs=1",
+             "distill.hard_label_weight=0.5", "distill.prediction_lr=1e-3", "train.log_every=1"]
+    assert main(rerun) == 0
+    second = json.loads((out / "metrics.json").read_text())
+    assert second["teacher_cache"]["reused"] and second["accuracy"] == first["accuracy"]
+    assert main([*rerun, "distill.teacher_cache=false"]) == 0
+    third = json.loads((out / "metrics.json").read_text())
+    assert third["teacher_cache"] == {"enabled": False} and not (out / "teacher-cache").exists()
+    assert third["accuracy"] == pytest.approx(first["accuracy"], abs=0.05)  # float rounding may flip a row
+    capsys.readouterr()
+
+    pair_lines = tmp_path / "pairs.txt"
+    pair_lines.write_text("one\ttwo\n", encoding="utf-8")
+    err = _one_line_error(capsys, ["distill", "--stage", "task", "--teacher", str(world["task_teacher"]),
+                                   "--task", "sst2", "--data", str(world["glue"]), "--out", str(tmp_path / "x"),
+                                   "--quiet", "--unlabeled", str(pair_lines), *TASK])
+    assert "pairs.txt:1: expected one text per line" in err and not (tmp_path / "x").exists()

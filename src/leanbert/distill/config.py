@@ -106,7 +106,12 @@ class TaskDistillConfig(DistillConfig):
     The paper trains 10 epochs, then 3 at lr 3e-5 on augmented data; the defaults are sized for a CPU
     (3 + 3 epochs). intermediate_epochs=0 skips step 1.
     temperature:       soft cross-entropy temperature (the paper: 1).
-    hard_label_weight: share of the gold-label loss in step 2 (0 = the teacher's logits alone)."""
+    hard_label_weight: share of the gold-label loss in step 2 (0 = the teacher's logits alone); rows from
+                       --unlabeled get the teacher's loss alone.
+    teacher_cache:     compute the teacher's outputs for every training row once (teacher_cache.py) instead of
+                       at every step; OUT_DIR/teacher-cache keeps them for a rerun.
+    cache_budget_mb:   disk budget for the cached intermediate features of step 1 (the logits are always
+                       cached); beyond it the teacher recomputes those features at each step."""
 
     intermediate_epochs: float = 3.0
     intermediate_lr: float = 1e-4
@@ -114,9 +119,14 @@ class TaskDistillConfig(DistillConfig):
     prediction_lr: float = 5e-5
     temperature: float = 1.0
     hard_label_weight: float = 0.0
+    teacher_cache: bool = True
+    cache_budget_mb: float = 2048.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.teacher_cache, bool):
+            raise ConfigError(f"distill.teacher_cache={self.teacher_cache!r} must be true or false")
+        check_number("distill.cache_budget_mb", self.cache_budget_mb, 0.0)
         check_number("distill.intermediate_epochs", self.intermediate_epochs, 0.0)
         check_number("distill.prediction_epochs", self.prediction_epochs, 0.0, low_open=True)
         check_number("distill.intermediate_lr", self.intermediate_lr, 0.0, low_open=True)

@@ -27,6 +27,7 @@ from leanbert.batch import Batch
 from leanbert.config import ConfigError
 from leanbert.distill.losses import attention_loss, prediction_loss, representation_loss
 from leanbert.distill.matches import LayerMatch, select_feature
+from leanbert.distill.teacher_cache import CachedOutputs, TeacherCache, needed_features
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.train.frozen import FrozenModule
@@ -64,7 +65,7 @@ class TransformerDistillation(Objective):
 
     def __init__(self, student: LeanBertModel, teacher: LeanBertModel, teacher_source: str,
                  matches: Sequence[LayerMatch], prediction: PredictionTarget | None = None,
-                 shared_projection: bool = False):
+                 shared_projection: bool = False, cache: TeacherCache | None = None):
         super().__init__()
         if not matches and prediction is None:
             raise ConfigError("distillation needs at least one layer match or the prediction layer")
@@ -77,6 +78,8 @@ class TransformerDistillation(Objective):
         self.matches = tuple(matches)
         self.prediction = prediction
         self.projections = nn.ModuleDict(self._make_projections(shared_projection))
+        self.cache = cache  # the teacher's outputs per training row (teacher_cache.py), or None
+        self._cached_features = needed_features(self.matches)
 
     def _make_projections(self, shared: bool) -> dict[str, nn.Linear]:
         student_width, teacher_width = self.student.config.hidden_size, self.teacher.config.hidden_size
@@ -105,13 +108,27 @@ class TransformerDistillation(Objective):
         return run(batch.input_ids, batch.attention_mask, batch.token_type_ids, output_hidden_states=hidden,
                    output_attention_scores=scores)
 
+    def _teacher_outputs(self, batch: Batch, hidden: bool, scores: bool):
+        """From the cache when it holds everything this batch needs (training rows only: a batch without
+        ``row_index``, e.g. validation, runs the teacher), else from the teacher itself."""
+        cache = self.cache
+        if cache is not None and batch.row_index is not None and cache.covers(self._cached_features):
+            width = batch.input_ids.shape[1]
+            out = cache.outputs(batch.row_index, width, self._cached_features)
+            device = batch.input_ids.device
+            return CachedOutputs(
+                out.logits.to(device) if self.prediction is not None else None,
+                [None if t is None else t.to(device) for t in out.hidden_states or []] or None,
+                [None if t is None else t.to(device) for t in out.attention_scores or []] or None)
+        with torch.no_grad():
+            return self._run(self.teacher, batch, hidden, scores)
+
     def forward(self, batch: Batch) -> Output:
         features = {m.feature for m in self.matches}
         hidden = bool(features & set(REPRESENTATIONS))
         scores = "attention" in features
         student = self._run(self.student, batch, hidden, scores)
-        with torch.no_grad():
-            teacher = self._run(self.teacher, batch, hidden, scores)
+        teacher = self._teacher_outputs(batch, hidden, scores)
         mask = batch.attention_mask  # (B, T)
         total = None
         metrics: dict[str, torch.Tensor] = {}

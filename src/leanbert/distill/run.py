@@ -16,8 +16,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,15 +34,19 @@ from leanbert.distill.config import (
     TASK_FEATURES,
     GeneralConfig,
     TaskConfig,
+    TaskDistillConfig,
     resolved_matches,
     with_matches,
 )
 from leanbert.distill.labels import align_task_labels, teacher_labels
 from leanbert.distill.objective import PredictionTarget, TransformerDistillation
 from leanbert.distill.student import build_student, student_config
+from leanbert.distill.teacher_cache import CACHE_DIR, TeacherCache, prepare_cache
+from leanbert.distill.unlabeled import add_unlabeled, describe_mix
 from leanbert.errors import UserError
 from leanbert.finetune.source import load_source, resolve_model_dir
 from leanbert.finetune.task_job import (
+    EncodedTask,
     SeedResult,
     TaskJob,
     TaskJobResult,
@@ -204,14 +210,34 @@ def ratio_to_teacher(student: list[dict[str, float]], teacher: dict[str, float])
     return out
 
 
+def task_teacher_cache(settings: TaskDistillConfig, teacher: LeanBertModel, data: EncodedTask, matches: list,
+                       work: Path, out_dir: Path, log) -> tuple[TeacherCache | None, dict[str, Any]]:
+    """The teacher-output cache of the training rows (teacher_cache.py), built in ``work`` or taken from an
+    earlier run in ``out_dir``; (None, {"enabled": False}) with distill.teacher_cache=false."""
+    if not settings.teacher_cache:
+        return None, {"enabled": False}
+    step1 = matches if settings.intermediate_epochs > 0 else []
+    cache, info = prepare_cache(teacher, data.train, data.collator, data.max_seq_len, step1,
+                                settings.cache_budget_mb, work / CACHE_DIR, previous=out_dir / CACHE_DIR, log=log)
+    return cache, {"enabled": True, **info}
+
+
+def keep_teacher_cache(cache: TeacherCache | None, out_dir: Path, is_main: bool) -> None:
+    """Move the cache into the finished OUT_DIR, where a rerun (--overwrite) finds it."""
+    if cache is not None and is_main and out_dir.is_dir() and not (out_dir / CACHE_DIR).exists():
+        os.replace(cache.directory, out_dir / CACHE_DIR)
+
+
 def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, config: TaskConfig, *,
                  overwrite: bool = False, progress: bool = True, log=print, env: DistEnv | None = None,
-                 teacher_metrics: dict[str, float] | None = None) -> TaskJobResult:
+                 teacher_metrics: dict[str, float] | None = None,
+                 unlabeled: Sequence[str | Path] = ()) -> TaskJobResult:
     """Task distillation of the fine-tuned ``teacher`` on ``task`` into OUT_DIR (module docstring).
     ``teacher_metrics``: the teacher's metrics on this dev set when the caller has them (the demo, which
-    fine-tuned it a minute ago); None scores the teacher here."""
+    fine-tuned it a minute ago); None scores the teacher here. ``unlabeled``: files of text without labels
+    (``unlabeled.py``) that join the training rows with the teacher's soft targets alone."""
     out_dir = Path(out_dir)
-    check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task)], kind="distill")
+    check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task), *unlabeled], kind="distill")
     spec, settings = task.spec, config.distill
     with job_env(config.finetune.train.device, env) as env, \
             (lock_output(out_dir) if env.is_main else nullcontext()):
@@ -224,6 +250,8 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
             task = align_task_labels(task, teacher_labels(teacher_dir, teacher_model.config.num_labels),
                                      config.label_map, teacher_dir)
             data = encode_task(task, teacher_dir, config.finetune.data, teacher_model.config, progress)
+            data, mix = add_unlabeled(data, unlabeled, teacher_dir, progress)
+            log(describe_mix(mix))
             job = TaskJob(data, config.finetune, env, progress, log)
             if teacher_metrics is None:
                 teacher_metrics, _ = job.score(teacher_model)
@@ -235,8 +263,10 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                                    log=log)
             matches = resolved_matches(settings, TASK_FEATURES, shape.num_layers, teacher_model.config.num_layers)
             target = PredictionTarget(settings.temperature, settings.hard_label_weight)
+            cache, cache_info = task_teacher_cache(settings, teacher_model, data, matches, work, out_dir, log)
             # summarize() reads ``describe`` after the last seed, so run_seed keeps the ratio current
             describe: dict[str, Any] = {"teacher": str(teacher), "teacher_metrics": teacher_metrics,
+                                        "training_rows": mix, "teacher_cache": cache_info,
                                         "distill": with_matches(config.to_dict(), matches)}
             student_runs: list[dict[str, float]] = []
 
@@ -249,11 +279,11 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                 seconds = 0.0
                 if settings.intermediate_epochs > 0:
                     step = TransformerDistillation(student, teacher_model, str(teacher), matches,
-                                                   shared_projection=settings.shared_projection)
+                                                   shared_projection=settings.shared_projection, cache=cache)
                     first, student = job.train(step, student, seed, run_dir / "intermediate",
                                                config.step(settings.intermediate_epochs, settings.intermediate_lr))
                     seconds = first.seconds
-                step = TransformerDistillation(student, teacher_model, str(teacher), [], target)
+                step = TransformerDistillation(student, teacher_model, str(teacher), [], target, cache=cache)
                 result, student = job.train(step, student, seed, run_dir / "prediction",
                                             config.step(settings.prediction_epochs, settings.prediction_lr))
                 result.seconds += seconds
@@ -264,10 +294,12 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                 return result, student
 
             log(f"distilling {teacher_dir} into a {shape.num_layers}-layer, hidden-{shape.hidden_size} student "
-                f"on {spec.name}: {len(data.train)} train examples, "
+                f"on {spec.name}: {len(data.train)} train examples ({mix['unlabeled']} unlabeled), "
                 f"{settings.intermediate_epochs:g} + {settings.prediction_epochs:g} epochs x "
                 f"{len(config.finetune.train.seeds)} seed(s)")
-            return job.run(out_dir, run_seed, tokenizer_dir=teacher_dir, scratch=work, describe=describe,
-                           kind="distill")
+            result = job.run(out_dir, run_seed, tokenizer_dir=teacher_dir, scratch=work, describe=describe,
+                             kind="distill")
+            keep_teacher_cache(cache, out_dir, env.is_main)
+            return result
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -1,4 +1,6 @@
 """Whole rows of a task file, read and written back in the same format, for ``leanbert augment``.
+Plain text (``text``: one example, or a tab-separated pair, per line; no header) is read and written as a
+header-less TSV.
 
 The fine-tuning readers (``finetune/readers.py``) return only the columns a task uses; augmentation must copy
 every other column (labels, ids, GLUE's extra MNLI fields) unchanged, so it reads whole rows here, with the
@@ -39,7 +41,8 @@ def read_records(path: str | Path, fmt: str, header: bool = True
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    if fmt == "tsv":
+    if fmt in ("tsv", "text"):  # text: plain lines, one text (or a tab-separated pair) each, no header
+        header = header and fmt == "tsv"
         num_fields = len(_first_line(path).split("\t"))
         rows = read_tsv(path, list(range(num_fields)), header=False, num_fields=num_fields)
         if not header:
@@ -50,7 +53,7 @@ def read_records(path: str | Path, fmt: str, header: bool = True
         return _read_csv(path)
     if fmt == "jsonl":
         return None, _read_jsonl(path)
-    raise UserError(f"unknown file format {fmt!r}; choose one of tsv, csv, jsonl")
+    raise UserError(f"unknown file format {fmt!r}; choose one of tsv, csv, jsonl, text")
 
 
 def _read_csv(path: Path) -> tuple[list[str], Iterator[tuple[int, Record]]]:

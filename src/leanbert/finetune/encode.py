@@ -206,4 +206,8 @@ def iterate_batches(features: Sequence[Features], batch_size: int, collator: Col
         rows = order[start:start + batch_size]
         if len(rows) < world_size:
             rows = np.concatenate([rows, np.resize(order, world_size - len(rows))])
-        yield collator([features[i] for i in rows[rank::world_size]])
+        share = rows[rank::world_size]
+        batch = collator([features[i] for i in share])
+        if isinstance(batch, Batch):  # (B,) for per-row caches; a custom collator may return anything
+            batch.row_index = torch.as_tensor(share, dtype=torch.long)
+        yield batch
