@@ -7,7 +7,7 @@ targets. Objectives read the fields they need and ignore the rest.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -53,6 +53,7 @@ class Batch:
                      two segments are in their original order (SOP); 1 = B is random / swapped. Or None.
     class_labels:    (B,) long (classification) or float (regression), or None.
     rare_words:      TNF's rare-word occurrences (``RareWords``) when the data was asked for them, else None.
+    targets:         a task type's own targets by name (QA: start_positions, end_positions (B,) long).
     """
 
     input_ids: torch.Tensor
@@ -62,9 +63,12 @@ class Batch:
     sentence_labels: torch.Tensor | None = None
     class_labels: torch.Tensor | None = None
     rare_words: RareWords | None = None
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         def move(value):
+            if isinstance(value, dict):
+                return {key: move(item) for key, item in value.items()}
             moves = isinstance(value, (torch.Tensor, RareWords))
             return value.to(device, non_blocking=non_blocking) if moves else value
 

@@ -157,15 +157,20 @@ def run_task(args) -> int:
     if not args.teacher:
         raise UserError("--teacher is required (a model fine-tuned on the task: `leanbert finetune`'s OUT_DIR)")
     if not args.task:
-        raise UserError("--task is required with --stage task (a GLUE task name or custom)")
+        raise UserError("--task is required with --stage task (a GLUE task name, custom, or a task type such "
+                        "as qa)")
     if args.resume:
         raise UserError("--resume is for --stage general; a task stage is short: run it again")
+    from leanbert.tasks import get_task_type
+
     task = load_task(args)
-    config = load_task_config(task.spec.recipe, args.config, args.overrides)
+    task_type = get_task_type(task.kind)
+    config = load_task_config(task.spec.recipe, args.config, args.overrides, task_type.data_config)
     if args.print_config:
         from leanbert.distill.config import TASK_FEATURES
 
-        return print_resolved(config, args.teacher, TASK_FEATURES, ["classifier"], task.spec.num_labels,
+        num_labels = task_type.head_options(task.spec).get("num_labels", 2)
+        return print_resolved(config, args.teacher, TASK_FEATURES, [task_type.head], num_labels,
                               {"task": task.spec.name})
     result = distill_task(args.teacher, task, args.out, config, overwrite=args.overwrite,
                           progress=not args.quiet)

@@ -48,10 +48,11 @@ examples:
 def add_task_arguments(parser, required: bool) -> None:
     """--task, --data and the custom-task options (shared with `leanbert distill --stage task`)."""
     parser.add_argument("--task", required=required, metavar="TASK",
-                        help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, or custom")
+                        help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, custom, or another "
+                        "task type (qa)")
     parser.add_argument("--data", metavar="DIR", help="GLUE folder (or the task's folder) for GLUE tasks")
-    custom = parser.add_argument_group("--task custom")
-    custom.add_argument("--train", metavar="FILE", help="training file (.tsv, .csv or .jsonl)")
+    custom = parser.add_argument_group("--task custom (and the other task types: qa, ...)")
+    custom.add_argument("--train", metavar="FILE", help="training file (.tsv, .csv, .jsonl; qa: SQuAD .json)")
     custom.add_argument("--dev", metavar="FILE", help="dev file, same format")
     custom.add_argument("--text-columns", metavar="A[,B]", help="one text column, or two for sentence pairs")
     custom.add_argument("--label-column", metavar="C", help="label column")
@@ -59,12 +60,14 @@ def add_task_arguments(parser, required: bool) -> None:
 
 
 def load_task(args):
-    """The TaskData the task options of ``add_task_arguments`` name."""
-    from leanbert.finetune.data import load_task_data
+    """The TaskData the task options of ``add_task_arguments`` name, read by the task type that handles
+    ``--task`` (leanbert.tasks: GLUE names and custom are the sequence type's, qa is extractive QA's, ...)."""
+    from leanbert.tasks import TaskRequest, task_type_for
 
-    return load_task_data(args.task, data=args.data, train=args.train, dev=args.dev,
+    request = TaskRequest(args.task, data=args.data, train=args.train, dev=args.dev,
                           text_columns=args.text_columns, label_column=args.label_column,
                           regression=args.regression)
+    return task_type_for(args.task).load(request)
 
 
 def add_parser(subparsers) -> None:

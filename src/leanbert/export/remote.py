@@ -5,8 +5,9 @@ transformers only) and an ``auto_map`` in config.json, so ``AutoModel`` /
 trust_remote_code=True)`` load it. The weights keep
 leanbert's own names (under ``leanbert.``), so no name map is needed.
 
-Heads: a classifier exports as ``LeanBertForSequenceClassification``, an MLM head as ``LeanBertForMaskedLM``,
-an encoder without those as ``LeanBertModel``. Pretraining-only heads (NSP/SOP, replaced-token detection) have
+Heads: a task head exports as its task type's wrapper ``LeanBert<hf_suffix>`` (``LeanBertForSequenceClassification``,
+``LeanBertForQuestionAnswering``), an MLM head as ``LeanBertForMaskedLM``, an encoder without those as
+``LeanBertModel``. Pretraining-only heads (NSP/SOP, replaced-token detection) have
 no remote class and are left out, with a note.
 """
 
@@ -20,16 +21,30 @@ import torch
 
 from leanbert.config import ModelConfig
 from leanbert.model.model import LeanBertModel
+from leanbert.tasks import TASK_TYPES, task_type_of
 
 MODELING_FILE = "modeling_leanbert.py"
 SOURCE = Path(__file__).with_name("remote_modeling.py")
 AUTO_MAP = {
     "AutoConfig": "modeling_leanbert.LeanBertConfig",
     "AutoModel": "modeling_leanbert.LeanBertModel",
-    "AutoModelForSequenceClassification": "modeling_leanbert.LeanBertForSequenceClassification",
     "AutoModelForMaskedLM": "modeling_leanbert.LeanBertForMaskedLM",
 }
-REMOTE_HEADS = ("classifier", "mlm")
+# Each task type with a wrapper class adds "AutoModel<hf_suffix>": "modeling_leanbert.LeanBert<hf_suffix>".
+WRAPPER_PREFIX = "LeanBert"
+
+
+def task_wrappers(module) -> dict[str, str]:
+    """task head -> the wrapper class name that ``module`` (remote_modeling) defines for it."""
+    return {t.head: f"{WRAPPER_PREFIX}{t.hf_suffix}" for t in TASK_TYPES.values()
+            if hasattr(module, f"{WRAPPER_PREFIX}{t.hf_suffix}")}
+
+
+def auto_map(module) -> dict[str, str]:
+    """config.json's auto_map: the fixed classes plus one entry per task type with a wrapper."""
+    tasks = {f"AutoModel{name.removeprefix(WRAPPER_PREFIX)}": f"modeling_leanbert.{name}"
+             for name in task_wrappers(module).values()}
+    return {**AUTO_MAP, **tasks}
 
 
 def remote_code_reason(config: ModelConfig) -> str | None:
@@ -63,20 +78,31 @@ def remote_config_dict(config: ModelConfig) -> dict[str, Any]:
             "pad_token_id": config.pad_token_id, "num_labels": config.num_labels}
 
 
-def remote_class_name(config: ModelConfig) -> str:
-    if "classifier" in config.heads:
-        return "LeanBertForSequenceClassification"
+def remote_class_name(config: ModelConfig, wrappers: dict[str, str]) -> str:
+    """The wrapper of the model's task head (``wrappers``: ``task_wrappers``), else MaskedLM, else the bare
+    model."""
+    task_type = task_type_of(config.heads)
+    if task_type is not None and task_type.head in wrappers:
+        return wrappers[task_type.head]
     if "mlm" in config.heads:
         return "LeanBertForMaskedLM"
     return "LeanBertModel"
 
 
+def exported_head(config: ModelConfig, class_name: str) -> str | None:
+    """The one head the remote class ``class_name`` carries (None for the bare model)."""
+    if class_name == "LeanBertModel":
+        return None
+    if class_name == "LeanBertForMaskedLM":
+        return "mlm"
+    return task_type_of(config.heads).head
+
+
 def remote_state(model: LeanBertModel, class_name: str) -> dict[str, torch.Tensor]:
-    """leanbert's state dict under the remote class's names: ``leanbert.encoder.*``, ``classifier.*``,
-    ``mlm.*`` (the bare ``LeanBertModel`` has no prefix)."""
+    """leanbert's state dict under the remote class's names: ``leanbert.encoder.*``, ``<head>.*`` for the
+    exported head (``classifier``, ``span``, ``mlm``; the bare ``LeanBertModel`` has no prefix)."""
     prefix = "" if class_name == "LeanBertModel" else "leanbert."
-    head = {"LeanBertForSequenceClassification": "classifier",
-            "LeanBertForMaskedLM": "mlm"}.get(class_name)
+    head = exported_head(model.config, class_name)
     out = {}
     for name, tensor in model.state_dict().items():
         if name.startswith("encoder."):
@@ -91,13 +117,13 @@ def build_remote_model(model: LeanBertModel, labels: list[str] | None = None):
     from leanbert.export import remote_modeling
 
     config = model.config
-    class_name = remote_class_name(config)
+    class_name = remote_class_name(config, task_wrappers(remote_modeling))
     kwargs = remote_config_dict(config)
     if labels and len(labels) == config.num_labels and "classifier" in config.heads:
         kwargs["id2label"] = dict(enumerate(map(str, labels)))
         kwargs["label2id"] = {str(label): i for i, label in enumerate(labels)}
     remote_config = remote_modeling.LeanBertConfig(**kwargs)
-    remote_config.auto_map = dict(AUTO_MAP)
+    remote_config.auto_map = auto_map(remote_modeling)
     remote_config.architectures = [class_name]
     remote = getattr(remote_modeling, class_name)(remote_config)
     state = remote_state(model, class_name)
@@ -113,13 +139,12 @@ def fill_remote_dir(model: LeanBertModel, model_dir: Path, tmp: Path, labels: li
     """Write the remote-code export of ``model`` into the (temporary) directory ``tmp``."""
     from leanbert.model_dir import copy_tokenizer_files
 
-    dropped = [h for h in model.config.heads if h not in REMOTE_HEADS]
-    if "classifier" in model.config.heads and "mlm" in model.config.heads:
-        dropped.append("mlm")
+    remote = build_remote_model(model, labels)
+    kept = exported_head(model.config, type(remote).__name__)
+    dropped = [h for h in model.config.heads if h != kept]
     if dropped:
         log(f"note: the remote-code export leaves out the head(s) {', '.join(dropped)} (no transformers Auto "
             "class for them)")
-    remote = build_remote_model(model, labels)
     remote.save_pretrained(str(tmp), safe_serialization=True)
     shutil.copyfile(SOURCE, tmp / MODELING_FILE)
     copy_tokenizer_files(model_dir, tmp)

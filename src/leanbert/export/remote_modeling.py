@@ -26,6 +26,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
+    QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
 )
 
@@ -363,3 +364,35 @@ class LeanBertForMaskedLM(LeanBertPreTrainedModel):
         if labels is not None:
             loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100)
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=base.hidden_states)
+
+
+class SpanHead(nn.Module):
+    """Extractive QA: one Linear(H, 2) per token -> start and end logits (transformers' ``qa_outputs``)."""
+
+    def __init__(self, config: LeanBertConfig):
+        super().__init__()
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.qa_outputs(hidden)  # (B, T, 2)
+
+
+class LeanBertForQuestionAnswering(LeanBertPreTrainedModel):
+    def __init__(self, config: LeanBertConfig):
+        super().__init__(config)
+        self.leanbert = LeanBertModel(config)
+        self.span = SpanHead(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, start_positions=None,
+                end_positions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        base = self.leanbert(input_ids, attention_mask, token_type_ids, output_hidden_states)
+        start_logits, end_logits = self.span(base.last_hidden_state).unbind(dim=-1)  # (B, T) each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored = start_logits.shape[1]  # positions outside the window are clamped and ignored
+            start = F.cross_entropy(start_logits, start_positions.clamp(0, ignored), ignore_index=ignored)
+            end = F.cross_entropy(end_logits, end_positions.clamp(0, ignored), ignore_index=ignored)
+            loss = (start + end) / 2
+        return QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
+                                            hidden_states=base.hidden_states)

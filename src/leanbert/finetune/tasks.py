@@ -216,11 +216,14 @@ def read_examples(spec: TaskSpec, path: str | Path, labels: tuple[str, ...] | No
 
 @dataclass
 class TaskData:
-    """A task's spec with its training examples and the examples of each dev split."""
+    """A task's spec with its training examples and the examples of each dev split. ``kind`` names the task
+    type (``leanbert.tasks``) that reads, encodes and scores them; other types bring their own spec and
+    example classes."""
 
     spec: TaskSpec
     train: list[Example]
     dev: dict[str, list[Example]]
+    kind: str = "sequence"
 
 
 def load_task(name: str, data_dir: str | Path) -> TaskData:

@@ -1,15 +1,15 @@
-"""Heads for token classification (NER) and multiple choice, shaped as transformers' own so export is a rename.
+"""Heads of the fine-tuning task types beyond sequence classification (leanbert.tasks), registered here so that
+a saved model with one of them loads without importing the task package.
 
-- ``TokenClassifierHead``: dropout + Linear(H, num_labels) on every hidden state, as
-  {Bert, Albert, Electra}ForTokenClassification (``classifier``; no pooler involved).
-- ``MultipleChoiceHead``: one score per (example, option) row. BERT / ALBERT score the pooled [CLS] vector
+- ``SpanHead`` (extractive QA, head ``span``): one Linear(H, 2) per token, (B, T, 2) start/end logits as
+  ``ModelOutput.span_logits``; transformers' ``qa_outputs`` in Bert/Albert/ElectraForQuestionAnswering.
+
+- ``TokenClassifierHead`` (NER, head ``token``): dropout + Linear(H, num_labels) on every hidden state, (B, T, L)
+  ``logits``; ``classifier`` in Bert/Albert/ElectraForTokenClassification (no pooler involved).
+- ``MultipleChoiceHead`` (head ``choice``): one score per (example, option) row, (N,) ``logits`` for N = B * C
+  rows (the task reshapes them to (B, C) and masks missing options). BERT / ALBERT score the pooled [CLS] vector
   (dropout + ``classifier`` Linear(H, 1), as BertForMultipleChoice); ELECTRA, which has no pooler, first runs
-  [CLS] through Linear(H, H) + GELU (its ``sequence_summary``) and then ``classifier`` Linear(H, 1), as
-  ElectraForMultipleChoice. The model sees the options as rows (B * C, T); the task reshapes the (B * C,)
-  scores to (B, C) and masks missing options.
-
-Both fill ``logits``, as the sequence classifier does, so code that reads a model's logits needs no new name.
-``HF_NAMES`` maps each head's sub-modules to transformers' names, per family.
+  [CLS] through Linear(H, H) + GELU (its ``sequence_summary``), as ElectraForMultipleChoice.
 """
 
 from __future__ import annotations
@@ -19,6 +19,18 @@ from torch import nn
 
 from leanbert.config import ModelConfig
 from leanbert.model.heads import register_head
+
+
+class SpanHead(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.qa_outputs(hidden)  # (B, T, 2): start, end
+
+
+register_head("span", SpanHead, ("hidden",), "span_logits")
 
 
 class TokenClassifierHead(nn.Module):
@@ -46,15 +58,6 @@ class MultipleChoiceHead(nn.Module):
             x = torch.nn.functional.gelu(self.dense(hidden[:, 0]))  # (N, H)
         return self.classifier(self.dropout(x)).squeeze(-1)  # (N,)
 
-
-# leanbert "heads.<name>.<sub>" -> transformers name, per family (token classifiers have no pooler).
-HF_NAMES = {
-    "bert": {"token.classifier": "classifier", "choice.classifier": "classifier"},
-    "albert": {"token.classifier": "classifier", "choice.classifier": "classifier"},
-    "electra": {"token.classifier": "classifier", "choice.dense": "sequence_summary.summary",
-                "choice.classifier": "classifier"},
-}
-HF_CLASS_SUFFIX = {"token": "ForTokenClassification", "choice": "ForMultipleChoice"}
 
 register_head("token", TokenClassifierHead, ("hidden",), "logits")
 register_head("choice", MultipleChoiceHead, ("hidden", "pooled"), "logits")
