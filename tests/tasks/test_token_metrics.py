@@ -72,6 +72,8 @@ def test_metrics_and_table():
     report = entity_report([["B-PER", "O"]], [["B-PER", "B-LOC"]])
     metrics = report.metrics()
     assert metrics["entity_f1"] == pytest.approx(2 / 3) and metrics["f1_PER"] == 1.0 and metrics["f1_LOC"] == 0.0
+    assert report.metrics(["LOC", "ORG", "PER"])["f1_ORG"] == 0.0  # a type of the task absent here
+    assert "f1_ORG" not in metrics
     table = report.table()
     assert "micro avg" in table and "PER" in table and len(table.splitlines()) == 5
 

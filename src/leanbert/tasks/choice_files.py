@@ -16,7 +16,7 @@ the allowed range. ``label`` may be missing only where labels are not needed (``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ class ChoiceExample:
     options: tuple[str, ...]
     label: int | None  # 0-based, None when the file gives none
     line: int
+    path: str = ""  # the file it was read from
 
 
 def _text(path: Path, number: int, record: dict, key: str, default: str | None = None) -> str:
@@ -107,31 +108,37 @@ def _example(path: Path, number: int, record: dict, need_label: bool) -> ChoiceE
     if raw_label is None:
         if need_label:
             raise UserError(f"{path}:{number}: missing field 'label'; expected the index of the right option")
-        return ChoiceExample(context, question, tuple(options), None, number)
-    return ChoiceExample(context, question, tuple(options), _label(path, number, raw_label, base, len(options)),
-                         number)
+        return ChoiceExample(context, question, tuple(options), None, number, str(path))
+    label = _label(path, number, raw_label, base, len(options))
+    return ChoiceExample(context, question, tuple(options), label, number, str(path))
 
 
 def read_choices(path: str | Path, need_label: bool = True) -> list[ChoiceExample]:
     """Every row of a multiple-choice JSONL file (layouts in the module docstring)."""
     path = check_regular_file(Path(path))
-    examples = []
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as err:
-                raise UserError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}); "
-                                "expected one JSON object per line") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
-            examples.append(_example(path, number, record, need_label))
+        return parse_choices(path, handle, need_label)
+
+
+def parse_choices(path: Path, lines: Iterable[bytes | str], need_label: bool = True) -> list[ChoiceExample]:
+    """``read_choices`` on lines already open (``path`` names them in messages; ``-`` for stdin)."""
+    examples = []
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw if isinstance(raw, str) else raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise UserError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+        text = text.lstrip("\ufeff") if number == 1 else text
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}); "
+                            "expected one JSON object per line") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
+        examples.append(_example(path, number, record, need_label))
     if not examples:
         raise UserError(f"{path}: no rows; expected one JSON object per line with a context and its options")
     return examples

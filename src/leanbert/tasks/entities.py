@@ -70,11 +70,14 @@ class EntityReport:
     token_accuracy: float
     per_type: dict[str, dict[str, float]]  # type -> precision, recall, f1, support (gold entities)
 
-    def metrics(self) -> dict[str, float]:
-        """Flat numbers for logs and metrics.json: entity_* micro averages, token_accuracy, f1_<type>."""
+    def metrics(self, types: Sequence[str] | None = None) -> dict[str, float]:
+        """Flat numbers for logs and metrics.json: entity_* micro averages, token_accuracy, and f1_<type> for
+        each of ``types`` (default: the table's), 0 for a type neither gold nor predicted (seqeval's 0/0), so
+        that every run of one task reports the same keys."""
         flat = {"entity_f1": self.f1, "entity_precision": self.precision, "entity_recall": self.recall,
                 "token_accuracy": self.token_accuracy}
-        flat.update({f"f1_{name}": row["f1"] for name, row in self.per_type.items()})
+        for name in self.per_type if types is None else types:
+            flat[f"f1_{name}"] = self.per_type.get(name, {}).get("f1", 0.0)
         return flat
 
     def table(self) -> str:

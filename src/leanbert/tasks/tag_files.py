@@ -37,6 +37,7 @@ class TaggedSentence:
     line: int  # 1-based line of the first token (CoNLL) or of the JSON object (JSONL)
     fields: tuple[tuple[str, ...], ...]
     jsonl: bool = False  # CoNLL: word i is on line ``line + i``; JSONL: all on ``line``
+    path: str = ""  # the file it was read from
 
     def where(self, i: int) -> str:
         """Where word i came from, for error messages: ``LINE`` or ``LINE: tags[i]``."""
@@ -74,7 +75,7 @@ def read_conll(path: str | Path, tagged: bool = True) -> list[TaggedSentence]:
             tokens = tuple(r[0] for r in rows)
             tags = tuple(r[-1] for r in rows) if tagged else None
             fields = tuple(r[:-1] if tagged else r for r in rows)
-            sentences.append(TaggedSentence(tokens, tags, start, fields))
+            sentences.append(TaggedSentence(tokens, tags, start, fields, path=str(path)))
             rows.clear()
 
     for number, text in _decoded_lines(path):
@@ -140,7 +141,7 @@ def read_tag_jsonl(path: str | Path, tagged: bool = True) -> list[TaggedSentence
                 check_tag(path, f"{number}: tags[{i}]", tag)
         if tokens:
             sentences.append(TaggedSentence(tuple(tokens), None if tags is None else tuple(tags), number,
-                                            tuple((t,) for t in tokens), jsonl=True))
+                                            tuple((t,) for t in tokens), jsonl=True, path=str(path)))
     return _nonempty(path, sentences)
 
 
