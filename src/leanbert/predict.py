@@ -10,6 +10,10 @@ output has ``score`` instead of ``label`` and ``probability``.
 Rows are tokenized like fine-tuning (``PairEncoder``), sorted by length so padding stays small, run in batches
 and written back in input order: ``index<TAB>label<TAB>probability`` where probability is the softmax of the
 predicted class (what ``transformers.pipeline("text-classification")`` reports as ``score``).
+
+A model of a task type with its own ``PredictSpec`` (leanbert.tasks; extractive QA) is told apart by its heads
+(``saved_heads``) and handed to ``predict_task_file``: the type reads the input, builds the features and formats
+the outputs; this module opens the model on its backend and runs it (the last section below).
 """
 
 from __future__ import annotations
@@ -329,6 +333,10 @@ def open_task_runner(model: str | Path, task_type: TaskType, work_dir: Path, log
     network = load_model(model_dir).eval()
     set_unpadding(network, True)
     task = meta.get("task") if isinstance(meta.get("task"), dict) else {}
+    if not task and model_dir != path and (path / "config.json").is_file():  # a Hugging Face dir: the import
+        hf_config = read_json_object(path / "config.json", "a model config")  # keeps no id2label (NER tags)
+        names = id2label_names(hf_config, network.config.num_labels) if "id2label" in hf_config else None
+        task = {"labels": list(names)} if names else {}
     return TaskRunner(_torch_outputs(network, task_type), model_dir, task, str(path))
 
 

@@ -17,7 +17,9 @@ RUN/model is the student with the tokenizer, ready for `leanbert finetune` or `-
 --stage task: TEACHER is fine-tuned on the task (`leanbert finetune`'s OUT_DIR); the task options are
 finetune's. Per seed, step 1 distils the embedding, attention and hidden states, step 2 the prediction layer.
 OUT_DIR is finetune's layout (metrics.json with the teacher's dev metrics and the student/teacher ratio,
-predictions.tsv, model/ that `leanbert export` writes as *ForSequenceClassification, runs/seed-N/).
+predictions.tsv, model/ that `leanbert export` writes as *ForSequenceClassification, runs/seed-N/). With --task qa
+(--train/--dev SQuAD JSON) the prediction layer matches the teacher's start and end distributions and OUT_DIR
+holds predictions.json and a *ForQuestionAnswering model.
 
 Keys (key=value, or a YAML --config with the same groups):
   student.init         preset (default) | teacher-layers | MODEL_DIR (e.g. a general-distillation RUN)

@@ -15,18 +15,26 @@ the header index, label, probability (the softmax of the predicted label, as tra
 pipeline reports it), or index, score for a regression model; index is the row's position in the input.
 Label names are the ones the model was fine-tuned with. A malformed row stops with FILE:LINE (exit status 2).
 
+Extractive QA models (`finetune --task qa`; leanbert, *ForQuestionAnswering or ONNX directories): --input is
+SQuAD JSON (.json) or JSONL with {"question", "context"} per line ("id" optional; - reads JSONL from stdin); no
+--text-columns. The output is JSONL, one {"id", "answer", "score", "start", "end"} per question: the answer
+cut from the context at characters start..end, its probability among the n-best candidates; "" (start and
+end null) when a SQuAD v2 model prefers no answer. Windows and answer settings are the ones the model was
+fine-tuned with (a Hugging Face directory: 384 / 128, 30 tokens).
+
 examples:
   leanbert predict runs/ft-sst2 --input ../shared/data/glue/SST-2/dev.tsv --text-columns sentence \\
       --out preds.tsv
   leanbert predict runs/sst2-onnx --input reviews.jsonl --text-columns text --out preds.tsv --batch-size 64
   echo "a gorgeous , witty film" | leanbert predict runs/ft-sst2 --input - --out -
+  leanbert predict runs/ft-squad --input dev-v1.1.json --out answers.jsonl
 """
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "predict", help="predict labels for a file with a fine-tuned classifier",
-        description="Run a fine-tuned classifier (leanbert, Hugging Face or ONNX) over a file of texts.",
+        "predict", help="predict labels (or QA answers) for a file with a fine-tuned model",
+        description="Run a fine-tuned classifier or QA model (leanbert, Hugging Face or ONNX) over a file.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     parser.add_argument("model", metavar="MODEL", help="model dir, finetune OUT_DIR, HF dir or ONNX dir")
     parser.add_argument("--input", required=True, metavar="FILE", help=".tsv, .csv, .jsonl, or - for stdin")
