@@ -274,14 +274,21 @@ def from_hf_state(hf_state: dict[str, torch.Tensor], config: ModelConfig) -> dic
     return out
 
 
-def detect_heads(hf_state: dict[str, torch.Tensor], family: str) -> tuple[list[str], int]:
-    """Which heads an HF checkpoint carries (from its weight names), and the task head's label count."""
+def detect_heads(hf_state: dict[str, torch.Tensor], family: str, architecture: str | None = None
+                 ) -> tuple[list[str], int]:
+    """Which heads an HF checkpoint carries (from its weight names), and the task head's label count. Task heads
+    that share weight names (``classifier`` in *ForSequenceClassification, *ForTokenClassification and
+    *ForMultipleChoice) are told apart by the config's ``architecture`` (its class-name suffix)."""
     heads, num_labels = [], 2
     names = head_names(family)
     for ours, theirs in names.items():
         head = ours.split(".")[0]
         if head not in heads and any(k == theirs or k.startswith(theirs + ".") for k in hf_state):
             heads.append(head)
+    task_heads = {t.head: t for t in TASK_TYPES.values() if t.head in heads}
+    named = [h for h, t in task_heads.items() if architecture and architecture.endswith(t.hf_suffix)]
+    if len(task_heads) > 1 and named:
+        heads = [h for h in heads if h not in task_heads or h == named[0]]
     task_type = task_type_of(heads)
     if task_type is not None:
         key = names[task_type.output_layer] + ".weight"
@@ -332,8 +339,9 @@ def export_to_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = F
         return publish_dir(out_dir, "export", lambda tmp: fill_remote_dir(model, Path(model_dir), tmp, labels),
                            inputs=[model_dir], overwrite=overwrite, flag="OUT_DIR")
     hf_model = build_hf_model(model)
-    if "classifier" in model.config.heads and labels and len(labels) == model.config.num_labels:
-        hf_model.config.id2label = dict(enumerate(map(str, labels)))  # written by `leanbert finetune`
+    # a task head's label names (written by `leanbert finetune`: classes, NER tags), so pipelines report them
+    if task_type_of(model.config.heads) is not None and labels and len(labels) == model.config.num_labels:
+        hf_model.config.id2label = dict(enumerate(map(str, labels)))
         hf_model.config.label2id = {str(label): i for i, label in enumerate(labels)}
 
     def fill(tmp: Path) -> None:
@@ -370,7 +378,9 @@ def import_from_hf(hf_dir: str | Path, out_dir: str | Path, overwrite: bool = Fa
     check_out_dir(out_dir, "import", [hf_dir], overwrite, flag="OUT_DIR")
     hf_config, hf_state = read_hf_dir(hf_dir)
     config = model_config_from_hf(hf_config, hf_dir / "config.json")
-    heads, num_labels = detect_heads(hf_state, config.family)
+    architectures = hf_config.get("architectures")
+    architecture = str(architectures[0]) if isinstance(architectures, list) and architectures else None
+    heads, num_labels = detect_heads(hf_state, config.family, architecture)
     config = ModelConfig(**{**config.__dict__, "heads": heads, "num_labels": num_labels})
     model = LeanBertModel(config)
     state = from_hf_state(hf_state, config)

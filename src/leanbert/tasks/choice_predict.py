@@ -20,8 +20,7 @@ from leanbert.batch import Batch
 from leanbert.tasks.base import PredictSpec
 from leanbert.tasks.choice_encode import ChoiceEncoder
 from leanbert.tasks.choice_files import parse_choices, read_choices
-
-DEFAULT_MAX_LEN = 512
+from leanbert.tasks.predict_length import predict_max_len
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def read(source: str, stdin: Any) -> list:
 
 
 def encode(examples: list, tokenizer_dir: Path, task_meta: dict[str, Any]) -> tuple[list, RowCollator, list]:
-    max_len = task_meta.get("max_seq_len") if isinstance(task_meta.get("max_seq_len"), int) else DEFAULT_MAX_LEN
+    max_len = predict_max_len(tokenizer_dir, task_meta)
     encoder = ChoiceEncoder.from_dir(tokenizer_dir, max_len)
     rows, counts = [], []
     for features in encoder.encode_choices(examples):

@@ -32,11 +32,11 @@ from leanbert.paths import check_regular_file
 from leanbert.safe_io import read_json_object
 from leanbert.tasks.base import PredictSpec
 from leanbert.tasks.entities import extract_entities
+from leanbert.tasks.predict_length import predict_max_len
 from leanbert.tasks.tag_files import JSONL_SUFFIXES, TaggedSentence, conll_lines, read_conll, read_tag_jsonl
 from leanbert.tasks.word_align import WordCollator, WordEncoder, WordFeatures, align, word_predictions
 
 CONLL_SUFFIXES = (".conll", ".bio", ".iob", ".iob2")
-DEFAULT_MAX_LEN = 512
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def _encode_texts(texts: list[Text], encoder: WordEncoder, fast: Tokenizer) -> t
 
 def encode(examples: list, tokenizer_dir: Path, task_meta: dict[str, Any]) -> tuple[list, WordCollator, Context]:
     labels = model_labels(tokenizer_dir, task_meta)
-    max_len = task_meta.get("max_seq_len") if isinstance(task_meta.get("max_seq_len"), int) else DEFAULT_MAX_LEN
+    max_len = predict_max_len(tokenizer_dir, task_meta)
     encoder = WordEncoder.from_dir(tokenizer_dir, max_len)
     if examples and isinstance(examples[0], Text):
         features, spans = _encode_texts(examples, encoder, _fast_tokenizer(tokenizer_dir))
