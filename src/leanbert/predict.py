@@ -243,7 +243,7 @@ def predict_file(model: str | Path, source: str, out: str, text_columns: str | N
     number of rows."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"--batch-size={batch_size!r} must be a positive integer")
-    task_type = task_type_of(saved_heads(model))
+    task_type = task_type_of(*saved_heads(model))
     if task_type is not None and task_type.predict is not None:  # QA, ...: the type reads and formats
         return predict_task_file(model, task_type, source, out, text_columns, batch_size, overwrite, progress,
                                  log, stdin)
@@ -284,9 +284,10 @@ class TaskRunner:
     description: str
 
 
-def saved_heads(model: str | Path) -> list[str]:
-    """The heads MODEL holds, from its config.json (leanbert or ONNX: ``model.heads``; Hugging Face: the task
-    type whose class suffix ends ``architectures[0]``), without loading it; [] when none can be told."""
+def saved_heads(model: str | Path) -> tuple[list[str], str | None]:
+    """The heads MODEL holds and its saved task type, from its config.json (leanbert or ONNX: ``model.heads``
+    and ``task.type``; Hugging Face: the task type whose class suffix ends ``architectures[0]``), without
+    loading it; ([], None) when none can be told."""
     path = Path(model)
     for candidate in (path, path / "model"):
         config_path = candidate / "config.json"
@@ -295,12 +296,14 @@ def saved_heads(model: str | Path) -> list[str]:
         meta = read_json_object(config_path, "a leanbert, ONNX or Hugging Face model config")
         if isinstance(meta.get("model"), dict):
             heads = meta["model"].get("heads")
-            return [str(h) for h in heads] if isinstance(heads, list) else []
+            task = meta.get("task") if isinstance(meta.get("task"), dict) else {}
+            return ([str(h) for h in heads] if isinstance(heads, list) else []), task.get("type")
         architectures = meta.get("architectures")
         if isinstance(architectures, list) and architectures:
-            return [t.head for t in TASK_TYPES.values() if str(architectures[0]).endswith(t.hf_suffix)][:1]
-        return []
-    return []
+            named = [t for t in TASK_TYPES.values() if str(architectures[0]).endswith(t.hf_suffix)][:1]
+            return [t.head for t in named], (named[0].name if named else None)
+        return [], None
+    return [], None
 
 
 def _torch_outputs(model: Any, task_type: TaskType) -> OutputsFn:

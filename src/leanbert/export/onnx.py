@@ -60,10 +60,10 @@ class OnnxGraph(nn.Module):
     """The traced function: the three transformers inputs -> last_hidden_state plus the task type's outputs
     (``onnx_outputs``: logits; start_logits, end_logits ...), or a pretraining head's logits, as a tuple."""
 
-    def __init__(self, model: LeanBertModel):
+    def __init__(self, model: LeanBertModel, saved_type: str | None = None):
         super().__init__()
         self.model = model
-        self.task_type = task_type_of(model.config.heads)
+        self.task_type = task_type_of(model.config.heads, saved_type)
         self.has_logits = any(name in model.config.heads for name in ("rtd", "mlm"))
         self.has_types = model.config.type_vocab_size > 0
 
@@ -77,10 +77,11 @@ class OnnxGraph(nn.Module):
         return (out.last_hidden_state,)
 
 
-def output_axes(model: LeanBertModel) -> dict[str, dict[int, str]]:
-    """Dynamic axes of each output, in graph order: the task type's, or per-token pretraining logits."""
+def output_axes(model: LeanBertModel, saved_type: str | None = None) -> dict[str, dict[int, str]]:
+    """Dynamic axes of each output, in graph order: the task type's (``saved_type``: the model's saved
+    ``task.type``), or per-token pretraining logits."""
     axes = {"last_hidden_state": {0: "batch", 1: "sequence"}}
-    task_type = task_type_of(model.config.heads)
+    task_type = task_type_of(model.config.heads, saved_type)
     if task_type is not None:
         axes.update({name: dict(dims) for name, dims in task_type.onnx_outputs.items()})
     elif any(name in model.config.heads for name in ("rtd", "mlm")):
@@ -88,19 +89,20 @@ def output_axes(model: LeanBertModel) -> dict[str, dict[int, str]]:
     return axes
 
 
-def export_graph(model: LeanBertModel, path: Path) -> list[str]:
-    """Trace ``model`` (eval mode, unpadding off) into ``path``; returns the output names."""
+def export_graph(model: LeanBertModel, path: Path, saved_type: str | None = None) -> list[str]:
+    """Trace ``model`` (eval mode, unpadding off) into ``path``; returns the output names. ``saved_type``: the
+    model's saved ``task.type``."""
     model = model.eval()
     set_unpadding(model, False)
     # a new module starts in training mode, and torch.onnx.export restores the wrapper's mode afterwards,
     # which would switch the caller's model (and its dropout) back on
-    graph = OnnxGraph(model).eval()
+    graph = OnnxGraph(model, saved_type).eval()
     length = min(8, model.config.max_positions)
     ids = torch.full((2, length), 5, dtype=torch.long)  # (2, T): the trace needs no real text
     mask = torch.ones_like(ids)
     mask[1, length // 2:] = 0  # a padded row, so the padding bias is in the trace
     types = torch.zeros_like(ids)
-    axes = output_axes(model)
+    axes = output_axes(model, saved_type)
     dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | axes
     with warnings.catch_warnings(), torch.no_grad():
         # The tracer flags Python checks on shapes (length <= max_positions): they guard, they do not compute.
@@ -213,7 +215,7 @@ def compare_on_dev(model_dir: Path, fp32: Path, int8: Path, dev: Path, log=print
     if not isinstance(task, dict):
         raise UserError(f"--dev {dev}: {model_dir} has no task metadata (a `leanbert finetune` model has); "
                         "cannot score it on a dev set")
-    task_type = task_type_of(config.heads)
+    task_type = task_type_of(config.heads, task.get("type"))
     if task_type is None or task_type.name != "sequence":
         raise UserError(f"--dev {dev}: scoring fp32 against int8 is implemented for sequence classification "
                         f"models; {model_dir} is a {getattr(task_type, 'name', 'pretraining')} model")
@@ -279,7 +281,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
                          Path(out_dir).name, "work")
     try:
         fp32 = work / "fp32.onnx"
-        outputs = export_graph(model, fp32)
+        task = meta.get("task") if isinstance(meta.get("task"), dict) else {}
+        outputs = export_graph(model, fp32, task.get("type"))
         final = fp32
         dev_result = None
         if quantize == "int8":

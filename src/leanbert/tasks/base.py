@@ -169,8 +169,12 @@ def task_type_for(task: str) -> TaskType:
     return TASK_TYPES[FALLBACK]
 
 
-def task_type_of(heads: Sequence[str]) -> TaskType | None:
-    """The type whose head a model carries (None for a pretraining model)."""
+def task_type_of(heads: Sequence[str], saved: Any = None) -> TaskType | None:
+    """The type of a model with ``heads`` (None for a pretraining model): ``saved`` (the model's saved
+    ``task.type``) when it is registered and its head is there (types may share a head), else the first type
+    whose head the model carries."""
+    if isinstance(saved, str) and saved in TASK_TYPES and TASK_TYPES[saved].head in heads:
+        return TASK_TYPES[saved]
     for task_type in TASK_TYPES.values():
         if task_type.head in heads:
             return task_type
