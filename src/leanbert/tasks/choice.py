@@ -50,6 +50,7 @@ class ChoiceData:
     train: list[ChoiceExample]
     dev: dict[str, list[ChoiceExample]]
     kind: str = "choice"
+    files: list[str] = field(default_factory=list)  # the files read (OUT_DIR must stay clear of them)
 
 
 def load(request: TaskRequest) -> ChoiceData:
@@ -59,7 +60,8 @@ def load(request: TaskRequest) -> ChoiceData:
     if request.data is not None or request.text_columns or request.label_column or request.regression:
         raise UserError(f"--task {request.task} reads its fields from --train/--dev; --data, --text-columns, "
                         "--label-column and --regression are for sequence tasks")
-    return ChoiceData(ChoiceSpec(), read_choices(request.train), {"dev": read_choices(request.dev)})
+    return ChoiceData(ChoiceSpec(), read_choices(request.train), {"dev": read_choices(request.dev)},
+                      files=[str(request.train), str(request.dev)])
 
 
 def check_vocab(features: list[ChoiceFeatures], tokenizer_dir: Path, model: ModelConfig) -> None:

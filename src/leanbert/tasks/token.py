@@ -77,6 +77,7 @@ class TokenData:
     train: list[TaggedSentence]
     dev: dict[str, list[TaggedSentence]]
     kind: str = "token"
+    files: list[str] = field(default_factory=list)  # the files read (OUT_DIR must stay clear of them)
 
 
 def load(request: TaskRequest) -> TokenData:
@@ -90,7 +91,8 @@ def load(request: TaskRequest) -> TokenData:
     dev = read_tagged(request.dev)
     labels = label_list(train)
     check_known_tags(request.dev, dev, labels)
-    return TokenData(TokenSpec("ner", tuple(labels)), train, {"dev": dev})
+    return TokenData(TokenSpec("ner", tuple(labels)), train, {"dev": dev},
+                     files=[str(request.train), str(request.dev)])
 
 
 def label_ids(sentences: list[TaggedSentence], labels: tuple[str, ...]) -> list[list[int]]:
