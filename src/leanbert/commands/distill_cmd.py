@@ -19,7 +19,9 @@ finetune's. Per seed, step 1 distils the embedding, attention and hidden states,
 OUT_DIR is finetune's layout (metrics.json with the teacher's dev metrics and the student/teacher ratio,
 predictions.tsv, model/ that `leanbert export` writes as *ForSequenceClassification, runs/seed-N/). With --task qa
 (--train/--dev SQuAD JSON) the prediction layer matches the teacher's start and end distributions and OUT_DIR
-holds predictions.json and a *ForQuestionAnswering model.
+holds predictions.json and a *ForQuestionAnswering model; with --task ner (CoNLL / JSONL tags) it matches every
+token's tag distribution (predictions.conll, *ForTokenClassification); with --task multiple-choice (JSONL) the
+distribution over each row's options (predictions.jsonl, *ForMultipleChoice).
 
 Keys (key=value, or a YAML --config with the same groups):
   student.init         preset (default) | teacher-layers | MODEL_DIR (e.g. a general-distillation RUN)
@@ -160,7 +162,7 @@ def run_task(args) -> int:
         raise UserError("--teacher is required (a model fine-tuned on the task: `leanbert finetune`'s OUT_DIR)")
     if not args.task:
         raise UserError("--task is required with --stage task (a GLUE task name, custom, or a task type such "
-                        "as qa)")
+                        "as qa, ner, multiple-choice)")
     if args.resume:
         raise UserError("--resume is for --stage general; a task stage is short: run it again")
     from leanbert.tasks import get_task_type

@@ -25,6 +25,19 @@ best null threshold on dev, *_thresh) and the HasAns_/NoAns_ split (v2.0). OUT_D
 {question id: answer} ("" = no answer), the official evaluation scripts' input. Defaults: lr 5e-5, batch 32,
 2 epochs.
 
+Token classification (NER): --task ner --train FILE --dev FILE, CoNLL columns (token first, BIO tag last, blank
+line between sentences, -DOCSTART- skipped) or JSONL {"tokens": [...], "tags": [...]}. A word's first sub-word
+carries its tag (data.label_all_subwords=true: all of them). Dev metrics with seqeval's default rules:
+entity_f1 (main), entity_precision, entity_recall, token_accuracy, f1_<type>. OUT_DIR/predictions.conll repeats
+the dev lines with the predicted tag appended; entity_report.txt is the per-type table. Defaults: lr 5e-5,
+batch 16, 3 epochs.
+
+Multiple choice: --task multiple-choice --train FILE --dev FILE, JSONL {"context", "question", "options": [...],
+"label"} (0-based), or the SWAG / HellaSwag (ctx_a, ctx_b, endings) and Social IQa (answerA.., 1-based label)
+layouts. Each option is [CLS] context [SEP] question option [SEP] (the context truncated first); rows with fewer
+options are masked. Metric: accuracy. OUT_DIR/predictions.jsonl: {"index", "label", "probabilities"} per dev row.
+Defaults: lr 5e-5, batch 16, 3 epochs.
+
 Options as key=value (defaults per task; ELECTRA's GLUE recipe: lr 1e-4, batch 32, 10% warm-up, 3 epochs,
 10 for RTE/STS-B, 5 for CoLA/MRPC, max length 128):
   train.lr  train.epochs  train.batch_size  train.warmup_ratio  train.weight_decay
@@ -50,6 +63,8 @@ examples:
       --text-columns text --label-column sentiment --out ft/reviews
   leanbert finetune run/electra --task sst2 --data ../shared/data/glue --out ft/scratch --from-scratch
   leanbert finetune minilm --task qa --train train-v1.1.json --dev dev-v1.1.json --out ft/squad
+  leanbert finetune minilm --task ner --train wnut_train.conll --dev wnut_dev.conll --out ft/ner
+  leanbert finetune minilm --task multiple-choice --train siqa_train.jsonl --dev siqa_dev.jsonl --out ft/siqa
   torchrun --nproc_per_node 4 -m leanbert.cli finetune run/electra --task mnli --data ../shared/data/glue \\
       --out ft/mnli          # 4 processes share each global batch (train.batch_size) and the dev scoring
 """
@@ -59,10 +74,11 @@ def add_task_arguments(parser, required: bool) -> None:
     """--task, --data and the custom-task options (shared with `leanbert distill --stage task`)."""
     parser.add_argument("--task", required=required, metavar="TASK",
                         help="cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, custom, or another "
-                        "task type (qa)")
+                        "task type (qa, ner, multiple-choice)")
     parser.add_argument("--data", metavar="DIR", help="GLUE folder (or the task's folder) for GLUE tasks")
-    custom = parser.add_argument_group("--task custom (and the other task types: qa, ...)")
-    custom.add_argument("--train", metavar="FILE", help="training file (.tsv, .csv, .jsonl; qa: SQuAD .json)")
+    custom = parser.add_argument_group("--task custom (and the other task types: qa, ner, multiple-choice)")
+    custom.add_argument("--train", metavar="FILE", help="training file (.tsv, .csv, .jsonl; qa: SQuAD .json; ner: "
+                        "CoNLL or .jsonl)")
     custom.add_argument("--dev", metavar="FILE", help="dev file, same format")
     custom.add_argument("--text-columns", metavar="A[,B]", help="one text column, or two for sentence pairs")
     custom.add_argument("--label-column", metavar="C", help="label column")

@@ -22,12 +22,23 @@ cut from the context at characters start..end, its probability among the n-best 
 end null) when a SQuAD v2 model prefers no answer. Windows and answer settings are the ones the model was
 fine-tuned with (a Hugging Face directory: 384 / 128, 30 tokens).
 
+Token-classification models (`finetune --task ner`): --input a CoNLL file (.conll, .bio, .iob, .iob2: every
+line comes back with the predicted tag appended) or JSONL {"tokens": [...]} (the same); JSONL {"text": ...}, any
+other file or - (one text per line) are raw text: the output is JSONL {"index", "text", "entities": [{"type",
+"score", "start", "end", "text"}]} with character offsets, as transformers' token-classification pipeline with
+aggregation_strategy="first" reports them (tested).
+
+Multiple-choice models (`finetune --task multiple-choice`): --input JSONL in any layout finetune reads (label
+optional); the output is JSONL {"index", "label", "probabilities"} (the softmax over each row's options).
+
 examples:
   leanbert predict runs/ft-sst2 --input ../shared/data/glue/SST-2/dev.tsv --text-columns sentence \\
       --out preds.tsv
   leanbert predict runs/sst2-onnx --input reviews.jsonl --text-columns text --out preds.tsv --batch-size 64
   echo "a gorgeous , witty film" | leanbert predict runs/ft-sst2 --input - --out -
   leanbert predict runs/ft-squad --input dev-v1.1.json --out answers.jsonl
+  echo "Peter moved to New York" | leanbert predict runs/ft-ner --input - --out -
+  leanbert predict runs/ft-siqa --input siqa_dev.jsonl --out choices.jsonl
 """
 
 
