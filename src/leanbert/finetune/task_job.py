@@ -78,8 +78,12 @@ def check_out_dir(out_dir: Path, overwrite: bool, inputs: Sequence[str | Path] =
 
 
 def task_files(task: TaskData) -> list[str]:
-    """The files a task's examples were read from (the inputs OUT_DIR must stay clear of)."""
-    return sorted({examples[0].path for examples in (task.train, *task.dev.values()) if examples})
+    """The files a task's examples were read from (the inputs OUT_DIR must stay clear of): ``task.files``, else
+    the ``path`` of each split's first example."""
+    if task.files:
+        return sorted(set(task.files))
+    paths = {getattr(examples[0], "path", "") for examples in (task.train, *task.dev.values()) if examples}
+    return sorted(paths - {""})
 
 
 def encode_task(task: TaskData, tokenizer_dir: Path, data: FinetuneDataConfig, model: ModelConfig,

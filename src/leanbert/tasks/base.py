@@ -24,7 +24,9 @@ Plugging in a task type (developer note, e.g. token classification or multiple c
    ``leanbert.tasks``). Its output is a new ``ModelOutput`` name (``token_logits``) or ``logits``.
 2. One file ``leanbert/tasks/<name>.py`` that builds a ``TaskType`` (all fields below) and calls
    ``register_task_type(...)`` at import time; add the module name to ``BUILT_IN`` in ``tasks/__init__.py``.
-   The spec's ``recipe`` (a finetune ``Recipe``) gives the defaults. Task-specific ``data.*`` keys: subclass ``FinetuneDataConfig`` and pass it as ``data_config``. Targets
+   ``load`` returns a finetune ``TaskData`` with ``kind`` = your type's name and ``files`` (or examples with a
+   ``path``); its spec needs ``name``, ``main_metric``, ``metric_names`` and ``recipe`` (a finetune ``Recipe``:
+   the type's default settings). Task-specific ``data.*`` keys: subclass ``FinetuneDataConfig`` and pass it as ``data_config``. Targets
    travel in ``Batch.targets`` (a dict of tensors your collator fills). See ``tasks/sequence.py`` (thin,
    delegating to finetune/) and ``tasks/qa.py`` (a full example: windows, post-processing, own metrics).
 3. Export needs nothing else for the native classes when ``hf_names`` is right; the remote-code wrapper
@@ -72,7 +74,7 @@ class EncodedTask:
 
 
 # Signatures of the TaskType callables (``Any`` where the value is the type's own class).
-Loader = Callable[[TaskRequest], Any]  # -> TaskData (spec, train, dev, kind)
+Loader = Callable[[TaskRequest], Any]  # -> finetune TaskData (spec, train, dev, kind=name, files)
 Encode = Callable[[Any, Path, Any, Any, bool], EncodedTask]  # (TaskData, tokenizer dir, data config, ModelConfig, progress)
 Loss = Callable[[Any, Any], Any]  # (ModelOutput, Batch) -> objectives.base.Output
 DistillLoss = Callable[[Any, Any, Any, float, float], torch.Tensor]  # (student, teacher ModelOutput, Batch, T, w)
