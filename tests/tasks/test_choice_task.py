@@ -1,6 +1,6 @@
 """Multiple choice end to end: finetune --task multiple-choice on mixed option counts, predictions.jsonl,
 masking (an example scores the same alone or next to one with more options), predict on leanbert / Hugging
-Face / ONNX dirs, export to transformers' *ForMultipleChoice (logits within 1e-5), distill --stage task, and
+Face / ONNX (fp32 and int8) dirs, export to transformers' *ForMultipleChoice (logits within 1e-5), distill --stage task, and
 bad input (one line, exit 2, nothing written)."""
 
 from __future__ import annotations
@@ -100,6 +100,13 @@ def test_predict_on_every_backend_matches_finetune(world, tmp_path):
         assert [r["index"] for r in rows] == [r["index"] for r in expected]
         for row, reference in zip(rows, expected):
             assert row["probabilities"] == pytest.approx(reference["probabilities"], abs=1e-5)
+    int8 = tmp_path / "int8"
+    assert main(["export", str(run / "model"), str(int8), "--format", "onnx", "--quantize", "int8"]) == 0
+    out = tmp_path / "int8.jsonl"
+    assert main(["predict", str(int8), "--input", str(world["mixed"]), "--out", str(out), "--quiet"]) == 0
+    rows = _rows(out)
+    assert [len(r["probabilities"]) for r in rows] == [len(r["probabilities"]) for r in expected]
+    assert all(sum(r["probabilities"]) == pytest.approx(1.0) for r in rows)
 
 
 @pytest.mark.parametrize("family", ["bert", "albert", "electra"])
