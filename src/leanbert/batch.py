@@ -7,7 +7,7 @@ targets. Objectives read the fields they need and ignore the rest.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -55,6 +55,7 @@ class Batch:
     rare_words:      TNF's rare-word occurrences (``RareWords``) when the data was asked for them, else None.
     row_index:       (B,) long, each row's position in the task's training set (``iterate_batches``), for
                      per-row lookups such as distillation's teacher-output cache; None elsewhere.
+    targets:         a task type's own targets by name (QA: start_positions, end_positions (B,) long).
     """
 
     input_ids: torch.Tensor
@@ -65,9 +66,12 @@ class Batch:
     class_labels: torch.Tensor | None = None
     rare_words: RareWords | None = None
     row_index: torch.Tensor | None = None
+    targets: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         def move(value):
+            if isinstance(value, dict):
+                return {key: move(item) for key, item in value.items()}
             moves = isinstance(value, (torch.Tensor, RareWords))
             return value.to(device, non_blocking=non_blocking) if moves else value
 

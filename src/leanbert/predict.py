@@ -16,6 +16,10 @@ skips the rest), run under ``torch.inference_mode`` with SDPA attention, and wri
 ``--precision bf16`` (PyTorch models, CPUs with AVX512-BF16 or AMX) runs under bf16 autocast and then re-runs
 up to CHECK_ROWS rows in fp32 to log how often the labels agree (and both accuracies with ``--label-column``):
 what the lower precision costs is always printed.
+
+A model of a task type with its own ``PredictSpec`` (leanbert.tasks; extractive QA) is told apart by its heads
+(``saved_heads``) and handed to ``predict_task_file``: the type reads the input, builds the features and formats
+the outputs; this module opens the model on its backend and runs it (the last section below).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from leanbert.atomic import make_temp_dir, write_text_atomically
+from leanbert.atomic import make_temp_dir
 from leanbert.cpu_features import require_bf16
 from leanbert.errors import UserError
 from leanbert.export.onnx import ONNX_NAME, open_onnx_predictor
@@ -50,9 +54,10 @@ from leanbert.inference import (  # noqa: F401 - DEFAULT_MAX_LEN, label_names, i
 )
 from leanbert.model.padding import set_unpadding
 from leanbert.model_dir import load_model, read_model_config
+from leanbert.predict_tasks import STDIN, predict_task_file, saved_heads, write_output
 from leanbert.safe_io import read_json_object
+from leanbert.tasks import task_type_of
 
-STDIN = "-"
 CHECK_ROWS = 512  # rows a lower precision is checked on against fp32 (spread over the whole input)
 
 
@@ -249,6 +254,12 @@ def predict_file(model: str | Path, source: str, out: str, text_columns: str | N
     ``label_column`` the accuracy on the file is logged; with a precision below fp32 its agreement with fp32."""
     _check_options(batch_size, max_tokens)
     check_out_file(out, [source, model], overwrite)
+    task_type = task_type_of(*saved_heads(model))
+    if task_type is not None and task_type.predict is not None:  # QA, NER, ...: the type reads and formats
+        if precision != "fp32" or label_column is not None:
+            raise UserError(f"--precision and --label-column are for sequence classification; {model} is a "
+                            f"{task_type.name} model")
+        return predict_task_file(model, task_type, source, out, text_columns, batch_size, progress, log, stdin)
     examples = read_examples(source, text_columns, stdin)
     if not examples:
         raise UserError(f"--input {source}: no rows to predict")
@@ -266,10 +277,5 @@ def predict_file(model: str | Path, source: str, out: str, text_columns: str | N
             check_precision(predictor, precision, features, collator, logits, gold, batch_size, log)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join(format_predictions(logits, predictor.labels)) + "\n"
-    if out == STDIN:
-        sys.stdout.write(text)
-    else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(out, text)
+    write_output(out, "\n".join(format_predictions(logits, predictor.labels)) + "\n")
     return len(examples)

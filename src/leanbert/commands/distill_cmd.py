@@ -20,7 +20,11 @@ finetune's. Per seed, step 1 distils the embedding, attention and hidden states,
 every row, the gold labels (distill.hard_label_weight) only on the labelled ones; metrics.json's
 training_rows gives the mix. `leanbert augment` makes GloVe variants of a labelled or an unlabeled file.
 OUT_DIR is finetune's layout (metrics.json with the teacher's dev metrics and the student/teacher ratio,
-predictions.tsv, model/ that `leanbert export` writes as *ForSequenceClassification, runs/seed-N/).
+predictions.tsv, model/ that `leanbert export` writes as *ForSequenceClassification, runs/seed-N/). With --task qa
+(--train/--dev SQuAD JSON) the prediction layer matches the teacher's start and end distributions and OUT_DIR
+holds predictions.json and a *ForQuestionAnswering model; with --task ner (CoNLL / JSONL tags) it matches every
+token's tag distribution (predictions.conll, *ForTokenClassification); with --task multiple-choice (JSONL) the
+distribution over each row's options (predictions.jsonl, *ForMultipleChoice).
 
 Keys (key=value, or a YAML --config with the same groups):
   student.init         preset (default) | teacher-layers | MODEL_DIR (e.g. a general-distillation RUN)
@@ -170,15 +174,20 @@ def run_task(args) -> int:
     if not args.teacher:
         raise UserError("--teacher is required (a model fine-tuned on the task: `leanbert finetune`'s OUT_DIR)")
     if not args.task:
-        raise UserError("--task is required with --stage task (a GLUE task name or custom)")
+        raise UserError("--task is required with --stage task (a GLUE task name, custom, or a task type such "
+                        "as qa, ner, multiple-choice)")
     if args.resume:
         raise UserError("--resume is for --stage general; a task stage is short: run it again")
+    from leanbert.tasks import get_task_type
+
     task = load_task(args)
-    config = load_task_config(task.spec.recipe, args.config, args.overrides)
+    task_type = get_task_type(task.kind)
+    config = load_task_config(task.spec.recipe, args.config, args.overrides, task_type.data_config)
     if args.print_config:
         from leanbert.distill.config import TASK_FEATURES
 
-        return print_resolved(config, args.teacher, TASK_FEATURES, ["classifier"], task.spec.num_labels,
+        num_labels = task_type.head_options(task.spec).get("num_labels", 2)
+        return print_resolved(config, args.teacher, TASK_FEATURES, [task_type.head], num_labels,
                               {"task": task.spec.name})
     result = distill_task(args.teacher, task, args.out, config, overwrite=args.overwrite,
                           progress=not args.quiet, unlabeled=args.unlabeled)

@@ -20,20 +20,39 @@ input order). --precision bf16 runs a PyTorch model under bf16 autocast on CPUs 
 GPUs); it is refused elsewhere, and it always prints how often its labels agree with fp32 on up to 512 rows
 (with --label-column, the accuracy of both).
 
+Extractive QA models (`finetune --task qa`; leanbert, *ForQuestionAnswering or ONNX directories): --input is
+SQuAD JSON (.json) or JSONL with {"question", "context"} per line ("id" optional; - reads JSONL from stdin); no
+--text-columns. The output is JSONL, one {"id", "answer", "score", "start", "end"} per question: the answer
+cut from the context at characters start..end, its probability among the n-best candidates; "" (start and
+end null) when a SQuAD v2 model prefers no answer. Windows and answer settings are the ones the model was
+fine-tuned with (a Hugging Face directory: 384 / 128, 30 tokens).
+
+Token-classification models (`finetune --task ner`): --input a CoNLL file (.conll, .bio, .iob, .iob2: every
+line comes back with the predicted tag appended) or JSONL {"tokens": [...]} (the same); JSONL {"text": ...}, any
+other file or - (one text per line) are raw text: the output is JSONL {"index", "text", "entities": [{"type",
+"score", "start", "end", "text"}]} with character offsets, as transformers' token-classification pipeline with
+aggregation_strategy="first" reports them (tested).
+
+Multiple-choice models (`finetune --task multiple-choice`): --input JSONL in any layout finetune reads (label
+optional); the output is JSONL {"index", "label", "probabilities"} (the softmax over each row's options).
+
 examples:
   leanbert predict runs/ft-sst2 --input ../shared/data/glue/SST-2/dev.tsv --text-columns sentence \\
       --out preds.tsv
   leanbert predict runs/sst2-onnx --input reviews.jsonl --text-columns text --out preds.tsv --batch-size 64
   echo "a gorgeous , witty film" | leanbert predict runs/ft-sst2 --input - --out -
-  leanbert predict runs/ft-sst2 --input ../shared/data/glue/SST-2/dev.tsv --text-columns sentence \
+  leanbert predict runs/ft-sst2 --input ../shared/data/glue/SST-2/dev.tsv --text-columns sentence \\
       --label-column label --precision bf16 --out preds.tsv
+  leanbert predict runs/ft-squad --input dev-v1.1.json --out answers.jsonl
+  echo "Peter moved to New York" | leanbert predict runs/ft-ner --input - --out -
+  leanbert predict runs/ft-siqa --input siqa_dev.jsonl --out choices.jsonl
 """
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "predict", help="predict labels for a file with a fine-tuned classifier",
-        description="Run a fine-tuned classifier (leanbert, Hugging Face or ONNX) over a file of texts.",
+        "predict", help="predict labels (or QA answers) for a file with a fine-tuned model",
+        description="Run a fine-tuned classifier or QA model (leanbert, Hugging Face or ONNX) over a file.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     parser.add_argument("model", metavar="MODEL", help="model dir, finetune OUT_DIR, HF dir or ONNX dir")
     parser.add_argument("--input", required=True, metavar="FILE", help=".tsv, .csv, .jsonl, or - for stdin")

@@ -226,8 +226,10 @@ def load_general_config(path: str | Path | None, overrides: list[str],
         raise _named(path, err) from None
 
 
-def load_task_config(recipe: Recipe, path: str | Path | None, overrides: list[str]) -> TaskConfig:
-    """The task's recipe (batch size, sequence length, warm-up, ...) + ``--config`` + overrides."""
+def load_task_config(recipe: Recipe, path: str | Path | None, overrides: list[str],
+                     data_config: type[FinetuneDataConfig] = FinetuneDataConfig) -> TaskConfig:
+    """The task's recipe (batch size, sequence length, warm-up, ...) + ``--config`` + overrides;
+    ``data_config``: the task type's ``data.*`` class."""
     try:
         raw = _raw_config(path, overrides, None)
         train = _group(raw, "train")
@@ -251,7 +253,7 @@ def load_task_config(recipe: Recipe, path: str | Path | None, overrides: list[st
             student=student, model=_check_model_group(raw.get("model", {}), student),
             distill=from_dict(TaskDistillConfig, _group(raw, "distill"), prefix="distill."),
             finetune=FinetuneConfig(train=from_dict(FinetuneTrainConfig, finetune["train"], prefix="train."),
-                                    data=from_dict(FinetuneDataConfig, finetune["data"], prefix="data.")),
+                                    data=from_dict(data_config, finetune["data"], prefix="data.")),
             label_map=label_map)
     except ConfigError as err:
         raise _named(path, err) from None

@@ -6,8 +6,9 @@ sum of the layer matches' losses (matches.py, losses.py), plus optionally the pr
   projections W_e and W_h (H_S -> H_T), separate as in the paper, or one shared as the reference code's
   ``fit_dense`` (``shared_projection``); none when the widths match. The projections train with the student
   and are dropped afterwards (``models()`` is the student alone).
-* Prediction layer: soft cross-entropy to the teacher's logits at a temperature, optionally mixed with the gold
-  labels; MSE for a regression student (``num_labels == 1``).
+* Prediction layer: the task type's ``distill_loss`` (leanbert.tasks): for sequence tasks soft cross-entropy to
+  the teacher's logits at a temperature, optionally mixed with the gold labels, MSE for a regression student
+  (``num_labels == 1``); for QA the same on the start and end distributions.
 
 The teacher is declared frozen (``frozen_modules``): the training loop keeps it in eval mode with no gradient
 and no optimizer state, and checkpoints record its source and fingerprint instead of its weights. Metrics:
@@ -25,11 +26,12 @@ from torch import nn
 
 from leanbert.batch import Batch
 from leanbert.config import ConfigError
-from leanbert.distill.losses import attention_loss, prediction_loss, representation_loss
+from leanbert.distill.losses import attention_loss, representation_loss
 from leanbert.distill.matches import LayerMatch, select_feature
 from leanbert.distill.teacher_cache import CachedOutputs, TeacherCache, needed_features
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
+from leanbert.tasks import TaskType, get_task_type
 from leanbert.train.frozen import FrozenModule
 
 REPRESENTATIONS = ("embedding", "hidden")
@@ -65,13 +67,15 @@ class TransformerDistillation(Objective):
 
     def __init__(self, student: LeanBertModel, teacher: LeanBertModel, teacher_source: str,
                  matches: Sequence[LayerMatch], prediction: PredictionTarget | None = None,
-                 shared_projection: bool = False, cache: TeacherCache | None = None):
+                 shared_projection: bool = False, cache: TeacherCache | None = None,
+                 task_type: TaskType | None = None):
         super().__init__()
         if not matches and prediction is None:
             raise ConfigError("distillation needs at least one layer match or the prediction layer")
-        if prediction is not None and ("classifier" not in student.config.heads
-                                       or "classifier" not in teacher.config.heads):
-            raise ConfigError("prediction-layer distillation needs a classifier head on student and teacher")
+        self.task_type = task_type or get_task_type("sequence")  # whose prediction layer is distilled
+        head = self.task_type.head
+        if prediction is not None and (head not in student.config.heads or head not in teacher.config.heads):
+            raise ConfigError(f"prediction-layer distillation needs a {head} head on student and teacher")
         check_heads(matches, student, teacher)
         self.student, self.teacher = student, teacher
         self.teacher_source = teacher_source
@@ -148,9 +152,8 @@ class TransformerDistillation(Objective):
             key = f"distill_{match.feature}"
             metrics[key] = metrics.get(key, 0.0) + term.detach()
         if self.prediction is not None:
-            term = prediction_loss(full_precision(student.logits), full_precision(teacher.logits), batch.class_labels,
-                                   self.prediction.temperature, self.prediction.hard_label_weight,
-                                   regression=self.student.config.num_labels == 1)  # logits (B, C)
+            term = self.task_type.distill_loss(student, teacher, batch, self.prediction.temperature,
+                                               self.prediction.hard_label_weight)
             total = term if total is None else total + term
             metrics["distill_prediction"] = term.detach()
         metrics["distill_count"] = mask.new_full((), float(mask.shape[0]), dtype=torch.float32)

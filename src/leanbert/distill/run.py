@@ -61,6 +61,7 @@ from leanbert.model_dir import check_tokenizer_files, save_model, tokenizer_fing
 from leanbert.outdir import open_run_dir, write_marker
 from leanbert.pretrain import check_resume_compatible, check_resume_steps, make_eval_fn
 from leanbert.run_lock import lock_output
+from leanbert.tasks import get_task_type
 from leanbert.train.checkpoint import checkpoints_dir
 from leanbert.train.distributed import DistEnv
 from leanbert.train.loop import LoopResult
@@ -190,14 +191,17 @@ def distill_general(config: GeneralConfig, teacher: str | Path, out_dir: str | P
 
 def check_task_teacher(teacher: LeanBertModel, teacher_dir: Path, task: TaskData) -> None:
     """The task stage needs a teacher fine-tuned on this task (TinyBERT users' issue #52: a merely pretrained
-    teacher gives meaningless logits)."""
+    teacher gives meaningless logits): its task type's head, with the task's head options."""
     config, spec = teacher.config, task.spec
-    if "classifier" not in config.heads:
-        raise UserError(f"--teacher {teacher_dir} has no classifier head: the task stage distils a teacher "
+    task_type = get_task_type(task.kind)
+    if task_type.head not in config.heads:
+        raise UserError(f"--teacher {teacher_dir} has no {task_type.head} head: the task stage distils a teacher "
                         f"fine-tuned on {spec.name} (run `leanbert finetune` first)")
-    if config.num_labels != spec.num_labels:
-        raise UserError(f"--teacher {teacher_dir} predicts {config.num_labels} label(s) but {spec.name} has "
-                        f"{spec.num_labels}; give a teacher fine-tuned on this task")
+    for name, value in task_type.head_options(spec).items():
+        if getattr(config, name) != value:
+            what = "label(s)" if name == "num_labels" else name
+            raise UserError(f"--teacher {teacher_dir} predicts {getattr(config, name)} {what} but {spec.name} has "
+                            f"{value}; give a teacher fine-tuned on this task")
 
 
 def ratio_to_teacher(student: list[dict[str, float]], teacher: dict[str, float]) -> dict[str, float]:
@@ -257,8 +261,10 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                 teacher_metrics, _ = job.score(teacher_model)
             log(f"teacher {teacher} on {spec.name} dev: "
                 + ", ".join(f"{k} {v:.4f}" for k, v in teacher_metrics.items()))
-            shape = student_config(config.student.init, teacher=teacher_model.config, heads=["classifier"],
-                                   num_labels=spec.num_labels, preset=config.student.preset,
+            task_type = get_task_type(task.kind)
+            num_labels = task_type.head_options(spec).get("num_labels", 2)
+            shape = student_config(config.student.init, teacher=teacher_model.config, heads=[task_type.head],
+                                   num_labels=num_labels, preset=config.student.preset,
                                    overrides=config.model, keep_every=config.student.keep_every, work=work,
                                    log=log)
             matches = resolved_matches(settings, TASK_FEATURES, shape.num_layers, teacher_model.config.num_layers)
@@ -272,7 +278,7 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
 
             def run_seed(job: TaskJob, seed: int, run_dir: Path) -> tuple[SeedResult, LeanBertModel]:
                 student = build_student(config.student.init, teacher=teacher_model, teacher_dir=teacher_dir,
-                                        heads=["classifier"], num_labels=spec.num_labels,
+                                        heads=[task_type.head], num_labels=num_labels,
                                         preset=config.student.preset, overrides=config.model,
                                         keep_every=config.student.keep_every, seed=seed, work=work,
                                         dropout=config.finetune.train.dropout, log=log)
@@ -283,7 +289,8 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                     first, student = job.train(step, student, seed, run_dir / "intermediate",
                                                config.step(settings.intermediate_epochs, settings.intermediate_lr))
                     seconds = first.seconds
-                step = TransformerDistillation(student, teacher_model, str(teacher), [], target, cache=cache)
+                step = TransformerDistillation(student, teacher_model, str(teacher), [], target, cache=cache,
+                                               task_type=task_type)
                 result, student = job.train(step, student, seed, run_dir / "prediction",
                                             config.step(settings.prediction_epochs, settings.prediction_lr))
                 result.seconds += seconds

@@ -1,7 +1,8 @@
 """``leanbert export MODEL OUT --format onnx [--quantize int8] [--dev DATA]``: an ONNX Runtime directory.
 
 OUT holds ``model.onnx`` (inputs ``input_ids``, ``attention_mask``, ``token_type_ids``, each (batch, sequence)
-int64; outputs ``last_hidden_state`` and, when a head gives them, ``logits``, named as in transformers), the
+int64; outputs ``last_hidden_state`` and the task type's outputs named as in transformers: ``logits`` for
+sequence classification, ``start_logits`` and ``end_logits`` for QA; a pretraining head's ``logits``), the
 tokenizer files and ``config.json`` (``"format": "leanbert-onnx"``: the model config, the task's labels, the
 opset and whether the weights are int8), so ``leanbert predict OUT`` runs it.
 
@@ -37,6 +38,7 @@ from leanbert.model.model import LeanBertModel
 from leanbert.model.padding import set_unpadding
 from leanbert.model_dir import copy_tokenizer_files, load_model, read_model_config
 from leanbert.outdir import check_out_dir, publish_dir
+from leanbert.tasks import task_type_of
 
 ONNX_NAME = "model.onnx"
 FORMAT = "leanbert-onnx"
@@ -57,45 +59,52 @@ def require_onnxruntime():
 
 
 class OnnxGraph(nn.Module):
-    """The traced function: the three transformers inputs -> last_hidden_state (+ logits), as a tuple."""
+    """The traced function: the three transformers inputs -> last_hidden_state plus the task type's outputs
+    (``onnx_outputs``: logits; start_logits, end_logits ...), or a pretraining head's logits, as a tuple."""
 
-    def __init__(self, model: LeanBertModel):
+    def __init__(self, model: LeanBertModel, saved_type: str | None = None):
         super().__init__()
         self.model = model
-        self.has_logits = any(name in model.config.heads for name in ("classifier", "rtd", "mlm"))
+        self.task_type = task_type_of(model.config.heads, saved_type)
+        self.has_logits = any(name in model.config.heads for name in ("rtd", "mlm"))
         self.has_types = model.config.type_vocab_size > 0
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(input_ids, attention_mask, token_type_ids if self.has_types else None)
+        if self.task_type is not None:
+            return (out.last_hidden_state, *self.task_type.graph_outputs(out))
         if self.has_logits:
-            return out.last_hidden_state, out.logits  # (B, T, H), (B, C) | (B, T) | (B, T, V)
+            return out.last_hidden_state, out.logits  # (B, T, H), (B, T) | (B, T, V)
         return (out.last_hidden_state,)
 
 
-def output_axes(model: LeanBertModel) -> dict[str, dict[int, str]]:
-    """Dynamic axes of each output: the classifier's logits are per sequence, the others per token."""
+def output_axes(model: LeanBertModel, saved_type: str | None = None) -> dict[str, dict[int, str]]:
+    """Dynamic axes of each output, in graph order: the task type's (``saved_type``: the model's saved
+    ``task.type``), or per-token pretraining logits."""
     axes = {"last_hidden_state": {0: "batch", 1: "sequence"}}
-    if "classifier" in model.config.heads:
-        axes["logits"] = {0: "batch"}
+    task_type = task_type_of(model.config.heads, saved_type)
+    if task_type is not None:
+        axes.update({name: dict(dims) for name, dims in task_type.onnx_outputs.items()})
     elif any(name in model.config.heads for name in ("rtd", "mlm")):
         axes["logits"] = {0: "batch", 1: "sequence"}
     return axes
 
 
-def export_graph(model: LeanBertModel, path: Path) -> list[str]:
-    """Trace ``model`` (eval mode, unpadding off) into ``path``; returns the output names."""
+def export_graph(model: LeanBertModel, path: Path, saved_type: str | None = None) -> list[str]:
+    """Trace ``model`` (eval mode, unpadding off) into ``path``; returns the output names. ``saved_type``: the
+    model's saved ``task.type``."""
     model = model.eval()
     set_unpadding(model, False)
     # a new module starts in training mode, and torch.onnx.export restores the wrapper's mode afterwards,
     # which would switch the caller's model (and its dropout) back on
-    graph = OnnxGraph(model).eval()
+    graph = OnnxGraph(model, saved_type).eval()
     length = min(8, model.config.max_positions)
     ids = torch.full((2, length), 5, dtype=torch.long)  # (2, T): the trace needs no real text
     mask = torch.ones_like(ids)
     mask[1, length // 2:] = 0  # a padded row, so the padding bias is in the trace
     types = torch.zeros_like(ids)
-    axes = output_axes(model)
+    axes = output_axes(model, saved_type)
     dynamic = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES} | axes
     with warnings.catch_warnings(), torch.no_grad():
         # The tracer flags Python checks on shapes (length <= max_positions): they guard, they do not compute.
@@ -143,6 +152,20 @@ class OnnxRunner:
         feeds = {name: given[name].astype(np.int64) for name in self.input_names}
         return dict(zip(self.output_names, self.session.run(None, feeds)))
 
+    def outputs(self, features: Sequence, collator, batch_size: int, names: Sequence[str]
+                ) -> list[dict[str, np.ndarray]]:
+        """Per batch of ``batch_size`` features in their order: {name: output} for the named outputs."""
+        missing = [name for name in names if name not in self.output_names]
+        if missing:
+            raise UserError(f"the ONNX graph has no {', '.join(missing)} output (outputs: "
+                            f"{', '.join(self.output_names)})")
+        parts = []
+        for start in range(0, len(features), batch_size):
+            batch = collator(features[start:start + batch_size])
+            out = self.run(batch.input_ids.numpy(), batch.attention_mask.numpy(), batch.token_type_ids.numpy())
+            parts.append({name: out[name].astype(np.float32) for name in names})
+        return parts
+
     def forward(self, batch: Batch) -> np.ndarray:
         """(B, C) float32 classifier logits of one padded batch (an ``inference.ForwardFn``)."""
         if "logits" not in self.output_names:
@@ -188,11 +211,15 @@ def compare_on_dev(model_dir: Path, fp32: Path, int8: Path, dev: Path, log=print
     """Score the fp32 and int8 graphs on ``dev``; log and return both metrics and their change."""
     from leanbert.finetune.metrics import predictions_from_logits
 
-    _, meta = read_model_config(model_dir)
+    config, meta = read_model_config(model_dir)
     task = meta.get("task")
     if not isinstance(task, dict):
         raise UserError(f"--dev {dev}: {model_dir} has no task metadata (a `leanbert finetune` model has); "
                         "cannot score it on a dev set")
+    task_type = task_type_of(config.heads, task.get("type"))
+    if task_type is None or task_type.name != "sequence":
+        raise UserError(f"--dev {dev}: scoring fp32 against int8 is implemented for sequence classification "
+                        f"models; {model_dir} is a {getattr(task_type, 'name', 'pretraining')} model")
     spec, examples = dev_examples(task, dev)
     max_len = task.get("max_seq_len") if isinstance(task.get("max_seq_len"), int) else 128
     encoder = PairEncoder.from_dir(model_dir, max_len)
@@ -253,7 +280,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
                          Path(out_dir).name, "work")
     try:
         fp32 = work / "fp32.onnx"
-        outputs = export_graph(model, fp32)
+        task = meta.get("task") if isinstance(meta.get("task"), dict) else {}
+        outputs = export_graph(model, fp32, task.get("type"))
         final = fp32
         dev_result = None
         if quantize == "int8":

@@ -64,7 +64,7 @@ def build_remote_model(model: LeanBertModel, labels: list[str] | None = None):
     cls = getattr(remote_wrapper, class_name)
     network = {k: v for k, v in to_dict(dataclasses.replace(config, heads=[])).items() if k != "heads"}
     kwargs = {"leanbert_model": network, "num_labels": config.num_labels, "pad_token_id": config.pad_token_id}
-    if labels and len(labels) == config.num_labels and "classifier" in config.heads:
+    if labels and len(labels) == config.num_labels:  # class or tag names (pipelines read id2label)
         kwargs["id2label"] = dict(enumerate(map(str, labels)))
         kwargs["label2id"] = {str(label): i for i, label in enumerate(labels)}
     remote_config = remote_wrapper.LeanBertConfig(**kwargs)

@@ -18,11 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
 
 from leanbert.config import ModelConfig, from_dict
 from leanbert.model.model import LeanBertModel as LeanBertNetwork
@@ -78,7 +84,7 @@ class LeanBertModel(LeanBertPreTrainedModel):
                                           hidden_states=out.hidden_states)
 
 
-def sequence_outputs(config: LeanBertConfig, out: ModelOutput, labels) -> SequenceClassifierOutput:
+def sequence_outputs(config: LeanBertConfig, out: ModelOutput, labels, **_) -> SequenceClassifierOutput:
     loss = None
     if labels is not None:
         if config.num_labels == 1:
@@ -88,7 +94,7 @@ def sequence_outputs(config: LeanBertConfig, out: ModelOutput, labels) -> Sequen
     return SequenceClassifierOutput(loss=loss, logits=out.logits, hidden_states=out.hidden_states)
 
 
-def masked_lm_outputs(config: LeanBertConfig, out: ModelOutput, labels) -> MaskedLMOutput:
+def masked_lm_outputs(config: LeanBertConfig, out: ModelOutput, labels, **_) -> MaskedLMOutput:
     logits = out.mlm_logits  # (B, T, V)
     loss = None
     if labels is not None:
@@ -96,26 +102,63 @@ def masked_lm_outputs(config: LeanBertConfig, out: ModelOutput, labels) -> Maske
     return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
+def span_outputs(config: LeanBertConfig, out: ModelOutput, labels, start_positions=None, end_positions=None,
+                 **_) -> QuestionAnsweringModelOutput:
+    start_logits, end_logits = out.span_logits.unbind(dim=-1)  # (B, T) each
+    loss = None
+    if start_positions is not None and end_positions is not None:
+        ignored = start_logits.shape[1]  # positions outside the window are clamped and ignored, as transformers
+        start = F.cross_entropy(start_logits, start_positions.clamp(0, ignored), ignore_index=ignored)
+        end = F.cross_entropy(end_logits, end_positions.clamp(0, ignored), ignore_index=ignored)
+        loss = (start + end) / 2
+    return QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
+                                        hidden_states=out.hidden_states)
+
+
+def token_outputs(config: LeanBertConfig, out: ModelOutput, labels, **_) -> TokenClassifierOutput:
+    logits = out.logits  # (B, T, L)
+    loss = None
+    if labels is not None:
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+
+
+def choice_outputs(config: LeanBertConfig, out: ModelOutput, labels, options: int = 1,
+                   **_) -> MultipleChoiceModelOutput:
+    logits = out.logits.view(-1, options)  # (B * C,) -> (B, C)
+    loss = F.cross_entropy(logits, labels) if labels is not None else None
+    return MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+
+
 @dataclass(frozen=True)
 class TaskClass:
-    """head: the leanbert head the class runs; outputs(config, leanbert output, labels) -> transformers' output."""
+    """head: the leanbert head the class runs; outputs(config, leanbert output, labels, **extra) -> transformers'
+    output. choices: inputs come as (B, C, T), one row per option (transformers' multiple-choice interface)."""
 
     head: str
-    outputs: Callable[[LeanBertConfig, ModelOutput, torch.Tensor | None], Any]
+    outputs: Callable[..., Any]
+    choices: bool = False
 
 
 # transformers class suffix -> what it runs. THE table a new task type adds its row to.
 TASK_CLASSES: dict[str, TaskClass] = {
     "ForSequenceClassification": TaskClass("classifier", sequence_outputs),
     "ForMaskedLM": TaskClass("mlm", masked_lm_outputs),
+    "ForQuestionAnswering": TaskClass("span", span_outputs),
+    "ForTokenClassification": TaskClass("token", token_outputs),
+    "ForMultipleChoice": TaskClass("choice", choice_outputs, choices=True),
 }
 
 
 def _task_class(suffix: str, task: TaskClass) -> type[LeanBertPreTrainedModel]:
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None,
                 output_hidden_states=None, return_dict=None, **kwargs):
+        if task.choices:  # (B, C, T) -> (B * C, T): every option is one row
+            kwargs["options"] = input_ids.shape[1]
+            input_ids, attention_mask, token_type_ids = (
+                None if x is None else x.reshape(-1, x.shape[-1]) for x in (input_ids, attention_mask, token_type_ids))
         out = self.run(input_ids, attention_mask, token_type_ids, output_hidden_states)
-        return task.outputs(self.config, out, labels)
+        return task.outputs(self.config, out, labels, **kwargs)
 
     return type(f"LeanBert{suffix}", (LeanBertPreTrainedModel,),
                 {"head": task.head, "forward": forward, "__module__": __name__})

@@ -155,15 +155,30 @@ def _seeds_value(raw: dict[str, Any]) -> None:
         raise ConfigError(f"train.seeds={seeds!r} must be a list, e.g. train.seeds=[0] or train.seeds=[0,1,2]")
 
 
-def finetune_config(recipe: Recipe, overrides: list[str] | None = None) -> FinetuneConfig:
-    """The task's recipe with ``key=value`` overrides applied and validated (ConfigError names the key)."""
+def finetune_config(recipe: Recipe, overrides: list[str] | None = None,
+                    data_config: type[FinetuneDataConfig] = FinetuneDataConfig) -> FinetuneConfig:
+    """The task's recipe with ``key=value`` overrides applied and validated (ConfigError names the key).
+    ``data_config``: the task type's ``data.*`` class (a FinetuneDataConfig subclass may add keys)."""
     raw: dict[str, Any] = {}
     for key, value in recipe.overrides().items():
         group, name = key.split(".")
         raw.setdefault(group, {})[name] = value
     apply_overrides(raw, list(overrides or []), allowed_roots=("train", "data"))
     _seeds_value(raw)
-    return from_dict(FinetuneConfig, raw)
+    return build_finetune_config(raw, data_config)
+
+
+def build_finetune_config(raw: dict[str, Any], data_config: type[FinetuneDataConfig] = FinetuneDataConfig
+                          ) -> FinetuneConfig:
+    """``{"train": {...}, "data": {...}}`` -> a validated FinetuneConfig with ``data_config`` as its data."""
+    unknown = [k for k in raw if k not in ("train", "data")]
+    if unknown:
+        raise ConfigError(f"unknown group {unknown[0]!r}; allowed groups: train, data")
+    for group in ("train", "data"):
+        if not isinstance(raw.get(group, {}), dict):
+            raise ConfigError(f"{group} must be a mapping of {group}.* keys")
+    return FinetuneConfig(train=from_dict(FinetuneTrainConfig, raw.get("train", {}), prefix="train."),
+                          data=from_dict(data_config, raw.get("data", {}), prefix="data."))
 
 
 def to_train_config(config: FinetuneConfig, num_train: int, seed: int) -> TrainConfig:

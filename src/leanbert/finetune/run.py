@@ -1,7 +1,7 @@
 """``finetune``: MODEL + task -> OUT_DIR with metrics.json, predictions.tsv and the fine-tuned model.
 
-A task job (``task_job.TaskJob``, which also writes OUT_DIR; its docstring shows the layout) with the
-``SequenceClassification`` objective: one run per seed on the shared training loop, the dev set scored once
+A task job (``task_job.TaskJob``, which also writes OUT_DIR; its docstring shows the layout) with the task
+type's objective (``TaskObjective``): one run per seed on the shared training loop, the dev set scored once
 per epoch (the learning curve in each seed's ``metrics.jsonl``) and at the end.
 """
 
@@ -10,13 +10,14 @@ from __future__ import annotations
 import shutil
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from leanbert.atomic import make_temp_dir
 from leanbert.finetune.config import finetune_config
-from leanbert.finetune.objective import SequenceClassification
-from leanbert.finetune.source import classifier_config, classifier_from, load_source, resolve_model_dir
+from leanbert.finetune.objective import TaskObjective
+from leanbert.finetune.source import load_source, resolve_model_dir, task_config, task_model_from
 from leanbert.finetune.task_job import (
     SeedResult,
     TaskJob,
@@ -29,17 +30,18 @@ from leanbert.finetune.tasks import TaskData
 from leanbert.jobs import job_env, main_process_only
 from leanbert.model.model import LeanBertModel
 from leanbert.run_lock import lock_output
+from leanbert.tasks import TaskType, get_task_type
 from leanbert.train.distributed import DistEnv
 
 
-def starting_classifier(source: LeanBertModel, num_labels: int, seed: int, dropout: float | None,
-                        from_scratch: bool) -> LeanBertModel:
-    """The classifier one seed starts from: ``source``'s encoder with a new head, or (``from_scratch``) the
-    same architecture with random weights drawn from ``seed``."""
+def starting_model(source: LeanBertModel, task_type: TaskType, head_options: dict[str, Any], seed: int,
+                   dropout: float | None, from_scratch: bool) -> LeanBertModel:
+    """The model one seed starts from: ``source``'s encoder with a new ``task_type.head``, or
+    (``from_scratch``) the same architecture with random weights drawn from ``seed``."""
     if from_scratch:
         torch.manual_seed(seed)
-        return LeanBertModel(classifier_config(source.config, num_labels, dropout))
-    return classifier_from(source, num_labels, seed, dropout)
+        return LeanBertModel(task_config(source.config, task_type.head, head_options, dropout))
+    return task_model_from(source, task_type.head, head_options, seed, dropout)
 
 
 def finetune(model: str | Path, task: TaskData, out_dir: str | Path, overrides: list[str] | None = None,
@@ -51,7 +53,8 @@ def finetune(model: str | Path, task: TaskData, out_dir: str | Path, overrides: 
     and the dev scoring; rank 0 alone logs and writes OUT_DIR."""
     out_dir = Path(out_dir)
     spec = task.spec
-    config = finetune_config(spec.recipe, overrides)
+    task_type = get_task_type(task.kind)
+    config = finetune_config(spec.recipe, overrides, task_type.data_config)
     with job_env(config.train.device, env) as env, (lock_output(out_dir) if env.is_main else nullcontext()):
         log, progress = main_process_only(env, log, progress)
         parent = out_dir.parent if out_dir.parent.exists() else None
@@ -69,9 +72,9 @@ def finetune(model: str | Path, task: TaskData, out_dir: str | Path, overrides: 
                 + (" (from scratch)" if from_scratch else ""))
 
             def run_seed(job: TaskJob, seed: int, run_dir: Path) -> tuple[SeedResult, LeanBertModel]:
-                classifier = starting_classifier(source, spec.num_labels, seed, config.train.dropout,
-                                                 from_scratch)
-                return job.train(SequenceClassification(classifier), classifier, seed, run_dir)
+                model = starting_model(source, task_type, task_type.head_options(spec), seed,
+                                       config.train.dropout, from_scratch)
+                return job.train(TaskObjective(task_type, model), model, seed, run_dir)
 
             job = TaskJob(data, config, env, progress, log)
             return job.run(out_dir, run_seed, tokenizer_dir=source_dir, scratch=work,

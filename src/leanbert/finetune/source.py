@@ -8,14 +8,16 @@ MODEL may be
 * a local Hugging Face BERT / ALBERT / ELECTRA directory (``config.json`` with ``model_type``), imported on the
   fly into a temporary directory (nothing is downloaded).
 
-The classifier keeps every encoder weight (pooler included) and drops the pretraining heads (MLM, NSP/SOP,
-replaced-token detection); the ``classifier`` head is freshly initialised from the run's seed.
+The task model keeps every encoder weight (pooler included) and drops the pretraining heads (MLM, NSP/SOP,
+replaced-token detection); the task type's head (``classifier``, ``span``, ...) is freshly initialised from
+the run's seed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -86,27 +88,39 @@ def resolve_model_dir(model: str | Path, tmp_dir: Path, log=print) -> Path:
     return chosen
 
 
-def classifier_config(config: ModelConfig, num_labels: int, dropout: float | None = None) -> ModelConfig:
-    """``config`` with only a ``classifier`` head (``num_labels``; 1 = regression); ``dropout`` (if given)
+def task_config(config: ModelConfig, head: str, head_options: dict[str, Any], dropout: float | None = None
+                ) -> ModelConfig:
+    """``config`` with only the task head ``head`` and its options (``num_labels``); ``dropout`` (if given)
     replaces the hidden/attention dropout."""
-    changes = {"heads": ["classifier"], "num_labels": num_labels}
+    changes: dict[str, Any] = {"heads": [head], **head_options}
     if dropout is not None:
         changes.update(hidden_dropout=dropout, attention_dropout=dropout)
     return dataclasses.replace(config, **changes)
 
 
-def classifier_from(source: LeanBertModel, num_labels: int, seed: int, dropout: float | None = None
-                    ) -> LeanBertModel:
-    """A model with only a fresh ``classifier`` head on ``source``'s encoder (``classifier_config``); ``seed``
-    initialises the head."""
+def task_model_from(source: LeanBertModel, head: str, head_options: dict[str, Any], seed: int,
+                    dropout: float | None = None) -> LeanBertModel:
+    """A model with only a fresh ``head`` on ``source``'s encoder (``task_config``); ``seed`` initialises the
+    head."""
     torch.manual_seed(seed)
-    model = LeanBertModel(classifier_config(source.config, num_labels, dropout))
+    model = LeanBertModel(task_config(source.config, head, head_options, dropout))
     encoder_state = {k: v for k, v in source.state_dict().items() if k.startswith("encoder.")}
     result = model.load_state_dict(encoder_state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("heads.classifier.")]
+    missing = [k for k in result.missing_keys if not k.startswith(f"heads.{head}.")]
     if missing or result.unexpected_keys:  # both come from one config, so this is a bug, not bad input
         raise RuntimeError(f"encoder transfer failed: missing {missing}, unexpected {result.unexpected_keys}")
     return model
+
+
+def classifier_config(config: ModelConfig, num_labels: int, dropout: float | None = None) -> ModelConfig:
+    """``config`` with only a ``classifier`` head (``num_labels``; 1 = regression)."""
+    return task_config(config, "classifier", {"num_labels": num_labels}, dropout)
+
+
+def classifier_from(source: LeanBertModel, num_labels: int, seed: int, dropout: float | None = None
+                    ) -> LeanBertModel:
+    """A model with only a fresh ``classifier`` head on ``source``'s encoder; ``seed`` initialises the head."""
+    return task_model_from(source, "classifier", {"num_labels": num_labels}, seed, dropout)
 
 
 def load_source(model_dir: Path) -> LeanBertModel:

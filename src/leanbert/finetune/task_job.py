@@ -1,13 +1,14 @@
-"""A task job: train any objective on an encoded GLUE/custom task, one run per seed, score the dev set, write
-OUT_DIR. ``finetune`` uses it with the classification objective; distillation's task stage with its own.
+"""A task job: train any objective on an encoded task of any task type (``leanbert.tasks``), one run per seed,
+score the dev set, write OUT_DIR. ``finetune`` uses it with the task type's objective; distillation's task stage
+with its own. Reading, encoding, scoring and the predictions file come from the task type.
 
 OUT_DIR::
 
     metrics.json      task, metric names, the dev metrics of the final model (one seed: ``accuracy`` ...;
                       several: ``accuracy_mean``, ``accuracy_std`` and ``per_seed``), the resolved config, and
                       what the caller adds (``describe``: the source model, from_scratch, a teacher's metrics)
-    predictions.tsv   index, prediction, gold (label names; numbers for regression); with several dev
-                      splits (MNLI) a leading ``split`` column. From the saved model's seed.
+    predictions.*     the task type's predictions file (sequence: predictions.tsv with index, prediction,
+                      gold; QA: predictions.json), from the saved model's seed.
     model/            the trained model (leanbert model directory with the tokenizer; ``leanbert export``
                       writes *ForSequenceClassification). With several seeds: the best seed on the main
                       metric.
@@ -34,22 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from torch import nn
 
 from leanbert import outdir
 from leanbert.atomic import write_json_atomically
 from leanbert.config import ModelConfig
-from leanbert.errors import UserError
 from leanbert.finetune.config import FinetuneConfig, FinetuneDataConfig, to_train_config
-from leanbert.finetune.encode import Collator, Features, PairEncoder, iterate_batches
+from leanbert.finetune.encode import Collator, Features, iterate_batches
 from leanbert.finetune.layer_decay import layer_lr_scales
 from leanbert.finetune.metrics import aggregate_seeds
 from leanbert.finetune.tasks import TaskData, TaskSpec
-from leanbert.inference import gold_labels, score
 from leanbert.jobs import Log, main_process_only, seed_per_rank, train_objective, write_on_main
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import check_tokenizer_files, save_model
+from leanbert.tasks import EncodedTask, TaskType, get_task_type
 from leanbert.train.distributed import DistEnv
 from leanbert.train.optim import parameter_groups
 
@@ -59,7 +58,7 @@ class SeedResult:
     seed: int
     metrics: dict[str, float]  # final dev metrics
     curve: list[dict[str, Any]]  # the loop's evaluations: {"step": s, "val_<metric>": v}
-    predictions: dict[str, np.ndarray]  # split -> (N,) class indices or scores
+    predictions: dict[str, Any]  # split -> the task type's predictions ((N,) class indices or scores; QA: {id: text})
     seconds: float
 
 
@@ -79,42 +78,21 @@ def check_out_dir(out_dir: Path, overwrite: bool, inputs: Sequence[str | Path] =
 
 
 def task_files(task: TaskData) -> list[str]:
-    """The files a task's examples were read from (the inputs OUT_DIR must stay clear of)."""
-    return sorted({examples[0].path for examples in (task.train, *task.dev.values()) if examples})
-
-
-@dataclass
-class EncodedTask:
-    """A task's examples as model inputs: the training features, each dev split's, and their collator."""
-
-    spec: TaskSpec
-    train: list[Features]
-    dev: dict[str, list[Features]]
-    collator: Collator
-    max_seq_len: int
+    """The files a task's examples were read from (the inputs OUT_DIR must stay clear of): ``task.files``, else
+    the ``path`` of each split's first example."""
+    if task.files:
+        return sorted(set(task.files))
+    paths = {getattr(examples[0], "path", "") for examples in (task.train, *task.dev.values()) if examples}
+    return sorted(paths - {""})
 
 
 def encode_task(task: TaskData, tokenizer_dir: Path, data: FinetuneDataConfig, model: ModelConfig,
                 progress: bool = False) -> EncodedTask:
-    """Tokenize ``task`` with the tokenizer in ``tokenizer_dir`` for a model of config ``model`` (refusing a
-    sequence length beyond its positions and a tokenizer whose ids exceed its vocabulary). The tokenizer files
-    the output will copy are checked here too, before any training (``check_tokenizer_files``)."""
+    """Tokenize ``task`` with the tokenizer in ``tokenizer_dir`` for a model of config ``model``, as its task
+    type does it (refusing a sequence length beyond the model's positions and a tokenizer whose ids exceed its
+    vocabulary). The tokenizer files the output will copy are checked here too, before any training."""
     check_tokenizer_files(tokenizer_dir)
-    max_len = data.max_seq_len
-    if max_len > model.max_positions:
-        raise UserError(f"data.max_seq_len={max_len} exceeds the model's max_positions "
-                        f"({model.max_positions})")
-    encoder = PairEncoder.from_dir(tokenizer_dir, max_len)
-    examples = task.train[: data.max_train_examples] if data.max_train_examples else task.train
-    train = encoder.encode(examples, progress=progress, desc="tokenize train")
-    dev = {split: encoder.encode(rows, progress=progress, desc=f"tokenize {split}")
-           for split, rows in task.dev.items()}
-    too_big = max((int(f.input_ids.max()) for f in train), default=0)
-    if too_big >= model.vocab_size:
-        raise UserError(f"{tokenizer_dir}: the tokenizer produces id {too_big} but the model's vocab_size is "
-                        f"{model.vocab_size}; the tokenizer does not belong to this model")
-    collator = Collator(encoder.pad_id, regression=task.spec.regression)
-    return EncodedTask(task.spec, train, dev, collator, max_len)
+    return get_task_type(task.kind).encode(task, tokenizer_dir, data, model, progress)
 
 
 class EpochBatches:
@@ -132,17 +110,6 @@ class EpochBatches:
         self.epoch += 1
         return iterate_batches(self.features, self.batch_size, self.collator, shuffle=True, seed=order_seed,
                                rank=self.rank, world_size=self.world_size)
-
-
-def write_predictions(path: Path, spec: TaskSpec, predictions: dict[str, np.ndarray],
-                      gold: dict[str, np.ndarray]) -> None:
-    """TSV with index, prediction, gold as label names (``split`` first when there are several splits)."""
-    several = len(predictions) > 1
-    lines = [("split\t" if several else "") + "index\tprediction\tgold"]
-    for split, preds in predictions.items():
-        for i, (p, g) in enumerate(zip(preds, gold[split])):
-            lines.append((f"{split}\t" if several else "") + f"{i}\t{spec.label_name(p)}\t{spec.label_name(g)}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _module_prefix(objective: nn.Module, model: nn.Module) -> str:
@@ -163,12 +130,13 @@ class TaskJob:
                  progress: bool = True, log: Log = print):
         self.data, self.config, self.env = data, config, env or DistEnv()
         self.spec = data.spec
+        self.task_type: TaskType = get_task_type(data.kind)
         self.log, self.progress = main_process_only(self.env, log, progress)
 
-    def score(self, model: LeanBertModel) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-        """The task's dev metrics of ``model`` and its predictions (split -> (N,)), on every rank."""
-        return score(model, self.spec, self.data.dev, self.data.collator, self.config.train.eval_batch_size,
-                     self.env)
+    def score(self, model: LeanBertModel) -> tuple[dict[str, float], dict[str, Any]]:
+        """The task's dev metrics of ``model`` and its predictions (split -> the type's predictions), on every
+        rank."""
+        return self.task_type.score(model, self.data, self.config.train.eval_batch_size, self.env)
 
     def train(self, objective: nn.Module, model: LeanBertModel, seed: int, run_dir: Path,
               config: FinetuneConfig | None = None) -> tuple[SeedResult, LeanBertModel]:
@@ -224,14 +192,11 @@ class TaskJob:
             metrics.update(summarize(spec, config, seeds, best.seed, describe or {}))
             if not env.is_main:
                 return
-            task_meta = {"name": spec.name, "labels": list(spec.labels) if spec.labels else None,
-                         "regression": spec.regression, "text_columns": [str(c) for c in spec.text_columns],
-                         "max_seq_len": self.data.max_seq_len}
+            task_meta = {"type": self.task_type.name, **self.task_type.task_meta(self.data)}
             save_model(best_model, tmp / "model", tokenizer_dir=tokenizer_dir, extra={"task": task_meta})
             outdir.write_marker(tmp, kind)  # so that the same command's --overwrite may replace it later
             write_json_atomically(tmp / "metrics.json", metrics)
-            gold = {split: gold_labels(self.data.dev[split]) for split in best.predictions}
-            write_predictions(tmp / "predictions.tsv", spec, best.predictions, gold)
+            self.task_type.write_predictions(tmp, self.data, best.predictions)
 
         write_on_main(out_dir, fill, env, scratch=scratch / f"rank-{env.rank}")
         return TaskJobResult(out_dir, json.loads(json.dumps(metrics)), seeds, env.is_main)

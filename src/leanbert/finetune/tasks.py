@@ -216,11 +216,15 @@ def read_examples(spec: TaskSpec, path: str | Path, labels: tuple[str, ...] | No
 
 @dataclass
 class TaskData:
-    """A task's spec with its training examples and the examples of each dev split."""
+    """A task's spec with its training examples and the examples of each dev split. ``kind`` names the task
+    type (``leanbert.tasks``) that reads, encodes and scores them; other types bring their own spec and
+    example classes. ``files``: the files they were read from, when the examples carry no ``path``."""
 
     spec: TaskSpec
     train: list[Example]
     dev: dict[str, list[Example]]
+    kind: str = "sequence"
+    files: tuple[str, ...] = ()
 
 
 def load_task(name: str, data_dir: str | Path) -> TaskData:

@@ -28,24 +28,24 @@ from leanbert.model_dir import (
 )
 from leanbert.outdir import check_out_dir, publish_dir
 from leanbert.safe_io import read_json_object
+from leanbert.tasks import TASK_TYPES, task_type_of
 
 BASE_PREFIX = {"bert": "bert", "albert": "albert", "electra": "electra"}
+CLASS_PREFIX = {"bert": "Bert", "albert": "Albert", "electra": "Electra"}  # + a task type's hf_suffix
 
-# (family, heads) -> transformers class name written to config.json's "architectures".
+# (family, pretraining heads) -> transformers class name written to config.json's "architectures"; a model with
+# one task head (leanbert.tasks) is f"{CLASS_PREFIX[family]}{task_type.hf_suffix}" instead.
 HF_CLASSES = {
     ("bert", ()): "BertModel",
     ("bert", ("mlm",)): "BertForMaskedLM",
     ("bert", ("nsp",)): "BertForNextSentencePrediction",
     ("bert", ("mlm", "nsp")): "BertForPreTraining",
-    ("bert", ("classifier",)): "BertForSequenceClassification",
     ("albert", ()): "AlbertModel",
     ("albert", ("mlm",)): "AlbertForMaskedLM",
     ("albert", ("mlm", "sop")): "AlbertForPreTraining",
-    ("albert", ("classifier",)): "AlbertForSequenceClassification",
     ("electra", ()): "ElectraModel",
     ("electra", ("mlm",)): "ElectraForMaskedLM",
     ("electra", ("rtd",)): "ElectraForPreTraining",
-    ("electra", ("classifier",)): "ElectraForSequenceClassification",
 }
 
 # Per-layer names: leanbert block attribute -> HF suffix, for BERT/ELECTRA layers and ALBERT groups.
@@ -58,18 +58,16 @@ LAYER_NAMES = {
                "qkv": ("attention.query", "attention.key", "attention.value")},
 }
 
-# Head module names: leanbert "heads.<name>.<sub>" -> HF name, per family.
+# Pretraining head module names: leanbert "heads.<name>.<sub>" -> HF name, per family (task heads: each task
+# type's ``hf_names``; ``head_names`` joins both).
 HEAD_NAMES = {
     "bert": {"mlm.dense": "cls.predictions.transform.dense", "mlm.norm": "cls.predictions.transform.LayerNorm",
-             "mlm.bias": "cls.predictions.bias", "nsp.classifier": "cls.seq_relationship",
-             "classifier.classifier": "classifier"},
+             "mlm.bias": "cls.predictions.bias", "nsp.classifier": "cls.seq_relationship"},
     "albert": {"mlm.dense": "predictions.dense", "mlm.norm": "predictions.LayerNorm",
-               "mlm.bias": "predictions.bias", "sop.classifier": "sop_classifier.classifier",
-               "classifier.classifier": "classifier"},
+               "mlm.bias": "predictions.bias", "sop.classifier": "sop_classifier.classifier"},
     "electra": {"mlm.dense": "generator_predictions.dense", "mlm.norm": "generator_predictions.LayerNorm",
                 "mlm.bias": "generator_lm_head.bias", "rtd.dense": "discriminator_predictions.dense",
-                "rtd.classifier": "discriminator_predictions.dense_prediction",
-                "classifier.dense": "classifier.dense", "classifier.classifier": "classifier.out_proj"},
+                "rtd.classifier": "discriminator_predictions.dense_prediction"},
 }
 # Tied copies Hugging Face also expects in its state dict: HF name -> leanbert name.
 TIED_NAMES = {
@@ -79,6 +77,22 @@ TIED_NAMES = {
                "predictions.decoder.bias": "heads.mlm.bias"},
     "electra": {"generator_lm_head.weight": "encoder.embeddings.word_embeddings.weight"},
 }
+
+
+def head_names(family: str) -> dict[str, str]:
+    """leanbert head path -> transformers module name for every head of ``family``."""
+    names = dict(HEAD_NAMES[family])
+    for task_type in TASK_TYPES.values():
+        names.update(task_type.hf_names.get(family, {}))
+    return names
+
+
+def hf_class_name(config: ModelConfig) -> str | None:
+    """transformers' class for ``config``'s family and heads, or None when it has none."""
+    task_type = task_type_of(config.heads)
+    if task_type is not None:
+        return f"{CLASS_PREFIX[config.family]}{task_type.hf_suffix}" if len(config.heads) == 1 else None
+    return HF_CLASSES.get((config.family, tuple(sorted(config.heads))))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -106,16 +120,17 @@ def check_exportable(config: ModelConfig) -> None:
                         f"ElectraForMaskedLM head always uses gelu")
     if config.type_vocab_size == 0:
         raise UserError("cannot export type_vocab_size=0: transformers' models always have token types")
-    if (family, tuple(sorted(config.heads))) not in HF_CLASSES:
+    if hf_class_name(config) is None:
+        tasks = [(t.head,) for t in TASK_TYPES.values()]
         raise UserError(f"cannot export heads {config.heads} for family {family!r}; transformers has classes for "
-                        f"{sorted({h for f, hs in HF_CLASSES if f == family for h in [hs]})}")
+                        f"{sorted({h for f, hs in HF_CLASSES if f == family for h in [hs]} | set(tasks))}")
 
 
 def hf_config_dict(config: ModelConfig) -> dict[str, Any]:
     family = config.family
     d: dict[str, Any] = {
         "model_type": family,
-        "architectures": [HF_CLASSES[(family, tuple(sorted(config.heads)))]],
+        "architectures": [hf_class_name(config)],
         "vocab_size": config.vocab_size,
         "hidden_size": config.hidden_size,
         "num_hidden_layers": config.num_layers,
@@ -137,9 +152,9 @@ def hf_config_dict(config: ModelConfig) -> dict[str, Any]:
         d["num_hidden_groups"] = config.num_groups if config.sharing == "all" else config.num_layers
         d["inner_group_num"] = 1
         d["classifier_dropout_prob"] = config.hidden_dropout
-    if "classifier" in config.heads:
-        d["num_labels"] = config.num_labels
-        d["problem_type"] = "regression" if config.num_labels == 1 else "single_label_classification"
+    task_type = task_type_of(config.heads)
+    if task_type is not None:
+        d.update(task_type.hf_config(config))
     return d
 
 
@@ -195,7 +210,7 @@ def _name_pairs(config: ModelConfig) -> list[tuple[str, str]]:
             if ours != "qkv":
                 kind, sub = ours.split(".")
                 pairs.append((f"encoder.{kind}.{i}.{sub}", f"{hf_layer}.{theirs}"))
-    for ours, theirs in HEAD_NAMES[family].items():
+    for ours, theirs in head_names(family).items():
         if ours.split(".")[0] in config.heads:
             pairs.append((f"heads.{ours}", theirs))
     return pairs
@@ -258,15 +273,24 @@ def from_hf_state(hf_state: dict[str, torch.Tensor], config: ModelConfig) -> dic
     return out
 
 
-def detect_heads(hf_state: dict[str, torch.Tensor], family: str) -> tuple[list[str], int]:
-    """Which heads an HF checkpoint carries (from its weight names), and the classifier's label count."""
+def detect_heads(hf_state: dict[str, torch.Tensor], family: str, architecture: str | None = None
+                 ) -> tuple[list[str], int]:
+    """Which heads an HF checkpoint carries (from its weight names), and the task head's label count. Task heads
+    that share weight names (``classifier`` in *ForSequenceClassification, *ForTokenClassification and
+    *ForMultipleChoice) are told apart by the config's ``architecture`` (its class-name suffix)."""
     heads, num_labels = [], 2
-    for ours, theirs in HEAD_NAMES[family].items():
+    names = head_names(family)
+    for ours, theirs in names.items():
         head = ours.split(".")[0]
         if head not in heads and any(k == theirs or k.startswith(theirs + ".") for k in hf_state):
             heads.append(head)
-    if "classifier" in heads:
-        key = HEAD_NAMES[family]["classifier.classifier"] + ".weight"
+    task_heads = {t.head: t for t in TASK_TYPES.values() if t.head in heads}
+    named = [h for h, t in task_heads.items() if architecture and architecture.endswith(t.hf_suffix)]
+    if len(task_heads) > 1 and named:
+        heads = [h for h in heads if h not in task_heads or h == named[0]]
+    task_type = task_type_of(heads)
+    if task_type is not None:
+        key = names[task_type.output_layer] + ".weight"
         num_labels = hf_state[key].shape[0]
     return heads, num_labels
 
@@ -314,8 +338,9 @@ def export_to_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = F
         return publish_dir(out_dir, "export", lambda tmp: fill_remote_dir(model, Path(model_dir), tmp, labels),
                            inputs=[model_dir], overwrite=overwrite, flag="OUT_DIR")
     hf_model = build_hf_model(model)
-    if "classifier" in model.config.heads and labels and len(labels) == model.config.num_labels:
-        hf_model.config.id2label = dict(enumerate(map(str, labels)))  # written by `leanbert finetune`
+    # a task head's label names (written by `leanbert finetune`: classes, NER tags), so pipelines report them
+    if task_type_of(model.config.heads) is not None and labels and len(labels) == model.config.num_labels:
+        hf_model.config.id2label = dict(enumerate(map(str, labels)))
         hf_model.config.label2id = {str(label): i for i, label in enumerate(labels)}
 
     def fill(tmp: Path) -> None:
@@ -352,7 +377,9 @@ def import_from_hf(hf_dir: str | Path, out_dir: str | Path, overwrite: bool = Fa
     check_out_dir(out_dir, "import", [hf_dir], overwrite, flag="OUT_DIR")
     hf_config, hf_state = read_hf_dir(hf_dir)
     config = model_config_from_hf(hf_config, hf_dir / "config.json")
-    heads, num_labels = detect_heads(hf_state, config.family)
+    architectures = hf_config.get("architectures")
+    architecture = str(architectures[0]) if isinstance(architectures, list) and architectures else None
+    heads, num_labels = detect_heads(hf_state, config.family, architecture)
     config = ModelConfig(**{**config.__dict__, "heads": heads, "num_labels": num_labels})
     model = LeanBertModel(config)
     state = from_hf_state(hf_state, config)
