@@ -214,12 +214,20 @@ def ratio_to_teacher(student: list[dict[str, float]], teacher: dict[str, float])
     return out
 
 
+def rows_are_sentences(task: TaskData | EncodedTask) -> bool:
+    """One feature per row with (classes,) logits: the rows the teacher cache and unlabeled text take (QA
+    windows, token tags and option groups are not)."""
+    return getattr(task, "kind", "sequence") == "sequence"
+
+
 def task_teacher_cache(settings: TaskDistillConfig, teacher: LeanBertModel, data: EncodedTask, matches: list,
                        work: Path, out_dir: Path, log) -> tuple[TeacherCache | None, dict[str, Any]]:
     """The teacher-output cache of the training rows (teacher_cache.py), built in ``work`` or taken from an
     earlier run in ``out_dir``; (None, {"enabled": False}) with distill.teacher_cache=false."""
     if not settings.teacher_cache:
         return None, {"enabled": False}
+    if not rows_are_sentences(data):
+        return None, {"enabled": False, "reason": "the cache holds (rows, classes) logits: sentence tasks only"}
     step1 = matches if settings.intermediate_epochs > 0 else []
     cache, info = prepare_cache(teacher, data.train, data.collator, data.max_seq_len, step1,
                                 settings.cache_budget_mb, work / CACHE_DIR, previous=out_dir / CACHE_DIR, log=log)
@@ -242,6 +250,8 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
     (``unlabeled.py``) that join the training rows with the teacher's soft targets alone."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task), *unlabeled], kind="distill")
+    if unlabeled and not rows_are_sentences(task):
+        raise UserError(f"--unlabeled is for sentence(-pair) tasks; {task.spec.name} is a {task.kind} task")
     spec, settings = task.spec, config.distill
     with job_env(config.finetune.train.device, env) as env, \
             (lock_output(out_dir) if env.is_main else nullcontext()):

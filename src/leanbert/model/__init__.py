@@ -5,9 +5,9 @@ Importing it registers the built-in components, so ``ModelConfig`` validation se
 head (``leanbert.config`` asks this face for the registries).
 """
 
-from leanbert.model import task_heads  # noqa: F401  (registers the task heads: span, token, choice)
 from leanbert.model.heads import HEADS, register_head
 from leanbert.model.positions import POSITION_SCHEMES, PositionSchemeSpec, register_position_scheme
+from leanbert.model.task_heads import SpanHead  # noqa: F401  (registers the task heads: span, token, choice)
 from leanbert.model.tupe import TupePositions  # registers the built-in "tupe" scheme
 
 __all__ = ["HEADS", "POSITION_SCHEMES", "PositionSchemeSpec", "TupePositions", "register_head",
