@@ -56,6 +56,10 @@ def teacher_labels(teacher_dir: str | Path, num_labels: int) -> tuple[str, ...] 
 def align_task_labels(task: TaskData, teacher: tuple[str, ...] | None, label_map: dict[str, str],
                       teacher_dir: str | Path) -> TaskData:
     """``task`` with its labels numbered in the teacher's order (module docstring); refused when they differ."""
+    if task.kind != "sequence":  # QA has no classes; tag and option labels are not renumbered (yet)
+        if label_map:
+            raise UserError(f"{KEY} is for sentence classification; the task is a {task.kind} task")
+        return task
     ours = task.spec.labels
     if ours is None or teacher is None:
         if label_map:
