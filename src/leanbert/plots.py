@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from leanbert.atomic import current_umask, temp_file_path
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend, imported only when a report draws."""
@@ -19,6 +21,11 @@ def pyplot():
 
 def save_figure(fig, path: Path) -> None:
     """Write ``fig`` to ``path`` through a temporary sibling, so a killed report never leaves half a PNG."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    tmp = temp_file_path(path)  # named so that the next run cleans it up if this one is killed
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a plain savefig would not
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

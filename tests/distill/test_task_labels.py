@@ -4,6 +4,7 @@ the mapped task is renumbered into the teacher's order."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,17 @@ def test_the_cli_refuses_a_mismatch_before_writing_and_trains_with_a_map(world, 
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     assert main([*args, "data.label_map={neg: 0, pos: 1}"]) == 0
     assert (tmp_path / "kd" / "model").is_dir()
+
+
+def test_an_imported_hugging_face_teacher_keeps_its_label_names(world, tmp_path):
+    from leanbert.distill.labels import teacher_labels
+    from leanbert.interop.hf import export_to_hf, import_from_hf
+
+    export_to_hf(world / "teacher", tmp_path / "hf")  # id2label {0: "0", 1: "1"} from the saved task labels
+    import_from_hf(tmp_path / "hf", tmp_path / "imported")
+    assert teacher_labels(tmp_path / "imported", 2) == ("0", "1")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text(encoding="utf-8"))
+    config["id2label"] = {"0": "LABEL_0", "1": "LABEL_1"}  # transformers' defaults name nothing
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    import_from_hf(tmp_path / "hf", tmp_path / "imported-defaults")
+    assert teacher_labels(tmp_path / "imported-defaults", 2) is None

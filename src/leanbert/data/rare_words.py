@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from leanbert.atomic import write_json_atomically
 from leanbert.data.shards import open_dataset
@@ -116,8 +117,17 @@ def word_hashes(words: Words, multiplier: int) -> np.ndarray:
     return np.add.reduceat(terms, words.starts) ^ words.lengths.astype(np.uint64)  # (W,)
 
 
-def _line_chunks(shards, chunk_tokens: int):
-    """(pieces, line-start flags) for runs of whole lines of every shard, ~``chunk_tokens`` pieces each."""
+def _line_chunks(shards, chunk_tokens: int, desc: str = "rare-words"):
+    """(pieces, line-start flags) for runs of whole lines of every shard, ~``chunk_tokens`` pieces each; a
+    progress bar (on a terminal) counts the tokens, as a pass over a large corpus takes minutes."""
+    total = sum(len(shard.tokens) for shard in shards)
+    with tqdm(total=total, desc=desc, unit="tok", unit_scale=True, disable=None) as bar:
+        for pieces, boundary in _shard_chunks(shards, chunk_tokens):
+            yield pieces, boundary
+            bar.update(len(pieces))
+
+
+def _shard_chunks(shards, chunk_tokens: int):
     for shard in shards:
         lines = np.asarray(shard.lines)
         first = 0
@@ -137,7 +147,7 @@ def count_words(shards, tokenizer: TokenizerInfo, chunk_tokens: int = CHUNK_TOKE
     """Streaming whole-word counts: (sorted unique hashes (D,) uint64, counts (D,) int64)."""
     keys = np.zeros(0, dtype=np.uint64)
     counts = np.zeros(0, dtype=np.int64)
-    for pieces, boundary in _line_chunks(shards, chunk_tokens):
+    for pieces, boundary in _line_chunks(shards, chunk_tokens, "rare-words: counting"):
         words = find_words(pieces, boundary, tokenizer.word_start, tokenizer.is_special)
         chunk_keys, chunk_counts = np.unique(word_hashes(words, MULTIPLIERS[0]), return_counts=True)
         keys, inverse = np.unique(np.concatenate([keys, chunk_keys]), return_inverse=True)
@@ -159,7 +169,7 @@ def build_rare_word_table(directory: str | Path, tokenizer: TokenizerInfo, setti
     pieces_of: dict[int, tuple[int, ...]] = {}
     check_of = np.zeros(len(cand_keys), dtype=np.uint64)  # second hash of the first occurrence
     collided = np.zeros(len(cand_keys), dtype=bool)
-    for pieces, boundary in _line_chunks(shards, chunk_tokens):
+    for pieces, boundary in _line_chunks(shards, chunk_tokens, "rare-words: collecting"):
         words = find_words(pieces, boundary, tokenizer.word_start, tokenizer.is_special)
         hashes = word_hashes(words, MULTIPLIERS[0])
         slot = np.minimum(np.searchsorted(cand_keys, hashes), len(cand_keys) - 1)  # (W,)

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from leanbert.atomic import write_json_atomically
+from leanbert.demo.data import REVIEWS_FILE, package_file
 from leanbert.errors import UserError
 from leanbert.outdir import fresh_out_dir
 
@@ -156,6 +157,7 @@ def _run(out: Path, s: CompressSettings, overwrite: bool) -> dict[str, Any]:
     source = minilm_dir()  # missing packages are reported before anything is written
     glove = load_glove() if s.variants else None
     require_onnxruntime()
+    package_file(*REVIEWS_FILE)
     fresh_out_dir(out, "demo", overwrite)  # --overwrite replaces an earlier demo output only
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_all = time.perf_counter()

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from leanbert.atomic import write_json_atomically
+from leanbert.demo.data import REVIEWS_FILE, WIKI_FILE, package_file
 from leanbert.outdir import fresh_out_dir
 from leanbert.train.metrics import read_metrics
 
@@ -142,6 +143,8 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
     from leanbert.pretrain import pretrain
     from leanbert.pretrain_config import load_pretrain_config
 
+    for package, relative in (WIKI_FILE, REVIEWS_FILE):  # missing packages are reported before anything is
+        package_file(package, relative)                   # written (or an earlier demo output replaced)
     fresh_out_dir(out, "demo", overwrite)  # --overwrite replaces an earlier demo output only
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_all = time.perf_counter()
