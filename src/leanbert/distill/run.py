@@ -221,7 +221,8 @@ def rows_are_sentences(task: TaskData | EncodedTask) -> bool:
 
 
 def task_teacher_cache(settings: TaskDistillConfig, teacher: LeanBertModel, data: EncodedTask, matches: list,
-                       work: Path, out_dir: Path, log) -> tuple[TeacherCache | None, dict[str, Any]]:
+                       work: Path, out_dir: Path, log, progress: bool = False
+                       ) -> tuple[TeacherCache | None, dict[str, Any]]:
     """The teacher-output cache of the training rows (teacher_cache.py), built in ``work`` or taken from an
     earlier run in ``out_dir``; (None, {"enabled": False}) with distill.teacher_cache=false."""
     if not settings.teacher_cache:
@@ -230,7 +231,8 @@ def task_teacher_cache(settings: TaskDistillConfig, teacher: LeanBertModel, data
         return None, {"enabled": False, "reason": "the cache holds (rows, classes) logits: sentence tasks only"}
     step1 = matches if settings.intermediate_epochs > 0 else []
     cache, info = prepare_cache(teacher, data.train, data.collator, data.max_seq_len, step1,
-                                settings.cache_budget_mb, work / CACHE_DIR, previous=out_dir / CACHE_DIR, log=log)
+                                settings.cache_budget_mb, work / CACHE_DIR, previous=out_dir / CACHE_DIR, log=log,
+                                progress=progress)
     return cache, {"enabled": True, **info}
 
 
@@ -279,7 +281,8 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                                    log=log)
             matches = resolved_matches(settings, TASK_FEATURES, shape.num_layers, teacher_model.config.num_layers)
             target = PredictionTarget(settings.temperature, settings.hard_label_weight)
-            cache, cache_info = task_teacher_cache(settings, teacher_model, data, matches, work, out_dir, log)
+            cache, cache_info = task_teacher_cache(settings, teacher_model, data, matches, work, out_dir, log,
+                                                   progress)
             # summarize() reads ``describe`` after the last seed, so run_seed keeps the ratio current
             describe: dict[str, Any] = {"teacher": str(teacher), "teacher_metrics": teacher_metrics,
                                         "training_rows": mix, "teacher_cache": cache_info,

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from leanbert.atomic import make_temp_dir, write_json_atomically
 from leanbert.distill.matches import LayerMatch
@@ -157,7 +158,8 @@ def open_cache(directory: Path, key: dict[str, Any]) -> TeacherCache | None:
 
 @torch.inference_mode()
 def _inference_pass(teacher: LeanBertModel, rows: Sequence[Features], collator: Collator, batch_size: int,
-                    features: Sequence[FeatureKey], sinks: dict[str, np.ndarray], offsets: np.ndarray) -> None:
+                    features: Sequence[FeatureKey], sinks: dict[str, np.ndarray], offsets: np.ndarray,
+                    progress: bool = False) -> None:
     """Run ``teacher`` over ``rows`` in length-sorted batches and write into the ``sinks`` arrays."""
     teacher.eval()
     order = np.argsort([row.input_ids.shape[0] for row in rows], kind="stable")
@@ -165,8 +167,10 @@ def _inference_pass(teacher: LeanBertModel, rows: Sequence[Features], collator: 
     scores = any(f == "attention" for f, _ in features)
     heads = teacher.config.num_heads
     square_offsets = np.concatenate([[0], np.cumsum(np.diff(offsets) ** 2 * heads)]) if scores else None
+    bar = tqdm(total=len(rows), desc="teacher cache", unit="row", disable=not progress)
     for start in range(0, len(order), batch_size):
         chosen = order[start:start + batch_size]
+        bar.update(len(chosen))
         batch = collator([rows[i] for i in chosen])
         out = teacher(batch.input_ids, batch.attention_mask, batch.token_type_ids, output_hidden_states=hidden,
                       output_attention_scores=scores)
@@ -180,10 +184,11 @@ def _inference_pass(teacher: LeanBertModel, rows: Sequence[Features], collator: 
                     sinks[name][square_offsets[row]:square_offsets[row + 1]] = block.float().reshape(-1).numpy()
                 else:
                     sinks[name][offsets[row]:offsets[row + 1]] = out.hidden_states[layer][i, :length].float().numpy()
+    bar.close()
 
 
 def build_cache(directory: Path, teacher: LeanBertModel, rows: Sequence[Features], collator: Collator,
-                key: dict[str, Any], batch_size: int = 128) -> TeacherCache:
+                key: dict[str, Any], batch_size: int = 128, progress: bool = False) -> TeacherCache:
     """Compute the cache for ``key`` into ``directory`` (replacing what is there) and open it."""
     features = [tuple(f) for f in key["stored_features"]]
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +203,7 @@ def build_cache(directory: Path, teacher: LeanBertModel, rows: Sequence[Features
                     else (int(lengths.sum()), teacher.config.hidden_size))
             sinks[f"{feature}-{layer}"] = np.lib.format.open_memmap(tmp / f"{feature}-{layer}.npy", "w+",
                                                                      np.float32, size)
-        _inference_pass(teacher, rows, collator, batch_size, features, sinks, offsets)
+        _inference_pass(teacher, rows, collator, batch_size, features, sinks, offsets, progress)
         for array in sinks.values():
             array.flush()
         del sinks
@@ -232,7 +237,8 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def prepare_cache(teacher: LeanBertModel, rows: Sequence[Features], collator: Collator, max_seq_len: int,
                   matches: Sequence[LayerMatch], budget_mb: float, target: Path, previous: Path | None = None,
-                  batch_size: int = 128, log: Callable[[str], Any] = print) -> tuple[TeacherCache, dict[str, Any]]:
+                  batch_size: int = 128, log: Callable[[str], Any] = print,
+                  progress: bool = False) -> tuple[TeacherCache, dict[str, Any]]:
     """The cache for these rows in ``target``: taken from ``previous`` (an earlier run's cache directory) when
     its key matches, else computed. Features the ``matches`` read are stored when they fit ``budget_mb``.
     Returns the cache and what metrics.json records about it."""
@@ -247,7 +253,7 @@ def prepare_cache(teacher: LeanBertModel, rows: Sequence[Features], collator: Co
         cache = open_cache(target, key)
         reused = cache is not None
     if old is None or cache is None:
-        cache, reused = build_cache(target, teacher, rows, collator, key, batch_size), False
+        cache, reused = build_cache(target, teacher, rows, collator, key, batch_size, progress), False
     info = {"rows": len(rows), "reused": reused, "seconds": round(time.perf_counter() - start, 2),
             "features_cached": [list(f) for f in stored],
             "features_recomputed": [list(f) for f in wanted if f not in stored],
