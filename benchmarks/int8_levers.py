@@ -105,7 +105,7 @@ def dev_sets(demo: bool) -> dict[str, tuple[list[str], np.ndarray]]:
     sets = {"sst2": ([r[0] for r in rows], np.asarray([int(r[1]) for r in rows]))}
     if demo:
         dev = rotten_tomatoes(seed=0).dev
-        sets["demo"] = ([t for t, _ in dev], np.asarray([int(label == "fresh") for _, label in dev]))
+        sets["demo"] = ([t for t, _ in dev], np.asarray([int(label == "pos") for _, label in dev]))
     return sets
 
 

@@ -10,7 +10,7 @@ Contenders, alternating inside every round (a machine that slows down mid-run sl
   the same model, for every N of ``--pipeline-batches``; its best N is the one compared against.
 
 Model loading is outside the timings for both (once per process). Data: SST-2 dev (872 sentences) and the demo's
-Rotten Tomatoes dev snippets (``demo.data.rotten_tomatoes``, seed 0: 2,562 rows; ``fresh`` = 1, ``rotten`` = 0 for
+Rotten Tomatoes dev snippets (``demo.data.rotten_tomatoes``, seed 0: 2,562 rows; ``pos`` (fresh) = 1, ``neg`` (rotten) = 0 for
 an SST-2 model's accuracy).
 
   OMP_NUM_THREADS=1 python benchmarks/predict_speed.py --model runs/ft-minilm-sst2 --threads 1 2
@@ -38,7 +38,7 @@ from leanbert.interop.hf import export_to_hf
 from leanbert.predict import format_predictions, open_predictor
 
 SST2_DEV = Path(__file__).resolve().parents[1] / "../shared/data/glue/SST-2/dev.tsv"
-DEMO_LABELS = {"rotten": 0, "fresh": 1}
+DEMO_LABELS = {"neg": 0, "pos": 1}  # demo.data maps fresh -> pos, rotten -> neg
 
 
 def load_dataset(name: str, limit: int) -> tuple[list[str], np.ndarray]:
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="first N rows only (0 = all)")
-    parser.add_argument("--batch-size", type=int, default=256, help="leanbert's row cap per batch")
+    parser.add_argument("--batch-size", type=int, default=32, help="leanbert predict's --batch-size")
     parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
     parser.add_argument("--pipeline-batches", nargs="+", type=int, default=[1, 8, 32, 64])
     parser.add_argument("--json", metavar="FILE")

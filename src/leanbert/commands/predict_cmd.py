@@ -59,8 +59,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--text-columns", metavar="A[,B]", help="one text column, or two for sentence pairs")
     parser.add_argument("--out", required=True, metavar="FILE", help="output TSV (- for stdout)")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="rows per forward at most (32)")
-    parser.add_argument("--max-tokens", type=int, default=8192, metavar="N",
-                        help="padded tokens per forward at most (8192)")
+    parser.add_argument("--max-tokens", type=int, default=2048, metavar="N",
+                        help="padded tokens per forward at most (2048)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="bf16: autocast on CPUs with AVX512-BF16/AMX; prints its agreement with fp32")
     parser.add_argument("--label-column", metavar="C", help="gold labels in the input file: print the accuracy")
