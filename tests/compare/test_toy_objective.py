@@ -16,6 +16,9 @@ from compare.tiny_compare import TINY_BASE, write_spec
 from leanbert.batch import IGNORE_INDEX
 from leanbert.cli import main
 from leanbert.compare.entry_run import entry_dir
+from leanbert.compare.plan import plan_comparison
+from leanbert.compare.spec import parse_spec
+from leanbert.config import ConfigError
 from leanbert.finetune.source import resolve_model_dir
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model
@@ -93,3 +96,12 @@ def test_finetuning_and_counting_start_from_the_kept_role(compared):
     results = json.loads((compared / "results.json").read_text())
     assert results["entries"]["two"]["parameters"] == sum(p.numel() for p in encoder.parameters())
     assert encoder.config.num_layers == TINY_BASE["model.num_layers"]  # not the 1-layer helper
+
+
+def test_an_objective_without_a_compare_metric_is_refused_when_planning(tmp_path, tiny_data, monkeypatch):
+    spec = write_spec(tmp_path / "spec.yaml", {
+        "data": str(tiny_data), "budget": {"steps": 4}, "base": TINY_BASE, "baseline": "mlm",
+        "entries": [{"name": "mlm", "objective.name": "mlm"}, {"name": "two", "objective.name": "two_net"}]})
+    monkeypatch.setitem(OBJECTIVES, "two_net", dataclasses.replace(SPEC, compare_metric=None))
+    with pytest.raises(ConfigError, match=r"entry two: objective.name='two_net' declares no validation metric"):
+        plan_comparison(parse_spec(spec))
