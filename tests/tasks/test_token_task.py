@@ -180,3 +180,29 @@ def test_bad_ner_input_is_one_line_exit_2_and_nothing_written(world, tmp_path, c
     _fails(capsys, [*base, "--train", str(TRAIN)], out, "--task ner needs --train FILE and --dev FILE")
     _fails(capsys, [*base, "--train", str(TRAIN), "--dev", str(DEV), "data.label_all_subwords=maybe"], out,
            "data.label_all_subwords")
+
+
+def test_predict_input_layouts_agree(world, tmp_path, monkeypatch, capsys):
+    """JSONL {tokens} = CoNLL words; JSONL {text} = a text file = stdin."""
+    import io
+
+    model_dir = random_tagger(world)
+    words = [["Peter", "lives", "in", "Berlin"], ["Microsoft", "bought", "GitHub"]]
+    conll, tokens = tmp_path / "words.conll", tmp_path / "words.jsonl"
+    conll.write_text("".join("\n".join(s) + "\n\n" for s in words), encoding="utf-8")
+    tokens.write_text("".join(json.dumps({"tokens": s}) + "\n" for s in words), encoding="utf-8")
+    outputs = []
+    for source in (conll, tokens):
+        out = tmp_path / f"{source.name}.out"
+        assert main(["predict", str(model_dir), "--input", str(source), "--out", str(out), "--quiet"]) == 0
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1] and len(outputs[0].split("\n\n")) == 3
+    texts, jsonl = tmp_path / "texts.txt", tmp_path / "texts.jsonl"
+    texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
+    from_txt = _leanbert_entities(model_dir, texts, tmp_path / "a.jsonl")
+    assert _leanbert_entities(model_dir, jsonl, tmp_path / "b.jsonl") == from_txt
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(TEXTS) + "\n"))
+    assert main(["predict", str(model_dir), "--input", "-", "--out", "-", "--quiet"]) == 0
+    assert [json.loads(line)["entities"] for line in capsys.readouterr().out.splitlines()] == from_txt
