@@ -1,8 +1,9 @@
 """Hugging Face export with remote code, for encoders transformers' own BERT/ALBERT/ELECTRA classes cannot
 represent. The directory gets ``modeling_leanbert.py`` (``remote_modeling.py`` copied verbatim: torch and
-transformers only) and an ``auto_map`` in config.json, so ``AutoModel`` /
-``AutoModelForSequenceClassification`` / ``AutoModelForMaskedLM`` ``.from_pretrained(DIR,
-trust_remote_code=True)`` load it. The weights keep
+transformers only), ``modeling_leanbert_tasks.py`` (``remote_tasks.py``: the QA, token and multiple-choice
+wrappers, its one import rewritten to the sibling) and an ``auto_map`` in config.json, so ``AutoModel`` /
+``AutoModelForSequenceClassification`` / ``AutoModelForMaskedLM`` / ``AutoModelForQuestionAnswering`` / ...
+``.from_pretrained(DIR, trust_remote_code=True)`` load it. The weights keep
 leanbert's own names (under ``leanbert.``), so no name map is needed.
 
 Heads: a task head exports as its task type's wrapper ``LeanBert<hf_suffix>`` (``LeanBertForSequenceClassification``,
@@ -25,25 +26,40 @@ from leanbert.tasks import TASK_TYPES, task_type_of
 
 MODELING_FILE = "modeling_leanbert.py"
 SOURCE = Path(__file__).with_name("remote_modeling.py")
+TASKS_FILE = "modeling_leanbert_tasks.py"  # the wrappers of the other task heads, importing MODELING_FILE
+TASKS_SOURCE = Path(__file__).with_name("remote_tasks.py")
+SIBLING_IMPORT = ("from .remote_modeling import", "from .modeling_leanbert import")  # in-package -> shipped
 AUTO_MAP = {
     "AutoConfig": "modeling_leanbert.LeanBertConfig",
     "AutoModel": "modeling_leanbert.LeanBertModel",
     "AutoModelForMaskedLM": "modeling_leanbert.LeanBertForMaskedLM",
 }
-# Each task type with a wrapper class adds "AutoModel<hf_suffix>": "modeling_leanbert.LeanBert<hf_suffix>".
+# Each task type with a wrapper class adds "AutoModel<hf_suffix>": "<file>.LeanBert<hf_suffix>".
 WRAPPER_PREFIX = "LeanBert"
 
 
-def task_wrappers(module) -> dict[str, str]:
-    """task head -> the wrapper class name that ``module`` (remote_modeling) defines for it."""
-    return {t.head: f"{WRAPPER_PREFIX}{t.hf_suffix}" for t in TASK_TYPES.values()
-            if hasattr(module, f"{WRAPPER_PREFIX}{t.hf_suffix}")}
+def remote_modules() -> dict[str, Any]:
+    """Shipped file stem -> the in-package module it is a copy of (imported here: they need transformers)."""
+    from leanbert.export import remote_modeling, remote_tasks
+
+    return {MODELING_FILE.removesuffix(".py"): remote_modeling, TASKS_FILE.removesuffix(".py"): remote_tasks}
 
 
-def auto_map(module) -> dict[str, str]:
+def task_wrappers(modules: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """task head -> (shipped file stem, wrapper class name) for the task types with a wrapper in ``modules``."""
+    out = {}
+    for task_type in TASK_TYPES.values():
+        name = f"{WRAPPER_PREFIX}{task_type.hf_suffix}"
+        for stem, module in modules.items():
+            if hasattr(module, name):
+                out[task_type.head] = (stem, name)
+    return out
+
+
+def auto_map(modules: dict[str, Any]) -> dict[str, str]:
     """config.json's auto_map: the fixed classes plus one entry per task type with a wrapper."""
-    tasks = {f"AutoModel{name.removeprefix(WRAPPER_PREFIX)}": f"modeling_leanbert.{name}"
-             for name in task_wrappers(module).values()}
+    tasks = {f"AutoModel{name.removeprefix(WRAPPER_PREFIX)}": f"{stem}.{name}"
+             for stem, name in task_wrappers(modules).values()}
     return {**AUTO_MAP, **tasks}
 
 
@@ -78,12 +94,12 @@ def remote_config_dict(config: ModelConfig) -> dict[str, Any]:
             "pad_token_id": config.pad_token_id, "num_labels": config.num_labels}
 
 
-def remote_class_name(config: ModelConfig, wrappers: dict[str, str]) -> str:
+def remote_class_name(config: ModelConfig, wrappers: dict[str, tuple[str, str]]) -> str:
     """The wrapper of the model's task head (``wrappers``: ``task_wrappers``), else MaskedLM, else the bare
     model."""
     task_type = task_type_of(config.heads)
     if task_type is not None and task_type.head in wrappers:
-        return wrappers[task_type.head]
+        return wrappers[task_type.head][1]
     if "mlm" in config.heads:
         return "LeanBertForMaskedLM"
     return "LeanBertModel"
@@ -114,18 +130,19 @@ def remote_state(model: LeanBertModel, class_name: str) -> dict[str, torch.Tenso
 
 def build_remote_model(model: LeanBertModel, labels: list[str] | None = None):
     """The remote-code transformers model equal to ``model`` (float32, eval mode)."""
-    from leanbert.export import remote_modeling
-
+    modules = remote_modules()
+    remote_modeling = modules[MODELING_FILE.removesuffix(".py")]
     config = model.config
-    class_name = remote_class_name(config, task_wrappers(remote_modeling))
+    class_name = remote_class_name(config, task_wrappers(modules))
     kwargs = remote_config_dict(config)
-    if labels and len(labels) == config.num_labels and "classifier" in config.heads:
+    if labels and len(labels) == config.num_labels and task_type_of(config.heads) is not None:
         kwargs["id2label"] = dict(enumerate(map(str, labels)))
         kwargs["label2id"] = {str(label): i for i, label in enumerate(labels)}
     remote_config = remote_modeling.LeanBertConfig(**kwargs)
-    remote_config.auto_map = auto_map(remote_modeling)
+    remote_config.auto_map = auto_map(modules)
     remote_config.architectures = [class_name]
-    remote = getattr(remote_modeling, class_name)(remote_config)
+    home = next(module for module in modules.values() if hasattr(module, class_name))
+    remote = getattr(home, class_name)(remote_config)
     state = remote_state(model, class_name)
     result = remote.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:  # same code on both sides: a bug, not bad input
@@ -147,4 +164,8 @@ def fill_remote_dir(model: LeanBertModel, model_dir: Path, tmp: Path, labels: li
             "class for them)")
     remote.save_pretrained(str(tmp), safe_serialization=True)
     shutil.copyfile(SOURCE, tmp / MODELING_FILE)
+    tasks = TASKS_SOURCE.read_text(encoding="utf-8")
+    if SIBLING_IMPORT[0] not in tasks:  # the rewrite below must find its line
+        raise RuntimeError(f"{TASKS_SOURCE} no longer imports {SIBLING_IMPORT[0]!r}")
+    (tmp / TASKS_FILE).write_text(tasks.replace(*SIBLING_IMPORT), encoding="utf-8")
     copy_tokenizer_files(model_dir, tmp)
