@@ -175,3 +175,14 @@ def test_bad_qa_predict_input_is_one_line_exit_2_nothing_written(qa_finetuned, t
     assert not out.exists()
     code = main(["predict", str(qa_finetuned), "--input", str(bad), "--out", str(out), "--text-columns", "x"])
     assert code == 2 and "--text-columns is for sequence classification" in capsys.readouterr().err
+
+
+def test_predict_windows_fit_a_model_with_few_positions(tmp_path):
+    """A Hugging Face QA directory saves no window settings: the 384-token default is cut to the model's 64."""
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=30522, max_positions=64, heads=["span"], num_labels=2)
+    save_model(LeanBertModel(config), tmp_path / "ours", tokenizer_dir=minilm_dir())
+    export_to_hf(tmp_path / "ours", tmp_path / "hf")
+    rows = _predict(tmp_path / "hf", SQUAD_V1, tmp_path / "answers.jsonl")
+    assert [r["id"] for r in rows] == [e.qid for e in read_squad(SQUAD_V1)]
+    assert all(r["answer"] for r in rows)

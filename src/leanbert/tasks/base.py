@@ -92,7 +92,7 @@ class PredictSpec:
 
     read(source, stdin) -> examples          the input file (``-``: stdin); bad rows raise UserError.
     encode(examples, tokenizer_dir, task_meta) -> (features, collator, context)   task_meta: the model's
-                                             saved "task" ({} when it saved none, e.g. a Hugging Face model).
+                                             saved "task" ({} when it saved none, e.g. a Hugging Face model) plus the model's "max_positions".
     format(outputs, features, context) -> text   outputs: per feature, {onnx output name: array}, token-level
                                              outputs trimmed to the feature's length.
     """
