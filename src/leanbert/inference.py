@@ -160,3 +160,15 @@ def score(model: LeanBertModel, spec: TaskSpec, dev: Mapping[str, Sequence[Featu
                    for split, features in dev.items()}
     outputs = {split: (predictions[split], gold_labels(dev[split])) for split in predictions}
     return spec.compute_metrics(outputs), predictions
+
+
+def hf_label_names(hf_config: dict, num_labels: int) -> list[str] | None:
+    """A classifier's label names from ``id2label`` (None when absent or transformers' LABEL_i defaults), so
+    an imported classifier keeps them (``predict`` prints them, task distillation matches them by name)."""
+    mapping = hf_config.get("id2label")
+    if not isinstance(mapping, dict) or num_labels < 2:
+        return None
+    names = [mapping.get(str(i), mapping.get(i)) for i in range(num_labels)]
+    if not all(isinstance(n, str) for n in names) or names == [f"LABEL_{i}" for i in range(num_labels)]:
+        return None
+    return names

@@ -39,7 +39,7 @@ OutputsFn = Callable[[Sequence[Any], Callable, int], list[dict[str, np.ndarray]]
 class TaskRunner:
     outputs: OutputsFn
     tokenizer_dir: Path
-    task_meta: dict[str, Any]  # the model's saved "task" ({} for a Hugging Face model)
+    task_meta: dict[str, Any]  # the model's saved "task" ({} for a Hugging Face model) + its max_positions
     description: str
 
 
@@ -88,8 +88,9 @@ def open_task_runner(model: str | Path, task_type: TaskType, work_dir: Path, log
         if (candidate / ONNX_NAME).is_file():
             meta = read_onnx_config(candidate)
             task = meta.get("task") if isinstance(meta.get("task"), dict) else {}
+            positions = (meta.get("model") or {}).get("max_positions")
             run = partial(OnnxRunner(candidate / ONNX_NAME).outputs, names=list(task_type.onnx_outputs))
-            return TaskRunner(run, candidate, task, str(path))
+            return TaskRunner(run, candidate, {**task, "max_positions": positions}, str(path))
     model_dir = resolve_model_dir(path, work_dir, log=log)
     _, meta = read_model_config(model_dir)
     network = load_model(model_dir).eval()
@@ -99,7 +100,8 @@ def open_task_runner(model: str | Path, task_type: TaskType, work_dir: Path, log
         hf_config = read_json_object(path / "config.json", "a model config")  # keeps no id2label (NER tags)
         names = id2label_names(hf_config, network.config.num_labels) if "id2label" in hf_config else None
         task = {"labels": list(names)} if names else {}
-    return TaskRunner(_torch_outputs(network, task_type), model_dir, task, str(path))
+    return TaskRunner(_torch_outputs(network, task_type), model_dir,
+                      {**task, "max_positions": network.config.max_positions}, str(path))
 
 
 def task_outputs(runner: TaskRunner, task_type: TaskType, features: Sequence[Any], collator: Callable,

@@ -162,3 +162,27 @@ def test_bad_squad_input_is_one_line_exit_2_nothing_written(change, expected, tm
     assert code == 2 and len(err.splitlines()) == 1
     assert str(bad) in err and expected in err
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_qa_predict_input_is_one_line_exit_2_nothing_written(qa_finetuned, tmp_path, capsys):
+    bad = tmp_path / "questions.jsonl"
+    bad.write_text(json.dumps(SHORT[0]) + "\n" + json.dumps({"id": "q2", "question": "Where?"}) + "\n")
+    out = tmp_path / "answers.jsonl"
+    code = main(["predict", str(qa_finetuned), "--input", str(bad), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"{bad}:2 (question q2): missing key 'context'" in err
+    assert not out.exists()
+    code = main(["predict", str(qa_finetuned), "--input", str(bad), "--out", str(out), "--text-columns", "x"])
+    assert code == 2 and "--text-columns is for sequence classification" in capsys.readouterr().err
+
+
+def test_predict_windows_fit_a_model_with_few_positions(tmp_path):
+    """A Hugging Face QA directory saves no window settings: the 384-token default is cut to the model's 64."""
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=30522, max_positions=64, heads=["span"], num_labels=2)
+    save_model(LeanBertModel(config), tmp_path / "ours", tokenizer_dir=minilm_dir())
+    export_to_hf(tmp_path / "ours", tmp_path / "hf")
+    rows = _predict(tmp_path / "hf", SQUAD_V1, tmp_path / "answers.jsonl")
+    assert [r["id"] for r in rows] == [e.qid for e in read_squad(SQUAD_V1)]
+    assert all(r["answer"] for r in rows)

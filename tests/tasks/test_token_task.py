@@ -12,11 +12,14 @@ import torch
 from tokenizers import Tokenizer
 
 from helpers import randomize_, tiny_config
+from leanbert.batch import IGNORE_INDEX
 from leanbert.cli import main
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, save_model
+from leanbert.tasks.base import TaskRequest
 from leanbert.tasks.entities import entity_report
 from leanbert.tasks.tag_files import label_list, read_tagged
+from leanbert.tasks.token import TokenDataConfig, encode, load
 from tagging_helpers import make_tokenizer_dir
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -180,3 +183,48 @@ def test_bad_ner_input_is_one_line_exit_2_and_nothing_written(world, tmp_path, c
     _fails(capsys, [*base, "--train", str(TRAIN)], out, "--task ner needs --train FILE and --dev FILE")
     _fails(capsys, [*base, "--train", str(TRAIN), "--dev", str(DEV), "data.label_all_subwords=maybe"], out,
            "data.label_all_subwords")
+
+
+def test_predict_input_layouts_agree(world, tmp_path, monkeypatch, capsys):
+    """JSONL {tokens} = CoNLL words; JSONL {text} = a text file = stdin."""
+    import io
+
+    model_dir = random_tagger(world)
+    words = [["Peter", "lives", "in", "Berlin"], ["Microsoft", "bought", "GitHub"]]
+    conll, tokens = tmp_path / "words.conll", tmp_path / "words.jsonl"
+    conll.write_text("".join("\n".join(s) + "\n\n" for s in words), encoding="utf-8")
+    tokens.write_text("".join(json.dumps({"tokens": s}) + "\n" for s in words), encoding="utf-8")
+    outputs = []
+    for source in (conll, tokens):
+        out = tmp_path / f"{source.name}.out"
+        assert main(["predict", str(model_dir), "--input", str(source), "--out", str(out), "--quiet"]) == 0
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1] and len(outputs[0].split("\n\n")) == 3
+    texts, jsonl = tmp_path / "texts.txt", tmp_path / "texts.jsonl"
+    texts.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS), encoding="utf-8")
+    from_txt = _leanbert_entities(model_dir, texts, tmp_path / "a.jsonl")
+    assert _leanbert_entities(model_dir, jsonl, tmp_path / "b.jsonl") == from_txt
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(TEXTS) + "\n"))
+    assert main(["predict", str(model_dir), "--input", "-", "--out", "-", "--quiet"]) == 0
+    assert [json.loads(line)["entities"] for line in capsys.readouterr().out.splitlines()] == from_txt
+
+
+def test_label_all_subwords_reaches_the_encoder_and_the_saved_task(world, tmp_path):
+    out = tmp_path / "all"
+    assert main(["finetune", str(world["base"]), "--task", "ner", "--train", str(TRAIN), "--dev", str(DEV), "--out",
+                 str(out), "--quiet", *QUICK, "train.max_steps=1", "data.label_all_subwords=true"]) == 0
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["task"]["label_all_subwords"] is True and config["task"]["type"] == "token"
+
+
+def test_label_all_subwords_labels_every_piece(world):
+    task = load(TaskRequest("ner", train=TRAIN, dev=DEV))
+    config = tiny_config(vocab_size=world["vocab"], max_positions=64)
+    first = encode(task, world["tok"], TokenDataConfig(max_seq_len=64), config)
+    every = encode(task, world["tok"], TokenDataConfig(max_seq_len=64, label_all_subwords=True), config)
+    labelled = [int((f.labels != IGNORE_INDEX).sum()) for f in first.train]
+    assert labelled == [len(s.tokens) for s in task.train]  # one label per word (no sentence is truncated)
+    pieces = [int((f.labels != IGNORE_INDEX).sum()) for f in every.train]
+    assert pieces == [len(f.input_ids) - 2 for f in every.train] and sum(pieces) > sum(labelled)

@@ -308,7 +308,8 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                                             config.step(settings.prediction_epochs, settings.prediction_lr))
                 result.seconds += seconds
                 student_runs.append(result.metrics)
-                describe["ratio_to_teacher"] = ratio_to_teacher(student_runs, teacher_metrics)
+                named = {k: v for k, v in teacher_metrics.items() if k in spec.metric_names}  # not counts
+                describe["ratio_to_teacher"] = ratio_to_teacher(student_runs, named)
                 describe["student_parameters"] = sum(p.numel() for p in student.parameters())
                 describe["teacher_parameters"] = sum(p.numel() for p in teacher_model.parameters())
                 return result, student

@@ -15,6 +15,7 @@ import torch
 
 from leanbert.config import ACTIVATIONS, ModelConfig
 from leanbert.errors import UserError
+from leanbert.inference import hf_label_names
 from leanbert.model import POSITION_SCHEMES
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import (
@@ -369,18 +370,6 @@ def read_hf_dir(hf_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Ten
                     f"supported)")
 
 
-def hf_label_names(hf_config: dict, num_labels: int) -> list[str] | None:
-    """A classifier's label names from ``id2label`` (None when absent or transformers' LABEL_i defaults), so
-    an imported classifier keeps them (``predict`` prints them, task distillation matches them by name)."""
-    mapping = hf_config.get("id2label")
-    if not isinstance(mapping, dict) or num_labels < 2:
-        return None
-    names = [mapping.get(str(i), mapping.get(i)) for i in range(num_labels)]
-    if not all(isinstance(n, str) for n in names) or names == [f"LABEL_{i}" for i in range(num_labels)]:
-        return None
-    return names
-
-
 def import_from_hf(hf_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Local HF BERT/ALBERT/ELECTRA directory -> leanbert model directory (heads detected from the weights).
 
@@ -401,7 +390,7 @@ def import_from_hf(hf_dir: str | Path, out_dir: str | Path, overwrite: bool = Fa
             state[name] = fresh
     load_state_strict(model, state, hf_dir)
     tokenizer_dir = hf_dir if any((hf_dir / n).is_file() for n in TOKENIZER_FILES) else None
-    labels = hf_label_names(hf_config, num_labels) if "classifier" in heads else None
+    labels = hf_label_names(hf_config, num_labels)  # class or tag names; None for defaults
     extra = {"task": {"labels": labels}} if labels else None
 
     def fill(tmp: Path) -> None:

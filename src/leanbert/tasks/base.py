@@ -26,11 +26,14 @@ Plugging in a task type (developer note, e.g. token classification or multiple c
    ``register_task_type(...)`` at import time; add the module name to ``BUILT_IN`` in ``tasks/__init__.py``.
    ``load`` returns a finetune ``TaskData`` with ``kind`` = your type's name and ``files`` (or examples with a
    ``path``); its spec needs ``name``, ``main_metric``, ``metric_names`` and ``recipe`` (a finetune ``Recipe``:
-   the type's default settings). Task-specific ``data.*`` keys: subclass ``FinetuneDataConfig`` and pass it as ``data_config``. Targets
-   travel in ``Batch.targets`` (a dict of tensors your collator fills). See ``tasks/sequence.py`` (thin,
-   delegating to finetune/) and ``tasks/qa.py`` (a full example: windows, post-processing, own metrics).
+   the type's default settings). Task-specific ``data.*`` keys: subclass ``FinetuneDataConfig`` and pass it
+   as ``data_config``. Targets travel in ``Batch.targets`` (a dict of tensors your collator fills). See
+   ``tasks/sequence.py`` (thin, delegating to finetune/), ``tasks/qa.py`` (a full example: windows,
+   post-processing, own metrics) and tests/tasks/test_toy_task_type.py (a whole type in one test file).
 3. Export needs nothing else for the native classes when ``hf_names`` is right; the remote-code wrapper
    ``LeanBert<hf_suffix>`` comes from one row in ``export/remote_wrapper.TASK_CLASSES``.
+4. A saved model's ``task.type`` picks the type when several share a head (``task_type_of(heads, saved)``); a
+   Hugging Face directory is matched by its ``architectures`` suffix.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ class PredictSpec:
 
     read(source, stdin) -> examples          the input file (``-``: stdin); bad rows raise UserError.
     encode(examples, tokenizer_dir, task_meta) -> (features, collator, context)   task_meta: the model's
-                                             saved "task" ({} when it saved none, e.g. a Hugging Face model).
+                                             saved "task" ({} when it saved none, e.g. a Hugging Face model) plus the model's "max_positions".
     format(outputs, features, context) -> text   outputs: per feature, {onnx output name: array}, token-level
                                              outputs trimmed to the feature's length.
     """

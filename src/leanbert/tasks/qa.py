@@ -245,10 +245,11 @@ def _saved(meta: dict[str, Any], key: str) -> Any:
 
 def encode_for_predict(examples: list[QAExample], tokenizer_dir: Path, meta: dict[str, Any]
                        ) -> tuple[list[QAFeatures], QACollator, dict[str, Any]]:
-    max_len = _saved(meta, "max_seq_len")
-    if isinstance(meta.get("max_positions"), int):
-        max_len = min(max_len, meta["max_positions"])
-    windows = WindowEncoder(tokenizer_dir, max_len, _saved(meta, "doc_stride"), _saved(meta, "max_query_length"))
+    max_len, stride, query = (_saved(meta, k) for k in ("max_seq_len", "doc_stride", "max_query_length"))
+    positions = meta.get("max_positions")
+    if isinstance(positions, int) and positions < max_len:  # defaults beyond a small model: scale them down
+        max_len, stride, query = positions, min(stride, positions // 4), min(query, positions // 2)
+    windows = WindowEncoder(tokenizer_dir, max_len, stride, query)
     features = windows.encode(examples, labels=False)
     context = {"examples": examples, "n_best": _saved(meta, "n_best"),
                "max_answer_length": _saved(meta, "max_answer_length"),
