@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Ceilings: today's counts. Lower them as moves land; never raise them.
 CEILINGS = {
-    "cycles": 2,          # import circles, late imports and implicit parent-package __init__ edges included
+    "cycles": 1,          # import circles, late imports and implicit parent-package __init__ edges included
     "layers": 10,         # imports pointing up a floor, or a never-pair
     "late": 71,           # function-level leanbert imports outside commands/, cli.py and package faces
     "long_functions": 4,  # functions over MAX_FUNCTION lines

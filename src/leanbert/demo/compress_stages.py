@@ -29,7 +29,7 @@ from leanbert.model_dir import load_model, save_model
 from leanbert.predict import predict_file
 
 if TYPE_CHECKING:
-    from leanbert.demo.compress import CompressSettings
+    from leanbert.demo.compress_settings import CompressSettings
 
 Log = Callable[[str], Any]
 LATENCY_THREADS = 1  # batch-1 latency is measured with one thread per model (PyTorch and onnxruntime)
