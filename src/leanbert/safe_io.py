@@ -33,6 +33,19 @@ def read_json_object(path: str | Path, expected: str) -> dict[str, Any]:
     return data
 
 
+def json_object_line(path: str | Path, number: int, text: str) -> dict[str, Any]:
+    """Line ``number`` of the JSON-lines file ``path`` as a JSON object; one UserError naming FILE:LINE
+    otherwise. The one JSONL record parser (finetune, distill tables, NER and multiple-choice files)."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}); "
+                        "expected one JSON object per line") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
+    return record
+
+
 def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Every tensor of a safetensors file, on the CPU."""
     path = check_regular_file(path, "a safetensors weights file")

@@ -21,6 +21,7 @@ from typing import Any
 from leanbert.atomic import clean_stale_temp_dirs, current_umask, temp_file_path
 from leanbert.errors import UserError
 from leanbert.finetune.readers import Column, read_tsv
+from leanbert.safe_io import json_object_line
 
 Record = list[str] | dict[str, Any]
 
@@ -102,13 +103,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, Record]]:
                 raise UserError(f"{path}:{number}: not valid UTF-8 ({err.reason})") from None
             if not text:
                 continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}); "
-                                "expected one JSON object per line") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
+            record = json_object_line(path, number, text)
             yield number, record
 
 

@@ -13,7 +13,6 @@ at the start is ignored. Empty lines are skipped everywhere.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from leanbert.errors import UserError
 from leanbert.paths import check_regular_file
+from leanbert.safe_io import json_object_line
 
 FORMATS = ("tsv", "csv", "jsonl")
 _SUFFIXES = {".tsv": "tsv", ".tab": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -153,13 +153,7 @@ def read_jsonl(path: str | Path, columns: Sequence[str]) -> Iterator[tuple[int, 
     path = Path(path)
     _check_file(path)
     for number, text in _lines(path):
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}); "
-                            "expected one JSON object per line") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
+        record = json_object_line(path, number, text)
         missing = [c for c in columns if c not in record]
         if missing:
             raise UserError(f"{path}:{number}: missing field {missing[0]!r}; "

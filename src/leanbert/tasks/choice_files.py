@@ -15,7 +15,6 @@ the allowed range. ``label`` may be missing only where labels are not needed (``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from leanbert.errors import UserError
 from leanbert.paths import check_regular_file
+from leanbert.safe_io import json_object_line
 
 
 @dataclass(frozen=True)
@@ -131,13 +131,7 @@ def parse_choices(path: Path, lines: Iterable[bytes | str], need_label: bool = T
         text = text.lstrip("\ufeff") if number == 1 else text
         if not text.strip():
             continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}); "
-                            "expected one JSON object per line") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
+        record = json_object_line(path, number, text)
         examples.append(_example(path, number, record, need_label))
     if not examples:
         raise UserError(f"{path}: no rows; expected one JSON object per line with a context and its options")

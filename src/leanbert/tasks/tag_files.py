@@ -13,7 +13,6 @@ Tags are BIO: ``O``, ``B-TYPE`` or ``I-TYPE`` (IOB2, and IOB1 files whose entiti
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from leanbert.errors import UserError
 from leanbert.paths import check_regular_file
+from leanbert.safe_io import json_object_line
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 DOCSTART = "-DOCSTART-"
@@ -119,13 +119,7 @@ def read_tag_jsonl(path: str | Path, tagged: bool = True) -> list[TaggedSentence
     for number, text in _decoded_lines(path):
         if not text.strip():
             continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}); "
-                            "expected one JSON object per line") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
+        record = json_object_line(path, number, text)
         tokens = _string_list(path, number, record, "tokens")
         for i, token in enumerate(tokens):
             if not token or token.split() != [token]:
