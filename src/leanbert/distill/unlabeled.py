@@ -20,7 +20,7 @@ from leanbert.batch import IGNORE_INDEX
 from leanbert.distill.table import read_records, record_texts, text_keys
 from leanbert.errors import UserError
 from leanbert.finetune.encode import PairEncoder
-from leanbert.finetune.readers import detect_format
+from leanbert.finetune.readers import decoded_lines, detect_format
 from leanbert.finetune.task_job import EncodedTask
 from leanbert.finetune.tasks import Example, TaskSpec
 from leanbert.paths import check_regular_file
@@ -44,22 +44,16 @@ def unlabeled_format(path: str | Path) -> str:
 def read_plain_lines(path: Path, num_texts: int) -> list[tuple[int, list[str]]]:
     """(line, texts) of a plain-text file: ``num_texts`` tab-separated texts per non-empty line."""
     rows = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise UserError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-            text = text.lstrip("\ufeff") if number == 1 else text
-            text = text.rstrip("\n").removesuffix("\r")
-            if not text.strip():
-                continue
-            fields = text.split("\t")
-            if len(fields) != num_texts:
-                what = "one text per line" if num_texts == 1 else "two texts separated by a tab per line"
-                raise UserError(f"{path}:{number}: expected {what} (the task has {num_texts} text "
-                                f"column(s)), found {len(fields)} tab-separated fields")
-            rows.append((number, fields))
+    for number, text in decoded_lines(path):
+        text = text.rstrip("\n").removesuffix("\r")
+        if not text.strip():
+            continue
+        fields = text.split("\t")
+        if len(fields) != num_texts:
+            what = "one text per line" if num_texts == 1 else "two texts separated by a tab per line"
+            raise UserError(f"{path}:{number}: expected {what} (the task has {num_texts} text "
+                            f"column(s)), found {len(fields)} tab-separated fields")
+        rows.append((number, fields))
     return rows
 
 

@@ -45,8 +45,9 @@ def _check_file(path: Path) -> None:
         raise UserError(f"{path}: permission denied")
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) for each non-empty line; splits on LF only, drops a final CR and a leading BOM."""
+def decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) for every line of ``path`` as UTF-8 (a bad byte is FILE:LINE), a leading BOM dropped,
+    line ends kept: the one line decoder of the text readers (tables, tag files, unlabeled text)."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -55,11 +56,17 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                 raise UserError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
             if number == 1 and text.startswith("\ufeff"):
                 text = text[1:]
-            text = text.rstrip("\n")
-            if text.endswith("\r"):
-                text = text[:-1]
-            if text:
-                yield number, text
+            yield number, text
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) for each non-empty line; splits on LF only, drops a final CR and a leading BOM."""
+    for number, text in decoded_lines(path):
+        text = text.rstrip("\n")
+        if text.endswith("\r"):
+            text = text[:-1]
+        if text:
+            yield number, text
 
 
 def _resolve(path: Path, line: int, header: Sequence[str] | None, columns: Sequence[Column],

@@ -146,6 +146,16 @@ TASK_TYPES: dict[str, TaskType] = {}
 FALLBACK = "sequence"  # the type of any --task name no other type claims (GLUE names, custom)
 
 
+def require_train_dev(request: TaskRequest, files: str, fields: str) -> None:
+    """The request check of a task type that reads its own --train/--dev files (``files`` says what they hold,
+    ``fields`` what the type reads from them): the sequence-only flags are refused."""
+    if request.train is None or request.dev is None:
+        raise UserError(f"--task {request.task} needs --train FILE and --dev FILE ({files})")
+    if request.data is not None or request.text_columns or request.label_column or request.regression:
+        raise UserError(f"--task {request.task} reads {fields} from --train/--dev; --data, --text-columns, "
+                        "--label-column and --regression are for sequence tasks")
+
+
 def register_task_type(task_type: TaskType) -> None:
     """Make ``task_type`` available to every command (call it when your module is imported)."""
     if task_type.name in TASK_TYPES:

@@ -27,7 +27,7 @@ from leanbert.config import ModelConfig
 from leanbert.errors import UserError
 from leanbert.finetune.config import FinetuneDataConfig, Recipe
 from leanbert.objectives.base import Output
-from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type
+from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type, require_train_dev
 from leanbert.tasks.choice_encode import ChoiceCollator, ChoiceEncoder, ChoiceFeatures, masked_scores
 from leanbert.tasks.choice_files import ChoiceExample, read_choices
 from leanbert.tasks.choice_predict import CHOICE_PREDICT, prediction_rows
@@ -54,12 +54,7 @@ class ChoiceData:
 
 
 def load(request: TaskRequest) -> ChoiceData:
-    if request.train is None or request.dev is None:
-        raise UserError(f"--task {request.task} needs --train FILE and --dev FILE (JSONL with a context and "
-                        "its options)")
-    if request.data is not None or request.text_columns or request.label_column or request.regression:
-        raise UserError(f"--task {request.task} reads its fields from --train/--dev; --data, --text-columns, "
-                        "--label-column and --regression are for sequence tasks")
+    require_train_dev(request, "JSONL with a context and its options", "its fields")
     return ChoiceData(ChoiceSpec(), read_choices(request.train), {"dev": read_choices(request.dev)},
                       files=[str(request.train), str(request.dev)])
 

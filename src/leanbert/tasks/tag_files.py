@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leanbert.errors import UserError
+from leanbert.finetune.readers import decoded_lines
 from leanbert.paths import check_regular_file
 from leanbert.safe_io import json_object_line
 
@@ -49,18 +50,6 @@ def check_tag(path: Path, where: str, tag: str) -> None:
         raise UserError(f"{path}:{where}: tag {tag!r} is not BIO; expected O, B-TYPE or I-TYPE")
 
 
-def _decoded_lines(path: Path) -> Iterable[tuple[int, str]]:
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise UserError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-            if number == 1 and text.startswith("\ufeff"):
-                text = text[1:]
-            yield number, text
-
-
 def read_conll(path: str | Path, tagged: bool = True) -> list[TaggedSentence]:
     """Sentences of a CoNLL-style file. ``tagged=False`` reads a file of tokens to tag: one column is then
     allowed and no column is taken as the tag."""
@@ -78,7 +67,7 @@ def read_conll(path: str | Path, tagged: bool = True) -> list[TaggedSentence]:
             sentences.append(TaggedSentence(tokens, tags, start, fields, path=str(path)))
             rows.clear()
 
-    for number, text in _decoded_lines(path):
+    for number, text in decoded_lines(path):
         columns = tuple(text.split())
         if not columns:
             close()
@@ -116,7 +105,7 @@ def read_tag_jsonl(path: str | Path, tagged: bool = True) -> list[TaggedSentence
     predictions.conll keeps one token per line."""
     path = check_regular_file(Path(path))
     sentences: list[TaggedSentence] = []
-    for number, text in _decoded_lines(path):
+    for number, text in decoded_lines(path):
         if not text.strip():
             continue
         record = json_object_line(path, number, text)

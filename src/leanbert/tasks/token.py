@@ -27,7 +27,7 @@ from leanbert.distill.losses import prediction_loss
 from leanbert.errors import UserError
 from leanbert.finetune.config import FinetuneDataConfig, Recipe
 from leanbert.objectives.base import Output
-from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type
+from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type, require_train_dev
 from leanbert.tasks.entities import entity_report
 from leanbert.tasks.row_outputs import row_outputs
 from leanbert.tasks.sequence import check_model_fit, check_vocab, full_precision
@@ -81,12 +81,7 @@ class TokenData:
 
 
 def load(request: TaskRequest) -> TokenData:
-    if request.train is None or request.dev is None:
-        raise UserError(f"--task {request.task} needs --train FILE and --dev FILE (CoNLL columns or JSONL "
-                        "{tokens, tags})")
-    if request.data is not None or request.text_columns or request.label_column or request.regression:
-        raise UserError(f"--task {request.task} reads tokens and tags from --train/--dev; --data, "
-                        "--text-columns, --label-column and --regression are for sequence tasks")
+    require_train_dev(request, "CoNLL columns or JSONL {tokens, tags}", "tokens and tags")
     train = read_tagged(request.train)
     dev = read_tagged(request.dev)
     labels = label_list(train)
