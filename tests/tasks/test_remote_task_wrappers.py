@@ -42,6 +42,14 @@ def test_token_classification_wrapper(tmp_path):
         mine = ours(ids, mask, types).logits
     real = mask.bool()
     torch.testing.assert_close(got[real], mine[real], rtol=0, atol=1e-5)
+    # Labels -100 are ignored (padding and later sub-words), as transformers' token classifiers do.
+    labels = torch.randint(0, 3, ids.shape, generator=torch.Generator().manual_seed(3)).masked_fill(~real, -100)
+    labels[0, 2] = -100
+    with torch.no_grad():
+        loss = theirs(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels).loss
+    kept = labels != -100
+    expected = torch.nn.functional.cross_entropy(mine[kept].double(), labels[kept])
+    torch.testing.assert_close(loss.double(), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("family", ["bert", "electra"])

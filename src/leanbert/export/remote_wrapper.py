@@ -84,6 +84,14 @@ class LeanBertModel(LeanBertPreTrainedModel):
                                           hidden_states=out.hidden_states)
 
 
+def per_token_loss(logits, labels):
+    """Cross-entropy over every (B, T) position whose label is not -100 (transformers' ignore index), as its
+    masked-LM and token-classification models compute it; None without labels."""
+    if labels is None:
+        return None
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
 def sequence_outputs(config: LeanBertConfig, out: ModelOutput, labels, **_) -> SequenceClassifierOutput:
     loss = None
     if labels is not None:
@@ -96,10 +104,7 @@ def sequence_outputs(config: LeanBertConfig, out: ModelOutput, labels, **_) -> S
 
 def masked_lm_outputs(config: LeanBertConfig, out: ModelOutput, labels, **_) -> MaskedLMOutput:
     logits = out.mlm_logits  # (B, T, V)
-    loss = None
-    if labels is not None:
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
-    return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+    return MaskedLMOutput(loss=per_token_loss(logits, labels), logits=logits, hidden_states=out.hidden_states)
 
 
 def span_outputs(config: LeanBertConfig, out: ModelOutput, labels, start_positions=None, end_positions=None,
@@ -117,10 +122,7 @@ def span_outputs(config: LeanBertConfig, out: ModelOutput, labels, start_positio
 
 def token_outputs(config: LeanBertConfig, out: ModelOutput, labels, **_) -> TokenClassifierOutput:
     logits = out.logits  # (B, T, L)
-    loss = None
-    if labels is not None:
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
-    return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+    return TokenClassifierOutput(loss=per_token_loss(logits, labels), logits=logits, hidden_states=out.hidden_states)
 
 
 def choice_outputs(config: LeanBertConfig, out: ModelOutput, labels, options: int = 1,
