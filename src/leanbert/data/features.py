@@ -18,8 +18,8 @@ from typing import Any
 
 from leanbert.config import ConfigError
 
-# ids: (B, T) int64 numpy array, uncorrupted -> the value stored in Batch.extras[name] (tensors, or an object
-# with .to(device) such as a dataclass of tensors)
+# ids: (B, T) int64 numpy array, uncorrupted (read it, never write it) -> the value stored in
+# Batch.extras[name]: tensors, or an object with .to(device, non_blocking=...) such as a dataclass of tensors
 FeatureProducer = Callable[[Any], Any]
 
 

@@ -68,9 +68,12 @@ class DataNeeds:
             want = self.implied[key]
             if value is not None and value != want:
                 raise ConfigError(f"data.{key}={value!r} does not fit {who}, which needs data.{key}={want!r}")
-        for name in sorted(self.features):  # a raw dict gets them added; only an explicit false contradicts
-            if data.get(name) is False if isinstance(data, dict) else name not in data.features:
-                shown = f"data.{name}=False" if isinstance(data, dict) else f"data.features={data.features!r}"
+        for name in sorted(self.features):  # a raw dict gets them added: only an explicit false contradicts
+            if isinstance(data, dict):
+                contradicted, shown = data.get(name) is False, f"data.{name}=False"
+            else:
+                contradicted, shown = name not in data.features, f"data.features={data.features!r}"
+            if contradicted:
                 raise ConfigError(f"{shown} does not fit {who}, which needs data.features to include {name!r}")
 
 
