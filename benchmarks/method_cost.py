@@ -29,10 +29,12 @@ import time
 import torch
 from train_speed import make_batches
 
+from leanbert.addons.tnf.addon import TnfConfig, wrap_with_notes
+from leanbert.addons.tnf.rare_words import RARE_WORDS_FEATURE
 from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
 from leanbert.data.loader import build_loader, resolve_tokenizer
-from leanbert.objectives import build_objective, objective_config
+from leanbert.objectives import build_objective, objective_config, objective_spec
 from leanbert.objectives.registry import training_flops_per_token
 from leanbert.train.distributed import DistEnv
 
@@ -74,7 +76,8 @@ def time_objective(objective, batches: list, steps: int) -> float:
 
 def real_batches(path: str, masking: str, batch_size: int, seq_len: int, n: int = 4) -> list:
     """The first ``n`` training batches of a prepared dataset (with rare-word occurrences when it has a table)."""
-    config = DataConfig(path=path, seq_len=seq_len, masking=masking, rare_words=True)
+    config = DataConfig(path=path, seq_len=seq_len, masking=masking,
+                        features=[RARE_WORDS_FEATURE.name])
     loader = build_loader(config, resolve_tokenizer(config), batch_size, "train", seed=0)
     stream = iter(loader)
     return [next(stream) for _ in range(n)]
@@ -117,10 +120,8 @@ def main() -> None:
         torch.manual_seed(0)
         objective = build_objective(obj_cfg, cfg)
         if addon:  # TNF wraps the objective, sized like the table it reads
-            from leanbert.objectives.tnf import TnfConfig, wrap_with_notes
-
             tnf = TnfConfig(**addon[0], min_count=min_count, max_count=max_count)
-            objective = wrap_with_notes(objective, tnf, cfg)
+            objective = wrap_with_notes(objective, tnf, cfg, objective_spec(objective_name).kept)
         flops = training_flops_per_token(cfg, obj_cfg, DataConfig(seq_len=args.seq_len, masking=masking))
         runs[name] = (objective, batches[masking], flops)
     speeds = {name: [] for name in names}

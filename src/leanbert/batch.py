@@ -8,36 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 IGNORE_INDEX = -100  # label value for positions that carry no MLM target (PyTorch/HF convention)
-
-
-@dataclass
-class RareWords:
-    """Occurrences of a rare-word table's words in a batch (TNF; ``data.rare_words``), in row-major order.
-
-    rows, starts, ends, word_ids: (K,) long; occurrence k covers pieces starts[k] .. ends[k] - 1 of sequence
-    rows[k] and is word word_ids[k] of the table. Found on the uncorrupted sequence, before masking.
-    settings:  (min_count, max_count, max_words) the table was made with, so a consumer can refuse another.
-    """
-
-    rows: torch.Tensor
-    starts: torch.Tensor
-    ends: torch.Tensor
-    word_ids: torch.Tensor
-    settings: tuple[int, int, int]
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> RareWords:
-        def move(t: torch.Tensor) -> torch.Tensor:
-            return t.to(device, non_blocking=non_blocking)
-
-        return RareWords(move(self.rows), move(self.starts), move(self.ends), move(self.word_ids),
-                         self.settings)
-
-    def __len__(self) -> int:
-        return self.rows.shape[0]
 
 
 @dataclass
@@ -52,10 +27,11 @@ class Batch:
     sentence_labels: (B,) long, Hugging Face's NSP/SOP convention: 0 = B really follows A (NSP) / the
                      two segments are in their original order (SOP); 1 = B is random / swapped. Or None.
     class_labels:    (B,) long (classification) or float (regression), or None.
-    rare_words:      TNF's rare-word occurrences (``RareWords``) when the data was asked for them, else None.
     row_index:       (B,) long, each row's position in the task's training set (``iterate_batches``), for
                      per-row lookups such as distillation's teacher-output cache; None elsewhere.
     targets:         a task type's own targets by name (QA: start_positions, end_positions (B,) long).
+    extras:          batch features by name (``data.features``, data/features.py), for the objective or add-on
+                     that asked for them; a value is a tensor or has ``.to(device, non_blocking=...)``.
     """
 
     input_ids: torch.Tensor
@@ -64,15 +40,15 @@ class Batch:
     labels: torch.Tensor | None = None
     sentence_labels: torch.Tensor | None = None
     class_labels: torch.Tensor | None = None
-    rare_words: RareWords | None = None
     row_index: torch.Tensor | None = None
     targets: dict[str, torch.Tensor] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         def move(value):
             if isinstance(value, dict):
                 return {key: move(item) for key, item in value.items()}
-            moves = isinstance(value, (torch.Tensor, RareWords))
+            moves = isinstance(value, torch.Tensor) or callable(getattr(value, "to", None))
             return value.to(device, non_blocking=non_blocking) if moves else value
 
         return dataclasses.replace(self, **{f.name: move(getattr(self, f.name)) for f in dataclasses.fields(self)})

@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 
 from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.config import ConfigError, ModelConfig, from_dict, to_dict
+from leanbert.data.tokenizer import fingerprint_file
 from leanbert.errors import UserError
 from leanbert.memory_check import check_model_fits
 from leanbert.model.model import LeanBertModel
@@ -56,8 +57,6 @@ def check_tokenizer_files(src: str | Path | None) -> None:
 
 def tokenizer_fingerprint(directory: str | Path) -> str | None:
     """Fingerprint of ``directory/tokenizer.json`` (as prepared datasets record it), None without one."""
-    from leanbert.data.tokenizer import fingerprint_file
-
     path = regular_file_inside(directory, "tokenizer.json")
     return None if path is None else fingerprint_file(path)
 

@@ -25,6 +25,7 @@ import yaml
 
 from leanbert.atomic import write_dir_atomically, write_text_atomically
 from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
+from leanbert.data.config import DataConfig
 from leanbert.errors import UserError
 from leanbert.jobs import seed_everything, train_objective
 from leanbert.memory_check import check_model_fits
@@ -66,6 +67,8 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
 def check_resume_compatible(saved: dict[str, Any], current: dict[str, Any], source: Path) -> list[str]:
     """Refuse changes that would make a resumed run differ from the interrupted one (only the train.* settings
     tagged budget, logging or impl may change); returns the allowed changes."""
+    if isinstance(saved.get("data"), dict):  # a run written before data.features compares as today's
+        saved = {**saved, "data": DataConfig.upgrade_legacy(saved["data"])}
     changes = _diff(saved, current)
     allowed = [f"train.{k}" for k in resumable_keys()]
     bad = [(k, a, b) for k, a, b in changes if k not in allowed]

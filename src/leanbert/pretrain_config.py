@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import leanbert.addons  # noqa: F401  (registers the built-in add-ons' config groups and batch features)
 from leanbert.config import (
     ConfigError,
     ModelConfig,

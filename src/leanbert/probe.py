@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from leanbert.finetune.encode import Collator, PairEncoder
+from leanbert.finetune.source import resolve_model_dir
 from leanbert.finetune.tasks import TaskData
 from leanbert.model.model import LeanBertModel
+from leanbert.model_dir import load_model
 
 
 def layer_features(model: LeanBertModel, features, pad_id: int, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -54,9 +56,6 @@ def last_layer_key(model: LeanBertModel) -> str:
 def load_probe_inputs(model: str | Path, task: TaskData, max_train: int = 0, max_seq_len: int = 128):
     """(model, encoder, train features, dev features) for MODEL (a leanbert model dir, a pretraining run or a
     Hugging Face dir) on the first ``max_train`` training examples (0 = all) and the first dev split."""
-    from leanbert.finetune.source import resolve_model_dir
-    from leanbert.model_dir import load_model
-
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = resolve_model_dir(model, Path(tmp), log=lambda *_: None)
         loaded = load_model(model_dir)

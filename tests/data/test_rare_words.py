@@ -10,11 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import leanbert.data.rare_words as rare_words
-from leanbert.data.config import DataConfig
-from leanbert.data.loader import build_loader
-from leanbert.data.prepare import prepare_dataset
-from leanbert.data.rare_words import (
+import leanbert.addons.tnf.rare_words as rare_words
+from leanbert.addons.tnf.rare_words import (
     RARE_WORDS_FILE,
     RareWordMatcher,
     RareWordSettings,
@@ -23,6 +20,9 @@ from leanbert.data.rare_words import (
     load_rare_word_table,
     write_rare_word_table,
 )
+from leanbert.data.config import DataConfig
+from leanbert.data.loader import build_loader
+from leanbert.data.prepare import prepare_dataset
 from leanbert.data.tokenizer import load_tokenizer, train_tokenizer
 from leanbert.errors import UserError
 
@@ -134,7 +134,8 @@ def test_loader_carries_occurrences_before_masking_and_resumes_exactly(made_up):
     data, tok = made_up
     write_rare_word_table(data, build_rare_word_table(data, tok, RareWordSettings(5, 12, 100)))
     table = load_rare_word_table(data, tok.fingerprint)
-    config = DataConfig(path=str(data), seq_len=24, valid_split="", rare_words=True, mask_prob=0.5)
+    config = DataConfig(path=str(data), seq_len=24, valid_split="", features=["rare_words"],
+                        mask_prob=0.5)
     loader = build_loader(config, tok, batch_size=4, prefetch=0)
     plain = build_loader(DataConfig(path=str(data), seq_len=24, valid_split="", masking="none"), tok,
                          batch_size=4, prefetch=0)
@@ -142,21 +143,22 @@ def test_loader_carries_occurrences_before_masking_and_resumes_exactly(made_up):
     state = loader.state_dict()
     found = 0
     for batch, raw in zip(batches, plain):
-        rare = batch.rare_words
+        rare = batch.extras["rare_words"]
         assert rare.settings == (5, 12, 100)
         columns = (rare.rows, rare.starts, rare.ends, rare.word_ids)
         for r, s, e, w in zip(*(c.tolist() for c in columns)):
             assert tuple(raw.input_ids[r, s:e].tolist()) == table.words[w]  # the uncorrupted pieces
             found += 1
     assert found > 0
-    assert batches[0].rare_words.rows.shape == batches[0].rare_words.word_ids.shape
+    assert batches[0].extras["rare_words"].rows.shape == batches[0].extras["rare_words"].word_ids.shape
     assert build_loader(DataConfig(path=str(data), seq_len=24, valid_split=""), tok, batch_size=4,
-                        prefetch=0).make_batch(0, 0).rare_words is None  # off unless asked for
+                        prefetch=0).make_batch(0, 0).extras == {}  # off unless asked for
     resumed = build_loader(config, tok, batch_size=4, prefetch=0)
     resumed.load_state_dict(state)
     again, reference = next(iter(resumed)), next(iter(loader))
     for name in ("rows", "starts", "ends", "word_ids"):
-        assert getattr(again.rare_words, name).tolist() == getattr(reference.rare_words, name).tolist()
+        assert getattr(again.extras["rare_words"], name).tolist() == \
+            getattr(reference.extras["rare_words"], name).tolist()
 
 
 def test_cli_verb_writes_the_table_with_the_tnf_settings(made_up, tmp_path):

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from leanbert.addons.tnf.rare_words import RareWordSettings, build_rare_word_table, write_rare_word_table
 from leanbert.config import ConfigError
 from leanbert.data.prepare import prepare_dataset
-from leanbert.data.rare_words import RareWordSettings, build_rare_word_table, write_rare_word_table
 from leanbert.data.tokenizer import load_tokenizer, train_tokenizer
 from leanbert.model.positions import POSITION_SCHEMES
 from leanbert.model_dir import ROLES_FILE, load_model
@@ -146,7 +146,7 @@ def test_a_toy_addon_composes_with_every_objective_and_tnf(tmp_path, dataset, to
     model_config = config.model_config(vocab_size=300, pad_token_id=0)
     alone = training_flops_per_token(model_config, config.objective, config.data)
     with_addons = training_flops_per_token(model_config, config.objective, config.data, config.addons)
-    assert with_addons == alone + TOY_FLOPS  # TNF declares 0 model FLOPs (objectives/tnf.py says why)
+    assert with_addons == alone + TOY_FLOPS  # TNF declares 0 model FLOPs (addons/tnf/addon.py says why)
 
     pretrain(config, tmp_path / "run", progress=False)
     rows = _train_rows(tmp_path / "run")

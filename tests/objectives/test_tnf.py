@@ -16,9 +16,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from leanbert.batch import RareWords
+from leanbert.addons.tnf.addon import TnfConfig, ema_update, note_windows, window_notes
+from leanbert.addons.tnf.rare_words import RareWords
 from leanbert.config import ConfigError
-from leanbert.objectives.tnf import TnfConfig, ema_update, note_windows, window_notes
 from objectives.tnf_helpers import SETTINGS, tnf_batch, tnf_objective
 
 LAMBDA = 0.5
@@ -91,7 +91,7 @@ def _occurrences(rare) -> list[tuple[int, int, int, int]]:
 
 def _pieces(batch, words) -> torch.Tensor:
     """(B, T) bool: the pieces of the occurrences of ``words``."""
-    rare = batch.rare_words
+    rare = batch.extras["rare_words"]
     out = torch.zeros(batch.input_ids.shape, dtype=torch.bool)
     for r, s, e, w in _occurrences(rare):
         if w in words:
@@ -199,7 +199,7 @@ def test_after_step_notes_equal_a_float64_recomputation_over_two_steps():
     ref = {}
     for hidden, batch in ((h1a, first), (h1b, second)):
         lengths = batch.attention_mask.sum(1).tolist()
-        rare = batch.rare_words
+        rare = batch.extras["rare_words"]
         for r, s, e, w in _occurrences(rare):
             ref.setdefault(w, []).append(reference_note(hidden[r].numpy(), lengths[r], s, e, 2))
     step1 = {w: np.mean(v, axis=0) for w, v in ref.items()}  # word 1 occurs 3 times: averaged first
@@ -254,11 +254,11 @@ def test_metrics_split_mlm_into_rare_pieces_and_the_rest():
 def test_refusals_name_the_key():
     tnf = tnf_objective()
     batch = tnf_batch()
-    batch.rare_words.settings = (5, 12, 8)
+    batch.extras["rare_words"].settings = (5, 12, 8)
     with pytest.raises(ConfigError, match=r"table was made with .*\(5, 12, 8\).*leanbert rare-words"):
         tnf(batch)
-    batch.rare_words = None
-    with pytest.raises(ConfigError, match="data.rare_words=true"):
+    batch.extras = {}
+    with pytest.raises(ConfigError, match=r"data.features: \[rare_words\]"):
         tnf(batch)
     with pytest.raises(ConfigError, match="tnf.max_count=5 is below tnf.min_count=10"):
         TnfConfig(min_count=10, max_count=5)
@@ -272,10 +272,34 @@ def test_pretrain_config_implies_rare_words_and_refuses_a_contradiction(tmp_path
     from leanbert.pretrain_config import load_pretrain_config
 
     config, _ = load_pretrain_config(None, ["tnf.enabled=true", "tnf.window=4"])
-    assert config.data.rare_words is True and config.addons["tnf"].window == 4
-    assert load_pretrain_config(None, [])[0].data.rare_words is False
+    assert config.data.features == ["rare_words"] and config.addons["tnf"].window == 4
+    assert load_pretrain_config(None, [])[0].data.features == []
     with pytest.raises(ConfigError, match=r"data.rare_words=False does not fit tnf.enabled=true"):
         load_pretrain_config(None, ["tnf.enabled=true", "data.rare_words=false"])
+    # the older spelling data.rare_words: true is the feature listed once, with or without tnf
+    assert load_pretrain_config(None, ["data.rare_words=true"])[0].data.features == ["rare_words"]
+    both = ["tnf.enabled=true", "data.rare_words=true", "data.features=[rare_words]"]
+    assert load_pretrain_config(None, both)[0].data.features == ["rare_words"]
+    with pytest.raises(ConfigError, match=r"data.rare_words=3 must be true or false"):
+        load_pretrain_config(None, ["data.rare_words=3"])
+    with pytest.raises(ConfigError, match=r"data.features: 'rare_word' is not a batch feature; choose from "):
+        load_pretrain_config(None, ["data.features=[rare_word]"])
+
+
+def test_a_run_directory_written_before_data_features_still_resumes():
+    """config.yaml of older runs says data.rare_words: true/false; resuming compares it as today's."""
+    from leanbert.pretrain import check_resume_compatible
+    from leanbert.pretrain_config import load_pretrain_config
+
+    for flag, extra in ((False, []), (True, ["tnf.enabled=true"])):
+        config, _ = load_pretrain_config(None, extra)
+        current = config.to_dict()
+        saved = {**current, "data": {k: v for k, v in current["data"].items() if k != "features"}}
+        saved["data"]["rare_words"] = flag
+        assert check_resume_compatible(saved, current, Path("old/config.yaml")) == []
+        assert load_pretrain_config(None, [], base=saved)[0].to_dict() == current
+    with pytest.raises(ConfigError, match="cannot --resume"):  # a real change is still refused
+        check_resume_compatible({**current, "data": {**saved["data"], "rare_words": False}}, current, Path("x"))
 
 
 # -- DDP: 2 gloo processes ---------------------------------------------------------------------------------
@@ -309,8 +333,8 @@ def test_ddp_ranks_end_each_step_with_the_same_dictionary_as_one_process(tmp_pat
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, shared_data) -> Path:
+    from leanbert.addons.tnf.rare_words import RareWordSettings, build_rare_word_table, write_rare_word_table
     from leanbert.data.prepare import prepare_dataset
-    from leanbert.data.rare_words import RareWordSettings, build_rare_word_table, write_rare_word_table
     from leanbert.data.tokenizer import load_tokenizer, train_tokenizer
 
     root = tmp_path_factory.mktemp("tnf-data")

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests folder
 from leanbert.train.distributed import check_buffers_agree, init_distributed, shutdown  # noqa: E402
 from objectives.tnf_helpers import tnf_batch, tnf_objective  # noqa: E402
 
-DEFAULT = tnf_batch().rare_words
+DEFAULT = tnf_batch().extras["rare_words"]
 DEFAULT_OCCURRENCES = tuple(zip(*(t.tolist() for t in (DEFAULT.rows, DEFAULT.starts, DEFAULT.ends,
                                                        DEFAULT.word_ids))))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from helpers import tiny_config
-from leanbert.batch import IGNORE_INDEX, Batch, RareWords
+from leanbert.addons.tnf.addon import TakingNotes, TnfConfig
+from leanbert.addons.tnf.rare_words import RareWords
+from leanbert.batch import IGNORE_INDEX, Batch
 from leanbert.objectives import build_objective, objective_config, objective_spec
-from leanbert.objectives.tnf import TakingNotes, TnfConfig
 
 MASK_ID = 4
 SETTINGS = (100, 500, 8)  # the tnf defaults for min/max count, with max_words = 8
@@ -32,7 +33,7 @@ def tnf_batch(seed: int = 0, batch: int = 3, length: int = 17,
     rows, starts, ends, words = (torch.tensor(column, dtype=torch.long) for column in columns)
     return Batch(input_ids=ids.masked_fill(chosen, MASK_ID), attention_mask=mask,
                  token_type_ids=torch.zeros_like(ids), labels=labels,
-                 rare_words=RareWords(rows, starts, ends, words, SETTINGS))
+                 extras={"rare_words": RareWords(rows, starts, ends, words, SETTINGS)})
 
 
 def tnf_objective(objective: str = "mlm", seed: int = 0, **tnf_keys) -> TakingNotes:

@@ -1,4 +1,4 @@
-"""``leanbert rare-words DATA``: TNF's rare-word table of a prepared dataset (leanbert/data/rare_words.py)."""
+"""``leanbert rare-words DATA``: TNF's rare-word table of a prepared dataset (leanbert/addons/tnf/rare_words.py)."""
 
 from __future__ import annotations
 
@@ -35,15 +35,15 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from leanbert.config import ConfigError, apply_overrides, from_dict, load_config_file
-    from leanbert.data.rare_words import (
+    from leanbert.addons.tnf.addon import TnfConfig
+    from leanbert.addons.tnf.rare_words import (
         RARE_WORDS_FILE,
         RareWordSettings,
         build_rare_word_table,
         write_rare_word_table,
     )
+    from leanbert.config import ConfigError, apply_overrides, from_dict, load_config_file
     from leanbert.data.tokenizer import load_tokenizer
-    from leanbert.objectives.tnf import TnfConfig
     from leanbert.outdir import check_out_file
 
     raw = load_config_file(args.config) if args.config else {}

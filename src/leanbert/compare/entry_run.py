@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,14 @@ from leanbert.atomic import write_json_atomically
 from leanbert.compare.plan import EntryPlan
 from leanbert.compare.spec import CompareSpec, TaskRef
 from leanbert.config import load_config_file
+from leanbert.finetune.run import finetune
+from leanbert.finetune.source import resolve_model_dir
+from leanbert.model_dir import load_model
 from leanbert.objectives.registry import objective_spec
+from leanbert.pretrain import CONFIG_FILE, pretrain
+from leanbert.probe import last_layer_key, load_probe_inputs, majority_accuracy, probe
 from leanbert.run_lock import lock_run_dir
+from leanbert.train.checkpoint import latest_checkpoint
 from leanbert.train.metrics import read_metrics
 
 RESULT = "result.json"
@@ -42,9 +49,6 @@ def is_finished(out_dir: Path, name: str) -> bool:
 
 def pretrain_seed(plan: EntryPlan, seed: int, run_dir: Path, progress: bool) -> None:
     """Pretrain (or resume, or skip when finished) one seed of the entry."""
-    from leanbert.pretrain import CONFIG_FILE, pretrain
-    from leanbert.train.checkpoint import latest_checkpoint
-
     if (run_dir / "model").is_dir():
         return
     resume = run_dir.exists() and (latest_checkpoint(run_dir) is not None or (run_dir / CONFIG_FILE).exists())
@@ -56,8 +60,6 @@ def pretrain_seed(plan: EntryPlan, seed: int, run_dir: Path, progress: bool) -> 
 
 def finetune_seed(run_dir: Path, task: TaskRef, out: Path, progress: bool) -> dict[str, Any]:
     """Fine-tune the pretrained run on ``task`` with the task's seeds (skipped when ``out`` exists)."""
-    from leanbert.finetune.run import finetune
-
     if not (out / "metrics.json").is_file():
         overrides = [*task.overrides, f"train.seeds={list(task.seeds)}"]
         finetune(run_dir, task.load(), out, overrides, progress=progress,
@@ -76,8 +78,6 @@ def per_seed_scores(metrics: dict[str, Any]) -> tuple[str, list[float]]:
 def probe_seed(run_dir: Path, task: TaskRef, out: Path) -> dict[str, Any]:
     """Linear probe of the pretrained encoder's frozen features (skipped when ``out`` exists)."""
     if not out.is_file():
-        from leanbert.probe import last_layer_key, load_probe_inputs, majority_accuracy, probe
-
         model, encoder, train, dev = load_probe_inputs(run_dir, task.load(), task.max_train, task.max_seq_len)
         scores = probe(model, encoder, train, dev)
         write_json_atomically(out, {"task": task.task, "score": scores[last_layer_key(model)],
@@ -89,11 +89,6 @@ def probe_seed(run_dir: Path, task: TaskRef, out: Path) -> dict[str, Any]:
 def parameter_count(run_dir: Path) -> int:
     """Parameters of the network that is kept and fine-tuned (ELECTRA/MC-BERT: the discriminator); shared
     layers count once."""
-    import tempfile
-
-    from leanbert.finetune.source import resolve_model_dir
-    from leanbert.model_dir import load_model
-
     with tempfile.TemporaryDirectory() as tmp:
         model = load_model(resolve_model_dir(run_dir, Path(tmp), log=lambda *_: None))
     return sum(p.numel() for p in model.parameters())

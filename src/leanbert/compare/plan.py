@@ -24,7 +24,10 @@ from typing import Any
 
 from leanbert.compare.spec import CompareSpec, Entry
 from leanbert.config import ConfigError
+from leanbert.data.config import DataConfig
+from leanbert.data.loader import resolve_tokenizer
 from leanbert.errors import UserError
+from leanbert.finetune.config import finetune_config
 from leanbert.objectives.registry import objective_spec, training_flops_per_token
 from leanbert.pretrain_config import PretrainConfig, load_pretrain_config
 
@@ -123,10 +126,6 @@ def plan_entry(spec: CompareSpec, entry: Entry, vocab_size: int, pad_id: int) ->
 def plan_comparison(spec: CompareSpec) -> dict[str, EntryPlan]:
     """Every entry's plan, in spec order; also loads every evaluation task once (missing files, bad columns
     and bad fine-tuning overrides are reported now, not after an hour of pretraining)."""
-    from leanbert.data.config import DataConfig
-    from leanbert.data.loader import resolve_tokenizer
-    from leanbert.finetune.config import finetune_config
-
     try:
         tokenizer = resolve_tokenizer(DataConfig(path=spec.data))
     except (ConfigError, UserError) as err:

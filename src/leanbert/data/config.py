@@ -5,9 +5,11 @@ Settings here change results (they are part of the experiment), unlike loader sp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from leanbert.config import ConfigError, check_choice, check_integer, check_probability
+from leanbert.data.features import check_feature_names, upgrade_feature_flags
 
 MASKING_MODES = ("bert", "electra", "mask", "none")
 PAIR_MODES = ("none", "sop", "nsp")
@@ -35,8 +37,9 @@ class DataConfig:
     short_seq_prob:  with pairs, probability that an instance uses a shorter random target length (BERT: 0.1).
     valid_split:     split of ``path`` used for validation ("valid"), or "" for none.
     valid_path:      another prepared dataset whose ``valid_split`` is used instead of this one's; "" = ``path``.
-    rare_words:      batches carry the occurrences of ``path``'s rare-word table (``leanbert rare-words``); set
-                     by ``tnf.enabled=true`` (TNF's note dictionary).
+    features:        extra batch features (``Batch.extras``) by name, from the producers registered in
+                     data/features.py; an objective or add-on adds the ones it needs. ``<name>: true`` is an
+                     older spelling of listing it here.
     """
 
     path: str = ""
@@ -51,7 +54,12 @@ class DataConfig:
     short_seq_prob: float = 0.1
     valid_split: str = "valid"
     valid_path: str = ""
-    rare_words: bool = False
+    features: list[str] = field(default_factory=list)
+
+    @classmethod
+    def upgrade_legacy(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Older configs and run directories switch a feature on by its own key (``from_dict`` calls this)."""
+        return upgrade_feature_flags(data)
 
     def __post_init__(self) -> None:
         check_integer("data.seq_len", self.seq_len, 8)
@@ -66,8 +74,8 @@ class DataConfig:
         if isinstance(self.max_predictions, bool) or not isinstance(self.max_predictions, int) \
                 or self.max_predictions < 0:
             raise ConfigError(f"data.max_predictions={self.max_predictions!r} must be an integer >= 0 (0 = no cap)")
-        if not isinstance(self.rare_words, bool):
-            raise ConfigError(f"data.rare_words={self.rare_words!r} must be true or false")
+        check_feature_names(self.features)
+        self.features = list(self.features)  # a tuple would not write to config.yaml
         check_choice("data.pairs", self.pairs, PAIR_MODES)
         check_probability("data.short_seq_prob", self.short_seq_prob)
         for name in ("path", "tokenizer", "valid_split", "valid_path"):

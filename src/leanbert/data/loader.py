@@ -28,9 +28,9 @@ shuffle=None, loop=None, drop_last=None, prefetch=2)``:
 * Deterministic given (seed, epoch, rank, world_size): rank r of W reads instances r, r+W, r+2W, ... of the
   epoch's permutation, so ranks are disjoint and every rank has the same number of batches per epoch.
 * ``len(loader)`` = batches per epoch for this rank.
-* ``config.rare_words`` (TNF): each batch also carries ``rare_words``, the occurrences of the words of
-  ``config.path``'s rare-word table (``leanbert rare-words``; the valid split uses the same table), found on
-  the uncorrupted sequences; a pure function of them, so determinism and resume are unchanged.
+* ``config.features``: each batch also carries ``extras[name]`` for every named feature, from the producer
+  registered for it (data/features.py), computed on the uncorrupted sequences; a pure function of them, so
+  determinism and resume are unchanged. The valid split uses the producers built for ``config.path``.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from leanbert.batch import Batch, RareWords
+from leanbert.batch import Batch
 from leanbert.data.config import DataConfig
+from leanbert.data.features import FeatureProducer, build_producers
 from leanbert.data.instances import PackedPlan, PairPlan
 from leanbert.data.masking import Masker
-from leanbert.data.rare_words import RareWordMatcher, load_rare_word_table
 from leanbert.data.shards import PreparedDataset, open_dataset
 from leanbert.data.tokenizer import TokenizerInfo, load_tokenizer
 from leanbert.errors import UserError
@@ -88,10 +88,7 @@ class PretrainStream(IterableDataset):
                                  np.random.default_rng([seed, _PLAN_STREAM]))
         # masking "none": the packed sequences as they are, no MLM targets (distillation on raw text)
         self.masker = None if config.masking == "none" else Masker.from_config(config, tokenizer)
-        self.rare_words: RareWordMatcher | None = None
-        if config.rare_words:  # word ids always refer to the training dataset's table
-            table = load_rare_word_table(config.path, tokenizer.fingerprint)
-            self.rare_words = RareWordMatcher(table, tokenizer)
+        self.features: dict[str, FeatureProducer] = build_producers(config, tokenizer)
         self.per_rank = len(self.plan) // world_size
         if drop_last:
             self.batches_per_epoch = self.per_rank // batch_size
@@ -167,7 +164,7 @@ class PretrainStream(IterableDataset):
             sentence.append(label)
         attention = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int64)  # (B, T)
         labels = None
-        rare = self._rare_words(ids)  # before masking: the words as written
+        extras = {name: produce(ids) for name, produce in self.features.items()}  # before masking
         if self.masker is not None:  # masking draws come after the instances': "none" sees the same sequences
             maskable = ~t.is_special[ids]  # (B, T) padding and specials are never masked
             ids, labels = self.masker.mask_batch(ids, maskable, rng)
@@ -177,17 +174,8 @@ class PretrainStream(IterableDataset):
             token_type_ids=torch.from_numpy(types),  # (B, T)
             labels=None if labels is None else torch.from_numpy(labels),  # (B, T)
             sentence_labels=None if self.config.pairs == "none" else torch.tensor(sentence),  # (B,)
-            rare_words=rare,
+            extras=extras,
         )
-
-    def _rare_words(self, ids: np.ndarray) -> RareWords | None:
-        if self.rare_words is None:
-            return None
-        rows, starts, ends, word_ids = self.rare_words(ids)  # each (K,)
-        s = self.rare_words.table.settings
-        return RareWords(rows=torch.from_numpy(rows), starts=torch.from_numpy(starts),
-                         ends=torch.from_numpy(ends), word_ids=torch.from_numpy(word_ids),
-                         settings=(s.min_count, s.max_count, s.max_words))
 
     def _positions(self) -> Iterator[tuple[int, int]]:
         """(epoch, batch) from the saved position on: one pass, or endless when looping."""

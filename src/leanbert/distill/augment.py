@@ -30,6 +30,7 @@ import numpy as np
 from leanbert.config import check_seed
 from leanbert.distill.glove import GloveVectors
 from leanbert.distill.mlm_candidates import MaskRequest, MlmCandidates
+from leanbert.distill.table import RecordWriter, read_records, record_texts, text_keys, with_texts
 from leanbert.errors import UserError
 
 # NLTK's English stopword list (as the reference uses), plus the clitics "'s"/"'re" it adds.
@@ -215,8 +216,6 @@ def augment_file(input_path: str | Path, output_path: str | Path, augmenter: Aug
     processed ``chunk_size`` at a time (memory stays flat, the MLM sees full batches). ``total``: the expected
     number of examples, for the progress bar's ETA."""
     from tqdm import tqdm
-
-    from leanbert.distill.table import RecordWriter, read_records, record_texts, text_keys, with_texts
 
     input_path, output_path = Path(input_path), Path(output_path)
     check_paths(input_path, output_path, overwrite)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import leanbert.addons  # noqa: F401  (their batch features: older config.yaml files name them in data)
 from leanbert.config import (
     ConfigError,
     ModelConfig,

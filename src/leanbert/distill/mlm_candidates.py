@@ -22,6 +22,7 @@ import torch
 
 from leanbert.data.tokenizer import TokenizerInfo, load_tokenizer
 from leanbert.errors import UserError
+from leanbert.interop.hf import import_from_hf
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import CONFIG_NAME, FORMAT, load_model
 
@@ -70,8 +71,6 @@ def load_mlm(path: str | Path, stack: ExitStack, log=print) -> tuple[LeanBertMod
             continue
         shown = directory  # the user's path, not the temporary import
         if kind == "hf":
-            from leanbert.interop.hf import import_from_hf
-
             log(f"importing the Hugging Face model {directory}")
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="leanbert-augment-")))
             directory = import_from_hf(directory, tmp / "imported")

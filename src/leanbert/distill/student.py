@@ -23,7 +23,7 @@ from leanbert.errors import UserError
 from leanbert.finetune.source import load_source, resolve_model_dir
 from leanbert.memory_check import check_model_fits
 from leanbert.model.model import LeanBertModel
-from leanbert.model_dir import tokenizer_fingerprint
+from leanbert.model_dir import read_model_config, tokenizer_fingerprint
 from leanbert.presets import model_config
 
 INITS = ("preset", "teacher-layers")
@@ -152,7 +152,5 @@ def student_config(init: str, *, teacher: ModelConfig, heads: list[str], num_lab
         return preset_student_config(preset, overrides, teacher, heads, num_labels)
     if init == "teacher-layers":
         return teacher_layers_config(teacher, keep_every, heads, num_labels)
-    from leanbert.model_dir import read_model_config
-
     config, _ = read_model_config(student_model_dir(init, work, log))
     return dataclasses.replace(config, heads=list(heads), num_labels=num_labels)

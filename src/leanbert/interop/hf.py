@@ -15,6 +15,7 @@ import torch
 
 from leanbert.config import ACTIVATIONS, ModelConfig
 from leanbert.errors import UserError
+from leanbert.export.remote import fill_remote_dir, remote_code_reason
 from leanbert.inference import hf_label_names
 from leanbert.model import POSITION_SCHEMES
 from leanbert.model.model import LeanBertModel
@@ -333,8 +334,6 @@ def export_to_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = F
     check_out_dir(out_dir, "export", [model_dir], overwrite, flag="OUT_DIR")
     model = load_model(model_dir)
     labels = read_model_config(model_dir)[1].get("task", {}).get("labels")
-    from leanbert.export.remote import fill_remote_dir, remote_code_reason
-
     if remote_code_reason(model.config) is not None:  # no transformers class: self-contained modeling file
         return publish_dir(out_dir, "export", lambda tmp: fill_remote_dir(model, Path(model_dir), tmp, labels),
                            inputs=[model_dir], overwrite=overwrite, flag="OUT_DIR")

@@ -2,12 +2,15 @@
 
 Every objective registers itself (registry.py): ``build_objective(objective_config("electra"), model_config)``
 picks the class by name; the objective sets the model heads itself (``heads`` of ``model_config`` is ignored).
-Importing this package registers the built-in objectives below: a new one is one file plus one import here.
+Importing this package imports every module in it, which registers the built-in objectives: a new one is one
+file and no edit here. Add-ons (TNF, ...) live in leanbert.addons, one floor up.
 """
 
 from __future__ import annotations
 
-from leanbert.objectives import electra, mcbert, mlm, pairs, tnf  # noqa: F401  (each registers itself)
+import importlib
+import pkgutil
+
 from leanbert.objectives.base import Objective, ObjectiveWrapper, Output
 from leanbert.objectives.config import ObjectiveConfig
 from leanbert.objectives.electra import Electra, ElectraConfig
@@ -37,3 +40,6 @@ __all__ = ["ADDONS", "OBJECTIVES", "AddonConfig", "AddonSpec", "DataNeeds", "Ele
            "ObjectiveWrapper", "Output", "PairsConfig", "aggregate_metrics", "apply_addons", "build_objective",
            "check_addons", "objective_config", "objective_config_from_dict", "objective_spec",
            "register_addon", "register_objective", "training_flops_per_token"]
+
+for _found in pkgutil.iter_modules(__path__):  # each objective's module registers itself
+    importlib.import_module(f"{__name__}.{_found.name}")

@@ -37,16 +37,23 @@ class DataNeeds:
               BERT's 80/10/10 masking is an ablation in the paper.
     refused:  key -> values the objective cannot train on (an MLM objective refuses ``masking: none``, which
               builds no targets), refused before a run starts rather than failing at its first batch.
+    features: batch features it reads (``Batch.extras``, data/features.py), added to ``data.features``; a
+              user's ``data.<feature>: false`` contradicts it.
     """
 
     implied: Mapping[str, Any] = field(default_factory=dict)
     required: frozenset[str] = frozenset()
     refused: Mapping[str, frozenset] = field(default_factory=dict)
+    features: frozenset[str] = frozenset()
 
     def apply(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Fill the implied settings into a raw ``data`` dict where the user did not set them (in place)."""
+        """Fill the implied settings into a raw ``data`` dict where the user did not set them, and add the
+        needed features (in place)."""
         for key, value in self.implied.items():
             data.setdefault(key, value)
+        listed = data.get("features") or []
+        if self.features and isinstance(listed, list | tuple):  # another value: DataConfig refuses it
+            data["features"] = list(listed) + sorted(self.features - set(listed))
         return data
 
     def check(self, data: Any, who: str) -> None:
@@ -61,6 +68,13 @@ class DataNeeds:
             want = self.implied[key]
             if value is not None and value != want:
                 raise ConfigError(f"data.{key}={value!r} does not fit {who}, which needs data.{key}={want!r}")
+        for name in sorted(self.features):  # a raw dict gets them added: only an explicit false contradicts
+            if isinstance(data, dict):
+                contradicted, shown = data.get(name) is False, f"data.{name}=False"
+            else:
+                contradicted, shown = name not in data.features, f"data.features={data.features!r}"
+            if contradicted:
+                raise ConfigError(f"{shown} does not fit {who}, which needs data.features to include {name!r}")
 
 
 # MLM objectives need targets: data.masking none builds none

@@ -5,7 +5,7 @@ mlm+sop, electra, mcbert). There is no public code; what the
 paper states and what we chose:
 
 * Rare words (paper: ~100-500 corpus occurrences): the dataset's rare-word table (``leanbert rare-words``,
-  data/rare_words.py), made with the same ``tnf.min_count`` / ``tnf.max_count`` / ``tnf.max_words``
+  addons/tnf/rare_words.py), made with the same ``tnf.min_count`` / ``tnf.max_count`` / ``tnf.max_words``
   (checked on every batch). A word = its run of word pieces, as whole-word masking defines it.
 * Note (paper sec. 3): Note(w, x) = the encoder's last-layer outputs c_j averaged over positions s-k .. t+k
   (k = ``tnf.window``, paper 16), where s..t are the word's pieces. We clip the window to the sequence's real
@@ -50,7 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leanbert.batch import IGNORE_INDEX, Batch, RareWords
+from leanbert.addons.tnf.rare_words import RARE_WORDS_FEATURE, RareWords
+from leanbert.batch import IGNORE_INDEX, Batch
 from leanbert.config import ConfigError, ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, ObjectiveWrapper, Output
@@ -58,6 +59,9 @@ from leanbert.objectives.registry import KEPT_HIDDEN, AddonConfig, AddonSpec, Da
 from leanbert.train.distributed import DistEnv, gather_rows
 
 MIX_POSITIONS = ("word", "window")
+# the head whose predictions TNF splits into rare-word and other pieces; the objectives report that head's
+# metrics as <head>_loss / <head>_accuracy / <head>_count (objectives/mlm.py), which the split is derived from
+MLM_HEAD = "mlm"
 
 
 @dataclass
@@ -169,7 +173,7 @@ class TakingNotes(ObjectiveWrapper):
         self.config = config
         self.noted = networks[kept]  # takes and gets the notes
         self.mlm_networks = [m for m in networks.values()
-                             if isinstance(m, LeanBertModel) and "mlm" in m.heads]  # rare/other MLM metrics
+                             if isinstance(m, LeanBertModel) and MLM_HEAD in m.heads]  # rare/other MLM metrics
         H, E = model_config.hidden_size, model_config.embedding_size
         self.project = nn.Linear(H, E, bias=False) if E != H else None  # notes (H) into the embedding sum (E)
         if self.project is not None:
@@ -185,10 +189,10 @@ class TakingNotes(ObjectiveWrapper):
 
     # --- forward --------------------------------------------------------------------------------------------
     def _rare_words(self, batch: Batch) -> RareWords:
-        rare = batch.rare_words
+        rare = batch.extras.get(RARE_WORDS_FEATURE.name)
         if rare is None:
             raise ConfigError("tnf.enabled=true needs batches with rare-word occurrences "
-                              "(data.rare_words=true)")
+                              f"(data.features: [{RARE_WORDS_FEATURE.name}])")
         if tuple(rare.settings) != self.config.table_settings:
             raise ConfigError(f"the dataset's rare-word table was made with (min_count, max_count, "
                               f"max_words) = {tuple(rare.settings)} but tnf.* say "
@@ -255,11 +259,12 @@ class TakingNotes(ObjectiveWrapper):
         n_rare = torch.tensor(float(len(rows)), device=device)
         metrics.update({"mlm_rare_loss": loss_sum / n_rare.clamp(min=1),
                         "mlm_rare_accuracy": correct / n_rare.clamp(min=1), "mlm_rare_count": n_rare})
-        if "mlm_loss" in inner_metrics and "mlm_count" in inner_metrics:
-            total = torch.as_tensor(inner_metrics["mlm_count"], device=device, dtype=torch.float32)
+        loss_key, accuracy_key, count_key = (f"{MLM_HEAD}_{name}" for name in ("loss", "accuracy", "count"))
+        if loss_key in inner_metrics and count_key in inner_metrics:
+            total = torch.as_tensor(inner_metrics[count_key], device=device, dtype=torch.float32)
             n_other = total - n_rare
-            loss_other = torch.as_tensor(inner_metrics["mlm_loss"], device=device) * total - loss_sum
-            right_other = torch.as_tensor(inner_metrics["mlm_accuracy"], device=device) * total - correct
+            loss_other = torch.as_tensor(inner_metrics[loss_key], device=device) * total - loss_sum
+            right_other = torch.as_tensor(inner_metrics[accuracy_key], device=device) * total - correct
             metrics.update({"mlm_other_loss": loss_other / n_other.clamp(min=1),
                             "mlm_other_accuracy": right_other / n_other.clamp(min=1),
                             "mlm_other_count": n_other})
@@ -307,4 +312,4 @@ def tnf_flops_per_token(model_config: ModelConfig, config: TnfConfig, data, obje
 
 register_addon(AddonSpec(group="tnf", config_class=TnfConfig, wrap=wrap_with_notes,
                          flops_per_token=tnf_flops_per_token, requires=frozenset({KEPT_HIDDEN}),
-                         data=DataNeeds(implied={"rare_words": True}, required=frozenset({"rare_words"}))))
+                         data=DataNeeds(features=frozenset({RARE_WORDS_FEATURE.name}))))

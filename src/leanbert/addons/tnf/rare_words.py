@@ -1,4 +1,5 @@
-"""TNF's rare-word table: whole words counted over a prepared dataset, and their occurrences in a batch.
+"""TNF's rare-word table: whole words counted over a prepared dataset, and their occurrences in a batch
+(the ``rare_words`` batch feature: ``data.features: [rare_words]``, ``Batch.extras["rare_words"]``).
 
 A word is a run of word pieces, as whole-word masking defines it (data/masking.py): a piece starts a word when
 the vocabulary's ``word_start`` table says so, or when it follows a special token or begins a line (a stored
@@ -28,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from leanbert.atomic import write_json_atomically
+from leanbert.data.features import FeatureSpec, register_feature
 from leanbert.data.shards import open_dataset
 from leanbert.data.tokenizer import TokenizerInfo
 from leanbert.errors import UserError
@@ -270,3 +273,47 @@ class RareWordMatcher:
             return empty, empty, empty, empty
         first, last, word = (np.array(column, dtype=np.int64) for column in zip(*found))
         return first // T, first % T, (last - 1) % T + 1, word
+
+
+@dataclass
+class RareWords:
+    """Occurrences of a rare-word table's words in a batch (``Batch.extras["rare_words"]``), in row-major order.
+
+    rows, starts, ends, word_ids: (K,) long; occurrence k covers pieces starts[k] .. ends[k] - 1 of sequence
+    rows[k] and is word word_ids[k] of the table. Found on the uncorrupted sequence, before masking.
+    settings:  (min_count, max_count, max_words) the table was made with, so a consumer can refuse another.
+    """
+
+    rows: torch.Tensor
+    starts: torch.Tensor
+    ends: torch.Tensor
+    word_ids: torch.Tensor
+    settings: tuple[int, int, int]
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> RareWords:
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device, non_blocking=non_blocking)
+
+        return RareWords(move(self.rows), move(self.starts), move(self.ends), move(self.word_ids),
+                         self.settings)
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+
+class RareWordProducer:
+    """The ``rare_words`` batch feature: a batch's occurrences of the words of ``data.path``'s table (the valid
+    split uses the training dataset's table too: word ids always refer to it)."""
+
+    def __init__(self, data_config, tokenizer: TokenizerInfo):
+        self.matcher = RareWordMatcher(load_rare_word_table(data_config.path, tokenizer.fingerprint), tokenizer)
+        s = self.matcher.table.settings
+        self.settings = (s.min_count, s.max_count, s.max_words)
+
+    def __call__(self, ids: np.ndarray) -> RareWords:
+        rows, starts, ends, word_ids = self.matcher(ids)  # each (K,)
+        return RareWords(rows=torch.from_numpy(rows), starts=torch.from_numpy(starts),
+                         ends=torch.from_numpy(ends), word_ids=torch.from_numpy(word_ids), settings=self.settings)
+
+
+RARE_WORDS_FEATURE = register_feature(FeatureSpec(name="rare_words", build=RareWordProducer))
