@@ -11,6 +11,8 @@ from leanbert.jobs.env import (
     train_objective,
     write_on_main,
 )
+from leanbert.jobs.resume import CONFIG_FILE, check_resume_compatible, check_resume_steps
+from leanbert.jobs.runner import Job, JobSpec, run_job
 
-__all__ = ["Log", "job_env", "main_process_only", "seed_everything", "seed_per_rank", "train_objective",
+__all__ = ["CONFIG_FILE", "Job", "JobSpec", "check_resume_compatible", "check_resume_steps", "run_job", "Log", "job_env", "main_process_only", "seed_everything", "seed_per_rank", "train_objective",
            "write_on_main"]
