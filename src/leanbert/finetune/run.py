@@ -1,8 +1,9 @@
 """``finetune``: MODEL + task -> OUT_DIR with metrics.json, predictions.tsv and the fine-tuned model.
 
-A task job (``task_job.TaskJob``, which also writes OUT_DIR; its docstring shows the layout) with the task
-type's objective (``TaskObjective``): one run per seed on the shared training loop, the dev set scored once
-per epoch (the learning curve in each seed's ``metrics.jsonl``) and at the end.
+A task job (``task_job.TaskJob``, which fills OUT_DIR; its docstring shows the layout), published by the job
+runner (``leanbert.jobs``), with the task type's objective (``TaskObjective``): one run per seed on the shared
+training loop, the dev set scored once per epoch (the learning curve in each seed's ``metrics.jsonl``) and at
+the end.
 """
 
 from __future__ import annotations
