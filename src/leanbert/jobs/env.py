@@ -19,7 +19,7 @@ from torch import nn
 
 from leanbert.atomic import write_dir_atomically
 from leanbert.batch import Batch
-from leanbert.model.padding import set_unpadding
+from leanbert.model import padding
 from leanbert.train.config import TrainConfig
 from leanbert.train.distributed import DistEnv, barrier, init_distributed, shutdown
 from leanbert.train.loop import EvalFn, LoopResult, train_loop
@@ -73,7 +73,7 @@ def train_objective(objective: nn.Module, batches: Iterable[Batch], config: Trai
     ``on_ready``: see ``train_loop`` (write the run's own files there, after a resume is known valid)."""
     config.micro_batch_size(env.world_size)
     if not config.unpad:
-        set_unpadding(objective, False)
+        padding.set_unpadding(objective, False)
     return train_loop(objective, batches, config, run_dir, eval_fn=eval_fn, env=env, resume=resume,
                       param_groups=param_groups, progress=progress, on_ready=on_ready)
 
