@@ -20,6 +20,7 @@ from leanbert.finetune.data import load_task_data
 from leanbert.finetune.source import classifier_config
 from leanbert.finetune.task_job import TaskJob, encode_task
 from leanbert.inference import predict
+from leanbert.jobs import JobSpec, run_job
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model
 from leanbert.objectives.base import Objective, Output
@@ -85,7 +86,8 @@ def test_task_job_trains_any_objective_and_writes_out_dir(tmp_path, toy):
         return job.train(kept["objective"], student, seed, run_dir)
 
     out = tmp_path / "out"
-    result = job.run(out, run_seed, tokenizer_dir=tok, scratch=tmp_path, describe={"teacher": "toy"})
+    result = run_job(JobSpec("finetune", out, "published"),
+                     lambda runner: job.run(runner.publish, run_seed, tokenizer_dir=tok, describe={"teacher": "toy"}))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["teacher"] == "toy" and metrics["seeds"] == [5] and metrics == result.metrics
     assert metrics["metric_names"] == ["accuracy", "f1", "mcc"] and metrics["num_dev"] == {"dev": 24}

@@ -110,6 +110,53 @@ def _reader(files, stats, text_field, max_line_bytes, batch_chars, out: queue.Qu
         out.put(err)
 
 
+class _DocumentSplitter:
+    """Batches of encoded lines -> the two splits' writers, with global document ids: a line that tokenizes to
+    nothing is dropped and its document start moves to the next line kept; a new file starts a document; a
+    document goes to the validation split by the hash of its id (``valid_mask``). Counts go into ``sources``."""
+
+    def __init__(self, writers: dict[str, _SplitWriter], sources: list[dict], valid_fraction: float):
+        self.writers, self.sources, self.valid_fraction = writers, sources, valid_fraction
+        self.next_doc = 0  # global index of the next document
+        self.last_file = -1
+        self.last_kept_doc = -1
+
+    def add(self, index: int, flat: np.ndarray, lengths: np.ndarray, starts: list[bool]) -> int:
+        """One batch of file ``index`` (its lines' tokens ``flat`` and ``lengths``); returns the tokens kept."""
+        doc_starts = np.array(starts, dtype=bool)
+        if index != self.last_file:
+            doc_starts[0] = True
+            self.last_file = index
+        doc_ids = self.next_doc - 1 + np.cumsum(doc_starts)
+        self.next_doc = int(doc_ids[-1]) + 1
+        keep = lengths > 0
+        kept_ids = doc_ids[keep]
+        kept_starts = np.ones(len(kept_ids), dtype=bool)
+        kept_starts[1:] = kept_ids[1:] != kept_ids[:-1]
+        if len(kept_ids):
+            kept_starts[0] = kept_ids[0] != self.last_kept_doc
+            self.last_kept_doc = int(kept_ids[-1])
+        lengths_kept = lengths[keep]
+        is_valid = valid_mask(kept_ids, self.valid_fraction)
+        token_valid = np.repeat(is_valid, lengths_kept)
+        for name, line_mask, token_mask in (("train", ~is_valid, ~token_valid), ("valid", is_valid, token_valid)):
+            if line_mask.any():
+                self.writers[name].append(flat[token_mask], lengths_kept[line_mask], kept_starts[line_mask])
+        source = self.sources[index]
+        source["docs"] += int(np.count_nonzero(kept_starts))
+        source["lines"] += int(len(lengths_kept))
+        source["tokens"] += int(lengths_kept.sum())
+        return int(lengths_kept.sum())
+
+
+def _copy_tokenizer_files(tokenizer_dir: Path, target: Path) -> None:
+    """The tokenizer travels with the dataset (a model trained on it copies it from there)."""
+    target.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tokenizer_dir / name).is_file():
+            shutil.copyfile(tokenizer_dir / name, target / name)
+
+
 def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str | Path,
                     valid_fraction: float = 0.01, text_field: str = "text",
                     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, shard_tokens: int = 1 << 27,
@@ -139,53 +186,25 @@ def prepare_dataset(inputs: list[str], tokenizer_dir: str | Path, out_dir: str |
 
     def fill(tmp: Path) -> None:
         encoder = LineEncoder(info, word_cache=word_cache)
-        writers = {name: _SplitWriter(tmp / name, dtype, shard_tokens) for name in SPLITS}
         sources = [{"path": str(p), "bytes": p.stat().st_size, "docs": 0, "lines": 0, "tokens": 0} for p in files]
-        next_doc = 0  # global index of the next document
-        last_file = -1
-        last_kept_doc = -1
+        splitter = _DocumentSplitter({name: _SplitWriter(tmp / name, dtype, shard_tokens) for name in SPLITS},
+                                     sources, valid_fraction)
         thread.start()
         while (item := batches.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
             index, lines, starts = item
-            flat, lengths = encoder.encode(lines)
-            doc_starts = np.array(starts, dtype=bool)
-            if index != last_file:
-                doc_starts[0] = True
-                last_file = index
+            if index != splitter.last_file:
                 bar.set_postfix_str(f"file {index + 1}/{len(files)}", refresh=False)
-            # a line that tokenizes to nothing is dropped; its document start moves to the next line kept
-            doc_ids = next_doc - 1 + np.cumsum(doc_starts)
-            next_doc = int(doc_ids[-1]) + 1
-            keep = lengths > 0
-            kept_ids = doc_ids[keep]
-            kept_starts = np.ones(len(kept_ids), dtype=bool)
-            kept_starts[1:] = kept_ids[1:] != kept_ids[:-1]
-            if len(kept_ids):
-                kept_starts[0] = kept_ids[0] != last_kept_doc
-                last_kept_doc = int(kept_ids[-1])
-            lengths_kept = lengths[keep]
-            is_valid = valid_mask(kept_ids, valid_fraction)
-            token_valid = np.repeat(is_valid, lengths_kept)
-            for name, line_mask, token_mask in (("train", ~is_valid, ~token_valid), ("valid", is_valid, token_valid)):
-                if line_mask.any():
-                    writers[name].append(flat[token_mask], lengths_kept[line_mask], kept_starts[line_mask])
-            source = sources[index]
-            source["docs"] += int(np.count_nonzero(kept_starts))
-            source["lines"] += int(len(lengths_kept))
-            source["tokens"] += int(lengths_kept.sum())
-            bar.update(int(lengths_kept.sum()))
+            flat, lengths = encoder.encode(lines)
+            bar.update(splitter.add(index, flat, lengths, starts))
         thread.join()
         bar.close()
-        splits = {name: writer.close() for name, writer in writers.items()}
+        splits = {name: writer.close() for name, writer in splitter.writers.items()}
         total_tokens = sum(s["num_tokens"] for s in splits.values())
         if total_tokens == 0:
             raise UserError(f"no text found in {', '.join(inputs)} ({stats.total} inputs skipped, see above)")
-        (tmp / "tokenizer").mkdir()
-        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-            if (info.path / name).is_file():
-                shutil.copyfile(info.path / name, tmp / "tokenizer" / name)
+        _copy_tokenizer_files(info.path, tmp / "tokenizer")
         manifest.update({
             "format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype.str,
             "tokenizer": {"fingerprint": info.fingerprint, "kind": info.kind, "vocab_size": info.vocab_size,

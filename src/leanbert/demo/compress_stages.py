@@ -7,10 +7,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from leanbert.demo.compress_settings import CompressSettings
 from leanbert.demo.data import rotten_tomatoes, write_tsv
 from leanbert.demo.few_labels import split_labels, write_split
 from leanbert.demo.latency import batch1_latency_ms, onnx_runner, torch_runner
@@ -27,9 +28,6 @@ from leanbert.finetune.tasks import Example, TaskData
 from leanbert.interop.hf import export_to_hf
 from leanbert.model_dir import load_model, save_model
 from leanbert.predict import predict_file
-
-if TYPE_CHECKING:
-    from leanbert.demo.compress_settings import CompressSettings
 
 Log = Callable[[str], Any]
 LATENCY_THREADS = 1  # batch-1 latency is measured with one thread per model (PyTorch and onnxruntime)

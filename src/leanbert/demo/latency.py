@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from leanbert.export.onnx import ONNX_NAME, OnnxRunner
 from leanbert.finetune.encode import Features
+from leanbert.model_dir import load_model
 
 # one encoded sentence -> its (1, C) logits
 RunOne = Callable[[Features], object]
@@ -22,8 +24,6 @@ RunOne = Callable[[Features], object]
 
 def torch_runner(model_dir: Path) -> RunOne:
     """A leanbert model directory as a batch-1 callable (eval mode, inference mode)."""
-    from leanbert.model_dir import load_model
-
     model = load_model(model_dir, map_location="cpu").eval()
 
     def run(features: Features):
@@ -36,8 +36,6 @@ def torch_runner(model_dir: Path) -> RunOne:
 
 def onnx_runner(onnx_dir: Path, threads: int) -> RunOne:
     """An ONNX directory from ``leanbert export --format onnx`` as a batch-1 callable."""
-    from leanbert.export.onnx import ONNX_NAME, OnnxRunner
-
     runner = OnnxRunner(onnx_dir / ONNX_NAME, threads=threads)
 
     def run(features: Features):

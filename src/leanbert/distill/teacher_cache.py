@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from leanbert.atomic import make_temp_dir, write_json_atomically
+from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.distill.matches import LayerMatch
 from leanbert.finetune.encode import Collator, Features
 from leanbert.model.model import LeanBertModel
@@ -189,11 +189,12 @@ def _inference_pass(teacher: LeanBertModel, rows: Sequence[Features], collator: 
 
 def build_cache(directory: Path, teacher: LeanBertModel, rows: Sequence[Features], collator: Collator,
                 key: dict[str, Any], batch_size: int = 128, progress: bool = False) -> TeacherCache:
-    """Compute the cache for ``key`` into ``directory`` (replacing what is there) and open it."""
+    """Compute the cache for ``key`` into ``directory`` (replacing what is there, atomically) and open it."""
     features = [tuple(f) for f in key["stored_features"]]
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = make_temp_dir(directory.parent, directory.name, "tmp")
-    try:
+    meta = {"key": key, "teacher_layers": teacher.config.num_layers, "teacher_heads": teacher.config.num_heads,
+            "num_labels": teacher.config.num_labels}
+
+    def fill(tmp: Path) -> None:
         lengths = np.array([row.input_ids.shape[0] for row in rows], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         sinks = {"logits": np.lib.format.open_memmap(tmp / "logits.npy", "w+", np.float32,
@@ -209,30 +210,24 @@ def build_cache(directory: Path, teacher: LeanBertModel, rows: Sequence[Features
         del sinks
         if features:
             np.save(tmp / "offsets.npy", offsets, allow_pickle=False)
-        meta = {"key": key, "teacher_layers": teacher.config.num_layers, "teacher_heads": teacher.config.num_heads,
-                "num_labels": teacher.config.num_labels}
         write_json_atomically(tmp / "meta.json", meta)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    write_dir_atomically(directory, fill)
     return TeacherCache(directory, meta)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
     """``target`` as a copy of the cache directory ``source``: hard links where the file system allows (no
     bytes copied, and the source stays untouched)."""
-    tmp = make_temp_dir(target.parent, target.name, "tmp")
-    try:
+
+    def fill(tmp: Path) -> None:
         for path in source.iterdir():
             try:
                 os.link(path, tmp / path.name)
             except OSError:
                 shutil.copy2(path, tmp / path.name)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    write_dir_atomically(target, fill)
 
 
 def prepare_cache(teacher: LeanBertModel, rows: Sequence[Features], collator: Collator, max_seq_len: int,

@@ -14,14 +14,17 @@ OUT_DIR::
                       metric.
     runs/seed-N/      the loop's metrics.jsonl (training loss, lr, dev metrics as val_*)
 
-Everything is written into a temporary sibling of OUT_DIR that is renamed into place at the end::
+Everything is written into a temporary sibling of OUT_DIR that is renamed into place at the end (the job
+runner's ``published`` layout, ``leanbert.jobs``)::
 
-    data = encode_task(task, tokenizer_dir, config.data, model.config)
-    job = TaskJob(data, config, env)
-    def run_seed(job, seed, run_dir):
-        model = ...                                   # the network that is scored and saved
-        return job.train(MyObjective(model, ...), model, seed, run_dir)
-    result = job.run(out_dir, run_seed, tokenizer_dir=tokenizer_dir, describe={"model": "..."}, scratch=work)
+    def body(job: Job) -> TaskJobResult:
+        data = encode_task(task, tokenizer_dir, config.data, model.config)
+        task_job = TaskJob(data, config, job.env)
+        def run_seed(task_job, seed, run_dir):
+            model = ...                               # the network that is scored and saved
+            return task_job.train(MyObjective(model, ...), model, seed, run_dir)
+        return task_job.run(job.publish, run_seed, tokenizer_dir=tokenizer_dir, describe={"model": "..."})
+    result = run_job(JobSpec("finetune", out_dir, "published", inputs=[...]), body)
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from typing import Any
 
 from torch import nn
 
-from leanbert import outdir
 from leanbert.atomic import write_json_atomically
 from leanbert.config import ModelConfig
 from leanbert.finetune.config import FinetuneConfig, FinetuneDataConfig, to_train_config
@@ -45,7 +47,7 @@ from leanbert.finetune.encode import Collator, Features, iterate_batches
 from leanbert.finetune.layer_decay import layer_lr_scales
 from leanbert.finetune.metrics import aggregate_seeds
 from leanbert.finetune.tasks import TaskData, TaskSpec
-from leanbert.jobs import Log, main_process_only, seed_per_rank, train_objective, write_on_main
+from leanbert.jobs import Log, main_process_only, seed_per_rank, train_objective
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import check_tokenizer_files, save_model
 from leanbert.tasks import EncodedTask, TaskType, get_task_type
@@ -68,13 +70,6 @@ class TaskJobResult:
     metrics: dict[str, Any]  # what metrics.json holds
     seeds: list[SeedResult] = field(default_factory=list)
     is_main: bool = True  # False on the other ranks of a torchrun job (rank 0 wrote OUT_DIR and reports)
-
-
-def check_out_dir(out_dir: Path, overwrite: bool, inputs: Sequence[str | Path] = (), kind: str = "finetune",
-                  ) -> None:
-    """OUT_DIR under the output-directory policy (``leanbert.outdir``): a non-empty one only with
-    ``overwrite`` and only an earlier ``kind`` output; never one of ``inputs``, their parents or children."""
-    outdir.check_out_dir(out_dir, kind, inputs, overwrite)
 
 
 def task_files(task: TaskData) -> list[str]:
@@ -121,6 +116,7 @@ def _module_prefix(objective: nn.Module, model: nn.Module) -> str:
 
 
 RunSeed = Callable[["TaskJob", int, Path], tuple[SeedResult, LeanBertModel]]
+Publish = Callable[[Callable[[Path], None]], Path]  # jobs.Job.publish
 
 
 class TaskJob:
@@ -169,12 +165,12 @@ class TaskJob:
         seconds = time.perf_counter() - start
         return SeedResult(seed, last["metrics"], curve, last["predictions"], seconds), model.cpu().eval()
 
-    def run(self, out_dir: Path, run_seed: RunSeed, *, tokenizer_dir: Path, scratch: Path,
-            describe: dict[str, Any] | None = None, kind: str = "finetune") -> TaskJobResult:
+    def run(self, publish: Publish, run_seed: RunSeed, *, tokenizer_dir: Path,
+            describe: dict[str, Any] | None = None) -> TaskJobResult:
         """``run_seed(self, seed, run_dir)`` for every ``train.seeds``, then OUT_DIR from the best seed on the
-        main metric. ``describe`` goes into metrics.json after ``task``; ``scratch`` is a directory the caller
-        removes, where the ranks other than 0 put their run logs; ``kind`` is the command that OUT_DIR's marker
-        names. Every rank returns the metrics."""
+        main metric, through ``publish`` (the job runner's ``Job.publish``: every rank fills a folder, rank 0's
+        becomes OUT_DIR with its marker). ``describe`` goes into metrics.json after ``task``. Every rank returns
+        the metrics."""
         spec, config, env = self.spec, self.config, self.env
         seeds: list[SeedResult] = []
         metrics: dict[str, Any] = {}
@@ -194,11 +190,10 @@ class TaskJob:
                 return
             task_meta = {"type": self.task_type.name, **self.task_type.task_meta(self.data)}
             save_model(best_model, tmp / "model", tokenizer_dir=tokenizer_dir, extra={"task": task_meta})
-            outdir.write_marker(tmp, kind)  # so that the same command's --overwrite may replace it later
             write_json_atomically(tmp / "metrics.json", metrics)
             self.task_type.write_predictions(tmp, self.data, best.predictions)
 
-        write_on_main(out_dir, fill, env, scratch=scratch / f"rank-{env.rank}")
+        out_dir = publish(fill)
         return TaskJobResult(out_dir, json.loads(json.dumps(metrics)), seeds, env.is_main)
 
 

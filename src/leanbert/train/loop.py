@@ -248,8 +248,10 @@ class _Trainer:
         return record
 
     # --- the loop -------------------------------------------------------------------------------------
-    def run(self, resume: bool, on_ready: Callable[[], None] | None = None) -> LoopResult:
-        cfg, env = self.config, self.env
+    def start(self, resume: bool, on_ready: Callable[[], None] | None) -> nn.Module:
+        """The run directory cleaned of a killed run's partial checkpoints, the checkpoint restored (``resume``),
+        ``on_ready`` called, metrics.jsonl cut back to the restored step; returns the module to step with."""
+        env = self.env
         self._rng_to_restore = None
         if env.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -264,10 +266,15 @@ class _Trainer:
                 on_ready()
             self.writer.truncate_after(self.step)
         model = wrap_ddp(self.objective, env)
-        if cfg.compile:
+        if self.config.compile:
             model = torch.compile(model)
         if self._rng_to_restore is not None:  # last, so nothing between here and the first step draws numbers
             ckpt.set_rng_state(self._rng_to_restore)
+        return model
+
+    def run(self, resume: bool, on_ready: Callable[[], None] | None = None) -> LoopResult:
+        cfg, env = self.config, self.env
+        model = self.start(resume, on_ready)
         self.t0 = time.monotonic()
         start_step = self.step
         stop_reason = "max_steps"

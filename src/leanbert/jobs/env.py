@@ -1,15 +1,8 @@
-"""What every training job (pretrain, finetune, distill) does around the shared loop, written once.
+"""The pieces every training job (pretrain, finetune, distill) is made of, around the shared loop (the runner,
+``runner.run_job``, puts them together).
 
-A job is: join the process group when launched by torchrun (and leave it at the end), seed, build its
-objective and data (the job's own part), call the loop, and let rank 0 alone talk and write the output
-directory::
-
-    with job_env(config.train.device) as env:
-        log, progress = main_process_only(env, log, progress)
-        seed_everything(seed)
-        objective = ...
-        result = train_objective(objective, batches, train_config, run_dir, env, eval_fn=...)
-        write_on_main(out_dir, fill, env, scratch=work / f"rank-{env.rank}")
+Outside the runner they serve the parts of a job that train several times inside one run (a task job's
+seeds: ``seed_per_rank``, ``train_objective``).
 """
 
 from __future__ import annotations
@@ -26,6 +19,7 @@ from torch import nn
 
 from leanbert.atomic import write_dir_atomically
 from leanbert.batch import Batch
+from leanbert.model import padding
 from leanbert.train.config import TrainConfig
 from leanbert.train.distributed import DistEnv, barrier, init_distributed, shutdown
 from leanbert.train.loop import EvalFn, LoopResult, train_loop
@@ -79,9 +73,7 @@ def train_objective(objective: nn.Module, batches: Iterable[Batch], config: Trai
     ``on_ready``: see ``train_loop`` (write the run's own files there, after a resume is known valid)."""
     config.micro_batch_size(env.world_size)
     if not config.unpad:
-        from leanbert.model.padding import set_unpadding  # model code, loaded only when asked for
-
-        set_unpadding(objective, False)
+        padding.set_unpadding(objective, False)
     return train_loop(objective, batches, config, run_dir, eval_fn=eval_fn, env=env, resume=resume,
                       param_groups=param_groups, progress=progress, on_ready=on_ready)
 
