@@ -24,10 +24,10 @@ import torch
 from tqdm import tqdm
 
 from leanbert.batch import Batch
-from leanbert.finetune.encode import Collator, Features
-from leanbert.finetune.metrics import predictions_from_logits
-from leanbert.finetune.tasks import TaskSpec
 from leanbert.model.model import LeanBertModel
+from leanbert.tasks.encode import Collator, Features
+from leanbert.tasks.glue import TaskSpec
+from leanbert.tasks.metrics import predictions_from_logits
 from leanbert.train.distributed import DistEnv, gather_rows
 
 DEFAULT_MAX_LEN = 512  # when the model saved none: BERT's usual limit, capped by max_positions

@@ -7,8 +7,8 @@ import pytest
 
 from leanbert.cpu_features import describe, has_bf16, has_vnni, parse_flags, require_bf16
 from leanbert.errors import UserError
-from leanbert.finetune.encode import Collator, Features
 from leanbert.inference import plan_batches, run_in_order
+from leanbert.tasks.encode import Collator, Features
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -78,7 +78,7 @@ def test_batching_and_order_do_not_change_predictions(sst2_finetuned, sst2_dir, 
     """Length-sorted batches of any size give the logits of one example at a time, in input order."""
     dev = _dev_slice(sst2_dir, tmp_path)
     model = load_model(sst2_finetuned / "model")
-    from leanbert.finetune.encode import PairEncoder
+    from leanbert.tasks.encode import PairEncoder
 
     encoder = PairEncoder.from_dir(sst2_finetuned / "model", MAX_LEN)
     texts = [r[0] for r in _read(dev)[1:]]

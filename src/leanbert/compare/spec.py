@@ -64,7 +64,7 @@ class TaskRef:
     max_seq_len: int = 128  # probe
 
     def load(self):
-        from leanbert.finetune.data import load_task_data
+        from leanbert.tasks.sequence_data import load_task_data
 
         return load_task_data(self.task, data=self.data, train=self.train, dev=self.dev,
                               text_columns=self.text_columns, label_column=self.label_column,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from leanbert.finetune.encode import Features
+from leanbert.tasks.encode import Features
 
 # one encoded sentence -> its (1, C) logits
 RunOne = Callable[[Features], object]

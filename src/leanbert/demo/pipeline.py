@@ -137,11 +137,11 @@ def _run(out: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
     from leanbert.data.prepare import prepare_dataset
     from leanbert.data.tokenizer import train_tokenizer
     from leanbert.demo import report
-    from leanbert.finetune.data import load_task_data
     from leanbert.finetune.run import finetune
     from leanbert.model_dir import load_model
     from leanbert.pretrain import pretrain
     from leanbert.pretrain_config import load_pretrain_config
+    from leanbert.tasks.sequence_data import load_task_data
 
     for package, relative in (WIKI_FILE, REVIEWS_FILE):  # missing packages are reported before anything is
         package_file(package, relative)                   # written (or an earlier demo output replaced)

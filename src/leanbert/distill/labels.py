@@ -17,8 +17,8 @@ from typing import Any
 
 from leanbert.config import ConfigError
 from leanbert.errors import UserError
-from leanbert.finetune.tasks import TaskData
 from leanbert.model_dir import read_model_config
+from leanbert.tasks.glue import TaskData
 
 KEY = "data.label_map"
 

@@ -54,7 +54,6 @@ from leanbert.finetune.task_job import (
     encode_task,
     task_files,
 )
-from leanbert.finetune.tasks import TaskData
 from leanbert.jobs import job_env, main_process_only, seed_everything, train_objective
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import check_tokenizer_files, save_model, tokenizer_fingerprint
@@ -62,6 +61,7 @@ from leanbert.outdir import open_run_dir, write_marker
 from leanbert.pretrain import check_resume_compatible, check_resume_steps, make_eval_fn
 from leanbert.run_lock import lock_output
 from leanbert.tasks import get_task_type
+from leanbert.tasks.glue import TaskData
 from leanbert.train.checkpoint import checkpoints_dir
 from leanbert.train.distributed import DistEnv
 from leanbert.train.loop import LoopResult

@@ -26,11 +26,11 @@ from leanbert.finetune.task_job import (
     encode_task,
     task_files,
 )
-from leanbert.finetune.tasks import TaskData
 from leanbert.jobs import job_env, main_process_only
 from leanbert.model.model import LeanBertModel
 from leanbert.run_lock import lock_output
 from leanbert.tasks import TaskType, get_task_type
+from leanbert.tasks.glue import TaskData
 from leanbert.train.distributed import DistEnv
 
 

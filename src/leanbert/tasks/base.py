@@ -24,11 +24,12 @@ Plugging in a task type (developer note, e.g. token classification or multiple c
    ``leanbert.tasks``). Its output is a new ``ModelOutput`` name (``token_logits``) or ``logits``.
 2. One file ``leanbert/tasks/<name>.py`` that builds a ``TaskType`` (all fields below) and calls
    ``register_task_type(...)`` at import time; add the module name to ``BUILT_IN`` in ``tasks/__init__.py``.
-   ``load`` returns a finetune ``TaskData`` with ``kind`` = your type's name and ``files`` (or examples with a
-   ``path``); its spec needs ``name``, ``main_metric``, ``metric_names`` and ``recipe`` (a finetune ``Recipe``:
-   the type's default settings). Task-specific ``data.*`` keys: subclass ``FinetuneDataConfig`` and pass it
-   as ``data_config``. Targets travel in ``Batch.targets`` (a dict of tensors your collator fills). See
-   ``tasks/sequence.py`` (thin, delegating to finetune/), ``tasks/qa.py`` (a full example: windows,
+   ``load`` returns a ``TaskData`` (tasks/glue.py) with ``kind`` = your type's name and ``files`` (or
+   examples with a ``path``); its spec needs ``name``, ``main_metric``, ``metric_names`` and ``recipe`` (a
+   ``Recipe``, tasks/recipe.py: the type's default settings). Task-specific ``data.*`` keys: subclass
+   ``FinetuneDataConfig`` (tasks/recipe.py) and pass it as ``data_config``. Targets travel in
+   ``Batch.targets`` (a dict of tensors your collator fills). See
+   ``tasks/sequence.py`` (classification, its pieces beside it), ``tasks/qa.py`` (a full example: windows,
    post-processing, own metrics) and tests/tasks/test_toy_task_type.py (a whole type in one test file).
 3. Export needs nothing else for the native classes when ``hf_names`` is right; the remote-code wrapper
    ``LeanBert<hf_suffix>`` comes from one row in ``export/remote_wrapper.TASK_CLASSES``.
@@ -77,7 +78,7 @@ class EncodedTask:
 
 
 # Signatures of the TaskType callables (``Any`` where the value is the type's own class).
-Loader = Callable[[TaskRequest], Any]  # -> finetune TaskData (spec, train, dev, kind=name, files)
+Loader = Callable[[TaskRequest], Any]  # -> a TaskData (tasks/glue.py) (spec, train, dev, kind=name, files)
 Encode = Callable[[Any, Path, Any, Any, bool], EncodedTask]  # (TaskData, tokenizer dir, data config, ModelConfig, progress)
 Loss = Callable[[Any, Any], Any]  # (ModelOutput, Batch) -> objectives.base.Output
 DistillLoss = Callable[[Any, Any, Any, float, float], torch.Tensor]  # (student, teacher ModelOutput, Batch, T, w)

@@ -1,7 +1,6 @@
 """The sequence task type: classification / regression of a text or text pair (GLUE tasks and ``custom``
-files), the first entry of the task-type registry. It delegates to the code that always did this job:
-reading in finetune/tasks.py, custom.py and data.py, encoding in finetune/encode.py, metrics in
-finetune/metrics.py and scoring in inference.py.
+files), the first entry of the task-type registry. Its pieces sit beside it: reading in glue.py, custom.py
+and sequence_data.py, encoding in encode.py, metrics in metrics.py; scoring in leanbert/inference.py.
 
 Head ``classifier`` (``num_labels`` outputs; 1 = regression), cross-entropy or MSE as transformers'
 *ForSequenceClassification; OUT_DIR/predictions.tsv holds index, prediction, gold.
@@ -18,15 +17,15 @@ import torch.nn.functional as F
 
 from leanbert.batch import Batch
 from leanbert.config import ModelConfig
-from leanbert.distill.losses import prediction_loss
 from leanbert.errors import UserError
-from leanbert.finetune.config import FinetuneDataConfig
-from leanbert.finetune.data import load_task_data
-from leanbert.finetune.encode import Collator, PairEncoder
-from leanbert.finetune.tasks import TaskData, TaskSpec
 from leanbert.inference import gold_labels, score
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type
+from leanbert.tasks.encode import Collator, PairEncoder
+from leanbert.tasks.glue import TaskData, TaskSpec
+from leanbert.tasks.prediction_loss import prediction_loss
+from leanbert.tasks.recipe import FinetuneDataConfig
+from leanbert.tasks.sequence_data import load_task_data
 
 
 def load(request: TaskRequest) -> TaskData:
