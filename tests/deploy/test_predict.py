@@ -172,7 +172,7 @@ def test_regression_scores_and_unnamed_labels():
 
 def test_bf16_prints_its_agreement_with_fp32_and_both_accuracies(sst2_finetuned, sst2_dir, tmp_path,
                                                                  monkeypatch):
-    import leanbert.cpu_features as cpu_features
+    import leanbert.train.cpu_features as cpu_features
 
     monkeypatch.setattr(cpu_features, "cpu_flags", lambda *a: frozenset({"avx512f", "avx512_bf16"}))
     dev = _dev_slice(sst2_dir, tmp_path)
@@ -194,7 +194,7 @@ def test_bf16_prints_its_agreement_with_fp32_and_both_accuracies(sst2_finetuned,
 
 
 def test_bf16_is_refused_without_native_bf16(sst2_finetuned, tmp_path, capsys, monkeypatch):
-    import leanbert.cpu_features as cpu_features
+    import leanbert.train.cpu_features as cpu_features
 
     monkeypatch.setattr(cpu_features, "cpu_flags", lambda *a: frozenset({"avx2"}))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

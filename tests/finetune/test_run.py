@@ -119,8 +119,8 @@ def test_saved_model_predicts_like_predictions_tsv(sst2_run, sst2_slice):
     task = load_task("sst2", sst2_slice)
     encoder = PairEncoder.from_dir(sst2_run / "model", 64)
     features = encoder.encode(task.dev["dev"][:40])
-    from leanbert.inference import predict
     from leanbert.tasks.encode import Collator
+    from leanbert.tasks.sequence import predict
 
     preds = predict(model, features, Collator(encoder.pad_id), 16, regression=False)
     rows = _read_tsv(sst2_run / "predictions.tsv")[1:41]
