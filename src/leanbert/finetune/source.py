@@ -23,6 +23,7 @@ import torch
 
 from leanbert.config import ModelConfig
 from leanbert.errors import UserError
+from leanbert.interop.hf import import_from_hf
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import CONFIG_NAME, FORMAT, ROLES_FILE, load_model
 from leanbert.safe_io import read_json_object
@@ -78,8 +79,6 @@ def resolve_model_dir(model: str | Path, tmp_dir: Path, log=print) -> Path:
         raise UserError(f"{model}: no {CONFIG_NAME} here or in {', '.join(_SUBDIRS)} (expected a leanbert model "
                         "directory, a pretraining run, or a Hugging Face model directory)")
     if kind == "hf":
-        from leanbert.interop.hf import import_from_hf
-
         imported = tmp_dir / "imported"
         if imported.is_dir():  # this run imported it already (tmp_dir is the caller's per-run scratch;
             return imported    # the import publishes atomically, so a present folder is complete)
