@@ -216,8 +216,8 @@ def ratio_to_teacher(student: list[dict[str, float]], teacher: dict[str, float])
 
 def rows_are_sentences(task: TaskData | EncodedTask) -> bool:
     """One feature per row with (classes,) logits: the rows the teacher cache and unlabeled text take (QA
-    windows, token tags and option groups are not)."""
-    return getattr(task, "kind", "sequence") == "sequence"
+    windows, token tags and option groups are not): the task type's ``logits_per_row``."""
+    return get_task_type(task.kind).logits_per_row
 
 
 def task_teacher_cache(settings: TaskDistillConfig, teacher: LeanBertModel, data: EncodedTask, matches: list,

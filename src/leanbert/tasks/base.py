@@ -120,6 +120,12 @@ class TaskType:
     onnx_outputs:   output name -> dynamic axes, in graph order; ``graph_outputs`` returns the tensors.
     hf_config:      ModelConfig -> extra transformers config keys (num_labels, problem_type).
     predict:        None (predict.py's classifier path), or a ``PredictSpec``.
+    logits_per_row: each encoded row is one example scored by one (num_labels,) logits vector (a classifier
+                    over a text or text pair). Task distillation then caches the teacher's logits per row
+                    (distill.teacher_cache) and lets ``--unlabeled`` text join as extra rows; QA windows,
+                    token tags and option groups are not such rows.
+    named_classes:  the examples' ``label`` indexes ``spec.labels``, class names that task distillation
+                    matches to the teacher's saved label names (renumbering, ``data.label_map``).
     """
 
     name: str
@@ -141,6 +147,8 @@ class TaskType:
     hf_config: Callable[[Any], dict[str, Any]]
     aliases: tuple[str, ...] = ()
     predict: PredictSpec | None = None
+    logits_per_row: bool = False
+    named_classes: bool = False
 
 
 TASK_TYPES: dict[str, TaskType] = {}

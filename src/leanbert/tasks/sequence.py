@@ -153,6 +153,7 @@ SEQUENCE = TaskType(
     head_options=lambda spec: {"num_labels": spec.num_labels},
     data_config=FinetuneDataConfig, load=load, encode=encode, loss=loss, distill_loss=distill_loss,
     score=score_task, write_predictions=write_predictions, task_meta=task_meta,
-    onnx_outputs={"logits": {0: "batch"}}, graph_outputs=lambda out: (out.logits,), hf_config=hf_config)
+    onnx_outputs={"logits": {0: "batch"}}, graph_outputs=lambda out: (out.logits,), hf_config=hf_config,
+    logits_per_row=True, named_classes=True)
 
 register_task_type(SEQUENCE)
