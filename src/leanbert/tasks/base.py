@@ -13,8 +13,8 @@ Every workflow goes through a ``TaskType`` instead of assuming a classifier:
   head's weights map through ``hf_names[family]``; the remote-code class is ``LeanBert<hf_suffix>``; the ONNX
   graph returns ``graph_outputs(out)`` named ``onnx_outputs``.
 * ``leanbert predict``: ``predict`` (a ``PredictSpec``, when set) reads the input, encodes it and formats the
-  model's outputs; predict.py opens the model on any backend. The sequence type leaves it None and uses
-  predict.py's classifier path.
+  model's outputs; predict/tasks.py opens the model on any backend. The sequence type leaves it None and
+  uses predict/classifier.py.
 
 Plugging in a task type (developer note, e.g. token classification or multiple choice):
 
@@ -88,8 +88,8 @@ WritePredictions = Callable[[Path, EncodedTask, dict[str, Any]], None]  # (OUT_D
 
 @dataclass(frozen=True)
 class PredictSpec:
-    """How ``leanbert predict`` runs a model of a task type; predict.py opens the model (leanbert, Hugging Face
-    or ONNX), runs it and writes the file, the type does the rest:
+    """How ``leanbert predict`` runs a model of a task type; predict/tasks.py opens the model (leanbert,
+    Hugging Face or ONNX), runs it and writes the file, the type does the rest:
 
     read(source, stdin) -> examples          the input file (``-``: stdin); bad rows raise UserError.
     encode(examples, tokenizer_dir, task_meta) -> (features, collator, context)   task_meta: the model's
@@ -119,7 +119,7 @@ class TaskType:
     task_meta:      EncodedTask -> the "task" dict saved with the model (``type`` is added for you).
     onnx_outputs:   output name -> dynamic axes, in graph order; ``graph_outputs`` returns the tensors.
     hf_config:      ModelConfig -> extra transformers config keys (num_labels, problem_type).
-    predict:        None (predict.py's classifier path), or a ``PredictSpec``.
+    predict:        None (predict/classifier.py's path), or a ``PredictSpec``.
     logits_per_row: each encoded row is one example scored by one (num_labels,) logits vector (a classifier
                     over a text or text pair). Task distillation then caches the teacher's logits per row
                     (distill.teacher_cache) and lets ``--unlabeled`` text join as extra rows; QA windows,
