@@ -41,8 +41,8 @@ COMMON = ["train.batch_size=32", "data.max_seq_len=64", "train.device=cpu"]
 def run_recipe(demo: Path, name: str, seeds: list[int], work: Path) -> dict:
     from leanbert.distill.config import load_task_config
     from leanbert.distill.run import distill_task
-    from leanbert.finetune.data import load_task_data
     from leanbert.finetune.run import finetune
+    from leanbert.tasks.sequence_data import load_task_data
 
     kind, train, steps, keys = RECIPES[name]
     task = load_task_data("custom", train=demo / "data" / train, dev=demo / "data" / "dev.tsv",

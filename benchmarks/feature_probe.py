@@ -17,9 +17,9 @@ import argparse
 
 import torch
 
-from leanbert.finetune.data import load_task_data
 from leanbert.model.model import LeanBertModel
 from leanbert.probe import load_probe_inputs, majority_accuracy, probe
+from leanbert.tasks.sequence_data import load_task_data
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def write_data(out: Path, train, dev, labels: int, pool: int, all_rows: int, see
 
 
 def task_for(train_file: Path):
-    from leanbert.finetune.data import load_task_data
+    from leanbert.tasks.sequence_data import load_task_data
 
     return load_task_data("custom", train=train_file, dev=train_file.with_name("dev.tsv"),
                           text_columns="sentence", label_column="label")

@@ -34,16 +34,16 @@ import yaml
 from leanbert import cli
 from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
-from leanbert.finetune.encode import Collator, PairEncoder
 from leanbert.finetune.objective import SequenceClassification
 from leanbert.finetune.source import classifier_from
-from leanbert.finetune.tasks import Example
 from leanbert.inference import run_in_order, torch_forward
 from leanbert.interop.hf import build_hf_model, export_to_hf, import_from_hf
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, save_model
 from leanbert.objectives.registry import training_flops_per_token
 from leanbert.presets import model_config
+from leanbert.tasks.encode import Collator, PairEncoder
+from leanbert.tasks.glue import Example
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT / "../shared/data/glue"

@@ -30,14 +30,14 @@ import numpy as np
 import torch
 
 from leanbert.batch import Batch
-from leanbert.cpu_features import cpu_flags, describe
 from leanbert.demo.data import rotten_tomatoes
 from leanbert.export.onnx import OnnxRunner, export_graph, quantize_int8
-from leanbert.finetune.encode import Collator, PairEncoder
-from leanbert.finetune.tasks import Example
 from leanbert.inference import run_in_order, torch_forward
 from leanbert.model.padding import set_unpadding
 from leanbert.model_dir import load_model
+from leanbert.tasks.encode import Collator, PairEncoder
+from leanbert.tasks.glue import Example
+from leanbert.train.cpu_features import cpu_flags, describe
 
 SST2_DEV = Path(__file__).resolve().parents[1] / "../shared/data/glue/SST-2/dev.tsv"
 

@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from leanbert.cpu_features import cpu_flags, describe, has_bf16
 from leanbert.demo.data import rotten_tomatoes
-from leanbert.finetune.encode import Collator, PairEncoder
-from leanbert.finetune.tasks import Example
 from leanbert.inference import DEFAULT_MAX_TOKENS, run_in_order
 from leanbert.interop.hf import export_to_hf
 from leanbert.predict import format_predictions, open_predictor
+from leanbert.tasks.encode import Collator, PairEncoder
+from leanbert.tasks.glue import Example
+from leanbert.train.cpu_features import cpu_flags, describe, has_bf16
 
 SST2_DEV = Path(__file__).resolve().parents[1] / "../shared/data/glue/SST-2/dev.tsv"
 DEMO_LABELS = {"neg": 0, "pos": 1}  # demo.data maps fresh -> pos, rotten -> neg

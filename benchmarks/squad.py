@@ -33,9 +33,9 @@ from pathlib import Path
 import torch
 
 from leanbert.finetune.config import finetune_config
-from leanbert.finetune.encode import iterate_batches
 from leanbert.finetune.run import finetune
 from leanbert.tasks import TaskRequest, task_type_for
+from leanbert.tasks.encode import iterate_batches
 from leanbert.tasks.qa import QADataConfig, evaluate
 from leanbert.tasks.qa_features import QACollator, WindowEncoder
 from leanbert.tasks.qa_postprocess import predict_answers

@@ -29,8 +29,8 @@ from leanbert.distill.matches import LayerMatch
 from leanbert.distill.objective import PredictionTarget, TransformerDistillation
 from leanbert.distill.student import copy_teacher_layers, teacher_layers_config
 from leanbert.distill.teacher_cache import prepare_cache
-from leanbert.finetune.encode import Collator, Features, iterate_batches
 from leanbert.model.model import LeanBertModel
+from leanbert.tasks.encode import Collator, Features, iterate_batches
 
 MATCHES = [LayerMatch(0, 0, "embedding"), LayerMatch(1, 3, "attention"), LayerMatch(1, 3, "hidden"),
            LayerMatch(2, 6, "attention"), LayerMatch(2, 6, "hidden")]

@@ -1,4 +1,5 @@
-"""Run a model over encoded examples: per-row outputs in input order, predictions, and a task's dev metrics.
+"""Run a model over encoded examples: per-row outputs in input order (a sequence task's predictions and
+dev metrics build on it in tasks/sequence.py).
 
 Used by fine-tuning's dev scoring, distillation's student and teacher scoring, and ``leanbert predict`` (with
 any backend: PyTorch, ONNX Runtime). Rows are sorted by length and cut into batches by a token budget
@@ -14,7 +15,7 @@ command's module.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,6 @@ import torch
 from tqdm import tqdm
 
 from leanbert.batch import Batch
-from leanbert.finetune.encode import Collator, Features
-from leanbert.finetune.metrics import predictions_from_logits
-from leanbert.finetune.tasks import TaskSpec
 from leanbert.model.model import LeanBertModel
 from leanbert.train.distributed import DistEnv, gather_rows
 
@@ -36,6 +34,10 @@ PRECISIONS = ("fp32", "bf16")
 
 # one padded batch -> its rows' outputs as float32 numpy, (B, ...) (a classifier: (B, num_labels) logits)
 ForwardFn = Callable[[Batch], np.ndarray]
+# Encoded rows of any task type (each with an ``input_ids`` tensor, e.g. tasks.encode.Features) and the
+# collator that pads a list of them into a Batch: this module runs models, the task types own their rows.
+EncodedRow = Any
+CollateFn = Callable[[Sequence[Any]], Batch]
 
 
 @dataclass
@@ -86,7 +88,7 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int = DEFA
     return batches
 
 
-def run_in_order(forward: ForwardFn, features: Sequence[Features], collator: Collator, batch_size: int,
+def run_in_order(forward: ForwardFn, features: Sequence[EncodedRow], collator: CollateFn, batch_size: int,
                  max_tokens: int = DEFAULT_MAX_TOKENS, progress: bool = False) -> np.ndarray:
     """(N, ...) float32 outputs of ``forward`` over ``features``, in input order (see ``plan_batches``)."""
     batches = plan_batches([f.input_ids.shape[0] for f in features], batch_size, max_tokens)
@@ -122,7 +124,7 @@ def torch_forward(model: LeanBertModel, precision: str = "fp32") -> ForwardFn:
     return forward
 
 
-def predict_logits(model: LeanBertModel, features: Sequence[Features], collator: Collator, batch_size: int,
+def predict_logits(model: LeanBertModel, features: Sequence[EncodedRow], collator: CollateFn, batch_size: int,
                    env: DistEnv | None = None, max_tokens: int = DEFAULT_MAX_TOKENS) -> np.ndarray:
     """(N, num_labels) float32 classifier logits in input order, computed in eval mode without gradients (the
     model's train/eval mode is restored afterwards)."""
@@ -140,26 +142,6 @@ def predict_logits(model: LeanBertModel, features: Sequence[Features], collator:
     for rank, part in enumerate(gather_rows(torch.from_numpy(local), env)):
         logits[rank::env.world_size] = part.cpu().numpy()
     return logits
-
-
-def predict(model: LeanBertModel, features: Sequence[Features], collator: Collator, batch_size: int,
-            regression: bool, env: DistEnv | None = None) -> np.ndarray:
-    """(N,) predictions in input order: class indices, or scores for a regression model."""
-    return predictions_from_logits(predict_logits(model, features, collator, batch_size, env), regression)
-
-
-def gold_labels(features: Sequence[Features]) -> np.ndarray:
-    """(N,) the labels carried by ``features``."""
-    return np.asarray([f.label for f in features])
-
-
-def score(model: LeanBertModel, spec: TaskSpec, dev: Mapping[str, Sequence[Features]], collator: Collator,
-          batch_size: int, env: DistEnv | None = None) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """``spec``'s metrics of ``model`` on every dev split, and the predictions (split -> (N,))."""
-    predictions = {split: predict(model, features, collator, batch_size, spec.regression, env)
-                   for split, features in dev.items()}
-    outputs = {split: (predictions[split], gold_labels(dev[split])) for split in predictions}
-    return spec.compute_metrics(outputs), predictions
 
 
 def hf_label_names(hf_config: dict, num_labels: int) -> list[str] | None:

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from leanbert.finetune.encode import Collator, PairEncoder
 from leanbert.finetune.source import resolve_model_dir
-from leanbert.finetune.tasks import TaskData
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model
+from leanbert.tasks.encode import Collator, PairEncoder
+from leanbert.tasks.glue import TaskData
 
 
 def layer_features(model: LeanBertModel, features, pad_id: int, batch_size: int = 256) -> dict[str, np.ndarray]:

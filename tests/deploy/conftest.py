@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from leanbert.finetune.data import load_task_data
 from leanbert.finetune.run import finetune
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import save_model
 from leanbert.presets import model_config
+from leanbert.tasks.sequence_data import load_task_data
 
 TRAIN_ROWS = 600
 

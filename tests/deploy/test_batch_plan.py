@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leanbert.cpu_features import describe, has_bf16, has_vnni, parse_flags, require_bf16
 from leanbert.errors import UserError
-from leanbert.finetune.encode import Collator, Features
 from leanbert.inference import plan_batches, run_in_order
+from leanbert.tasks.encode import Collator, Features
+from leanbert.train.cpu_features import describe, has_bf16, has_vnni, parse_flags, require_bf16
 
 
 @pytest.mark.parametrize("seed", range(5))

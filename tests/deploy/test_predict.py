@@ -78,7 +78,7 @@ def test_batching_and_order_do_not_change_predictions(sst2_finetuned, sst2_dir, 
     """Length-sorted batches of any size give the logits of one example at a time, in input order."""
     dev = _dev_slice(sst2_dir, tmp_path)
     model = load_model(sst2_finetuned / "model")
-    from leanbert.finetune.encode import PairEncoder
+    from leanbert.tasks.encode import PairEncoder
 
     encoder = PairEncoder.from_dir(sst2_finetuned / "model", MAX_LEN)
     texts = [r[0] for r in _read(dev)[1:]]
@@ -172,7 +172,7 @@ def test_regression_scores_and_unnamed_labels():
 
 def test_bf16_prints_its_agreement_with_fp32_and_both_accuracies(sst2_finetuned, sst2_dir, tmp_path,
                                                                  monkeypatch):
-    import leanbert.cpu_features as cpu_features
+    import leanbert.train.cpu_features as cpu_features
 
     monkeypatch.setattr(cpu_features, "cpu_flags", lambda *a: frozenset({"avx512f", "avx512_bf16"}))
     dev = _dev_slice(sst2_dir, tmp_path)
@@ -194,7 +194,7 @@ def test_bf16_prints_its_agreement_with_fp32_and_both_accuracies(sst2_finetuned,
 
 
 def test_bf16_is_refused_without_native_bf16(sst2_finetuned, tmp_path, capsys, monkeypatch):
-    import leanbert.cpu_features as cpu_features
+    import leanbert.train.cpu_features as cpu_features
 
     monkeypatch.setattr(cpu_features, "cpu_flags", lambda *a: frozenset({"avx2"}))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -27,11 +27,11 @@ from leanbert.distill.augment import (
 from leanbert.distill.glove import load_glove
 from leanbert.distill.mlm_candidates import MlmCandidates, load_mlm
 from leanbert.errors import UserError
-from leanbert.finetune.custom import load_custom
-from leanbert.finetune.tasks import GLUE_TASKS, read_examples
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import save_model
 from leanbert.outdir import write_marker
+from leanbert.tasks.custom import load_custom
+from leanbert.tasks.glue import GLUE_TASKS, read_examples
 
 CONTENT = ("movie film story actor plot scene drama comedy music camera script screen voice dialogue ending "
            "picture character director performance audience theater moment feeling humor spirit charm energy "

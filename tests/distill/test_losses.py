@@ -1,5 +1,6 @@
-"""TinyBERT's losses against float64 references written from the paper's equations with explicit loops over
-examples, heads and real positions (nothing shared with the implementation)."""
+"""TinyBERT's losses (the layer matches of distill.losses, the prediction layer of tasks.prediction_loss)
+against float64 references written from the paper's equations with explicit loops over examples, heads and
+real positions (nothing shared with the implementation)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import pytest
 import torch
 
+import leanbert.tasks.prediction_loss as prediction
 from leanbert.config import ConfigError
 from leanbert.distill import losses
 
@@ -144,9 +146,9 @@ def test_soft_cross_entropy_matches_the_formula(temperature):
     g = torch.Generator().manual_seed(5)
     student = torch.randn(4, 3, generator=g, dtype=DT) * 2
     teacher = torch.randn(4, 3, generator=g, dtype=DT) * 2
-    got = losses.soft_cross_entropy(student, teacher, temperature)
+    got = prediction.soft_cross_entropy(student, teacher, temperature)
     assert math.isclose(float(got), _reference_soft_ce(student, teacher, temperature), rel_tol=1e-12)
-    assert float(losses.prediction_loss(student, teacher, temperature=temperature)) == float(got)
+    assert float(prediction.prediction_loss(student, teacher, temperature=temperature)) == float(got)
 
 
 def test_prediction_loss_mixes_in_the_gold_labels():
@@ -159,12 +161,12 @@ def test_prediction_loss_mixes_in_the_gold_labels():
         hard += -(row[label] - math.log(sum(math.exp(v) for v in row)))
     hard /= len(labels)
     soft = _reference_soft_ce(student, teacher, 2.0)
-    got = losses.prediction_loss(student, teacher, labels, temperature=2.0, hard_label_weight=0.3)
+    got = prediction.prediction_loss(student, teacher, labels, temperature=2.0, hard_label_weight=0.3)
     assert math.isclose(float(got), 0.7 * soft + 0.3 * hard, rel_tol=1e-12)
     with pytest.raises(ValueError, match="gold labels"):
-        losses.prediction_loss(student, teacher, None, hard_label_weight=0.5)
+        prediction.prediction_loss(student, teacher, None, hard_label_weight=0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        losses.prediction_loss(student, teacher, labels, hard_label_weight=1.5)
+        prediction.prediction_loss(student, teacher, labels, hard_label_weight=1.5)
 
 
 def test_prediction_loss_for_regression_is_mse():
@@ -173,8 +175,8 @@ def test_prediction_loss_for_regression_is_mse():
     gold = torch.tensor([0.0, 3.0, -1.0], dtype=DT)
     soft = (0.25 + 1.0 + 1.0) / 3
     hard = (0.25 + 1.0 + 0.0) / 3
-    assert math.isclose(float(losses.prediction_loss(student, teacher, regression=True)), soft, rel_tol=1e-12)
-    got = losses.prediction_loss(student, teacher, gold, hard_label_weight=1.0, regression=True)
+    assert math.isclose(float(prediction.prediction_loss(student, teacher, regression=True)), soft, rel_tol=1e-12)
+    got = prediction.prediction_loss(student, teacher, gold, hard_label_weight=1.0, regression=True)
     assert math.isclose(float(got), hard, rel_tol=1e-12)
 
 
@@ -203,10 +205,10 @@ def test_prediction_loss_uses_gold_labels_only_where_they_exist():
             expected += 0.6 * soft + 0.4 * hard
         else:
             expected += soft
-    got = losses.prediction_loss(student, teacher, labels, temperature=1.5, hard_label_weight=0.4)
+    got = prediction.prediction_loss(student, teacher, labels, temperature=1.5, hard_label_weight=0.4)
     assert math.isclose(float(got), expected / 4, rel_tol=1e-12)
     unlabeled = torch.full((4,), -100)
-    assert math.isclose(float(losses.prediction_loss(student, teacher, unlabeled, 1.5, 0.4)),
+    assert math.isclose(float(prediction.prediction_loss(student, teacher, unlabeled, 1.5, 0.4)),
                         _reference_soft_ce(student, teacher, 1.5), rel_tol=1e-12)
 
 
@@ -214,5 +216,5 @@ def test_regression_prediction_loss_skips_missing_targets():
     student = torch.tensor([[0.5], [2.0], [-1.0]], dtype=DT)
     teacher = torch.tensor([[1.0], [1.0], [0.0]], dtype=DT)
     gold = torch.tensor([0.0, float("nan"), -1.0], dtype=DT)
-    got = losses.prediction_loss(student, teacher, gold, hard_label_weight=1.0, regression=True)
+    got = prediction.prediction_loss(student, teacher, gold, hard_label_weight=1.0, regression=True)
     assert math.isclose(float(got), (0.25 + 1.0 + 0.0) / 3, rel_tol=1e-12)  # row 2: soft (2 - 1)^2

@@ -16,9 +16,9 @@ from leanbert.config import ConfigError
 from leanbert.data.tokenizer import train_tokenizer
 from leanbert.distill.labels import align_task_labels, parse_label_map
 from leanbert.errors import UserError
-from leanbert.finetune.custom import load_custom
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import save_model
+from leanbert.tasks.custom import load_custom
 
 WORDS = "good great fine bad awful poor film movie plot".split()
 

@@ -12,8 +12,8 @@ from helpers import tiny_config
 from leanbert.distill.matches import LayerMatch
 from leanbert.distill.objective import PredictionTarget, TransformerDistillation
 from leanbert.distill.teacher_cache import CACHE_DIR, needed_features, prepare_cache
-from leanbert.finetune.encode import Collator, Features, iterate_batches
 from leanbert.model.model import LeanBertModel
+from leanbert.tasks.encode import Collator, Features, iterate_batches
 
 MATCHES = [LayerMatch(0, 0, "embedding"), LayerMatch(1, 1, "attention"), LayerMatch(1, 2, "hidden")]
 

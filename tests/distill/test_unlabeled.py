@@ -10,7 +10,7 @@ import pytest
 
 from leanbert.distill.unlabeled import UNLABELED, read_unlabeled, read_unlabeled_files, training_mix
 from leanbert.errors import UserError
-from leanbert.finetune.tasks import get_task
+from leanbert.tasks.glue import get_task
 
 SST2, MRPC, STSB, COLA = (get_task(n) for n in ("sst2", "mrpc", "stsb", "cola"))
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from leanbert.errors import UserError
-from leanbert.finetune.custom import custom_spec, load_custom, parse_columns
+from leanbert.tasks.custom import custom_spec, load_custom, parse_columns
 
 
 def _tsv(path, rows):
@@ -155,7 +155,7 @@ def test_format_override_and_crlf(tmp_path):
 
 
 def test_load_task_data_dispatch(tmp_path):
-    from leanbert.finetune.data import load_task_data
+    from leanbert.tasks.sequence_data import load_task_data
 
     train = _tsv(tmp_path / "mine.tsv", [["t", "y"], ["a", "pos"], ["b", "neg"]])
     data = load_task_data("custom", train=train, dev=train, text_columns="t", label_column="y")

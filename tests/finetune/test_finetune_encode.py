@@ -11,14 +11,14 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from leanbert.errors import UserError
-from leanbert.finetune.encode import (
+from leanbert.tasks.encode import (
     Collator,
     PairEncoder,
     iterate_batches,
     load_any_tokenizer,
     longest_first_lengths,
 )
-from leanbert.finetune.tasks import Example
+from leanbert.tasks.glue import Example
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TEXTS = ["the film is a charming and often affecting journey .", "a dull , lifeless movie that drags on",

@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 from sklearn import metrics as skm
 
-from leanbert.finetune import metrics as M
-from leanbert.finetune.tasks import GLUE_TASKS
+import leanbert.tasks.metrics as M
+from leanbert.tasks.glue import GLUE_TASKS
 
 
 @pytest.mark.parametrize("seed", range(5))

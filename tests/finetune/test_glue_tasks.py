@@ -10,8 +10,8 @@ import pytest
 
 from helpers import shared_data_dir
 from leanbert.errors import UserError
-from leanbert.finetune.config import Recipe
-from leanbert.finetune.tasks import GLUE_TASKS, get_task, load_task, read_examples, resolve_task_dir
+from leanbert.tasks.glue import GLUE_TASKS, get_task, load_task, read_examples, resolve_task_dir
+from leanbert.tasks.recipe import Recipe
 
 GLUE = (shared_data_dir() or Path("shared-data-not-found")) / "glue"
 needs_glue = pytest.mark.skipif(not GLUE.is_dir(), reason=f"shared GLUE data not found at {GLUE}")

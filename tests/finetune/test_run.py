@@ -23,17 +23,18 @@ import torch
 from leanbert.cli import main
 from leanbert.config import ConfigError
 from leanbert.errors import UserError
-from leanbert.finetune.config import Recipe, finetune_config, to_train_config
-from leanbert.finetune.data import load_task_data
-from leanbert.finetune.encode import Features
+from leanbert.finetune.config import finetune_config, to_train_config
 from leanbert.finetune.layer_decay import layer_lr_scales
-from leanbert.finetune.metrics import accuracy
 from leanbert.finetune.objective import SequenceClassification
 from leanbert.finetune.run import finetune
 from leanbert.finetune.task_job import EpochBatches
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, read_model_config, save_model
 from leanbert.presets import model_config
+from leanbert.tasks.encode import Features
+from leanbert.tasks.metrics import accuracy
+from leanbert.tasks.recipe import Recipe
+from leanbert.tasks.sequence_data import load_task_data
 from leanbert.train.optim import parameter_groups
 
 SST2_ROWS = 3000
@@ -111,15 +112,15 @@ def test_outputs_metrics_predictions_and_model(sst2_run, sst2_slice):
 
 
 def test_saved_model_predicts_like_predictions_tsv(sst2_run, sst2_slice):
-    from leanbert.finetune.encode import PairEncoder
-    from leanbert.finetune.tasks import load_task
+    from leanbert.tasks.encode import PairEncoder
+    from leanbert.tasks.glue import load_task
 
     model = load_model(sst2_run / "model")
     task = load_task("sst2", sst2_slice)
     encoder = PairEncoder.from_dir(sst2_run / "model", 64)
     features = encoder.encode(task.dev["dev"][:40])
-    from leanbert.finetune.encode import Collator
-    from leanbert.inference import predict
+    from leanbert.tasks.encode import Collator
+    from leanbert.tasks.sequence import predict
 
     preds = predict(model, features, Collator(encoder.pad_id), 16, regression=False)
     rows = _read_tsv(sst2_run / "predictions.tsv")[1:41]

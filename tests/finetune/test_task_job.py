@@ -15,16 +15,17 @@ from torch import nn
 from leanbert.batch import Batch
 from leanbert.config import ConfigError
 from leanbert.data.tokenizer import load_tokenizer
-from leanbert.finetune.config import Recipe, finetune_config, to_train_config
-from leanbert.finetune.data import load_task_data
+from leanbert.finetune.config import finetune_config, to_train_config
 from leanbert.finetune.source import classifier_config
 from leanbert.finetune.task_job import TaskJob, encode_task
-from leanbert.inference import predict
 from leanbert.jobs import JobSpec, run_job
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model
 from leanbert.objectives.base import Objective, Output
 from leanbert.presets import model_config
+from leanbert.tasks.recipe import Recipe
+from leanbert.tasks.sequence import predict
+from leanbert.tasks.sequence_data import load_task_data
 
 WORDS = ["good", "great", "fine", "bad", "awful", "dull", "film", "plot", "cast", "the"]
 

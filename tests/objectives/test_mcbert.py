@@ -15,7 +15,6 @@ from helpers import randomize_, tiny_config
 from leanbert.data.masking import Masker
 from leanbert.data.prepare import prepare_dataset
 from leanbert.data.tokenizer import train_tokenizer
-from leanbert.finetune.data import load_task_data
 from leanbert.finetune.run import finetune
 from leanbert.interop.hf import export_to_hf
 from leanbert.model_dir import load_model
@@ -25,6 +24,7 @@ from leanbert.objectives.registry import training_flops_per_token
 from leanbert.objectives.vocab_softmax import vocab_softmax
 from leanbert.pretrain import pretrain
 from leanbert.pretrain_config import load_pretrain_config
+from leanbert.tasks.sequence_data import load_task_data
 
 N = NEITHER
 

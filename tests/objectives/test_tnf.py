@@ -365,12 +365,12 @@ def _rows(run: Path) -> list[dict]:
 
 def test_tiny_run_resumes_exactly_with_notes_and_its_model_finetunes_and_exports_without_them(tmp_path,
                                                                                               dataset):
-    from leanbert.finetune.data import load_task_data
     from leanbert.finetune.run import finetune
     from leanbert.interop.hf import export_to_hf
     from leanbert.model_dir import load_model
     from leanbert.pretrain import pretrain
     from leanbert.pretrain_config import load_pretrain_config
+    from leanbert.tasks.sequence_data import load_task_data
 
     config, _ = load_pretrain_config(None, _settings(dataset, 4))
     pretrain(config, tmp_path / "full", progress=False)

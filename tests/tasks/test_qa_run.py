@@ -13,7 +13,6 @@ import torch
 from helpers import tiny_config
 from leanbert.cli import main
 from leanbert.distill.config import load_task_config
-from leanbert.distill.losses import soft_cross_entropy
 from leanbert.distill.run import distill_task
 from leanbert.finetune.run import finetune
 from leanbert.interop.hf import export_to_hf
@@ -21,6 +20,7 @@ from leanbert.model.model import LeanBertModel, ModelOutput
 from leanbert.model_dir import read_model_config, save_model
 from leanbert.predict import predict_file
 from leanbert.tasks import TaskRequest, task_type_for
+from leanbert.tasks.prediction_loss import soft_cross_entropy
 from leanbert.tasks.qa import QADataConfig, distill_loss
 from leanbert.tasks.qa_data import read_squad
 from qa_helpers import SQUAD_V1, SQUAD_V2, minilm_dir

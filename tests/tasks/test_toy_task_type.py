@@ -21,15 +21,15 @@ from helpers import tiny_config
 from leanbert.batch import Batch
 from leanbert.distill.config import load_task_config
 from leanbert.distill.run import distill_task
-from leanbert.finetune.config import FinetuneDataConfig, Recipe
 from leanbert.finetune.run import finetune
-from leanbert.finetune.tasks import TaskData
 from leanbert.interop.hf import export_to_hf
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, save_model
 from leanbert.objectives.base import Output
 from leanbert.predict import predict_file
 from leanbert.tasks import TASK_TYPES, EncodedTask, PredictSpec, TaskType, register_task_type
+from leanbert.tasks.glue import TaskData
+from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from qa_helpers import minilm_dir
 
 transformers = pytest.importorskip("transformers")

@@ -216,7 +216,7 @@ def test_token_count_survives_a_resume_between_log_lines(tmp_path):
 def test_bf16_autocast_stays_close_to_fp32_and_is_refused_without_native_bf16(tmp_path, monkeypatch):
     """A few steps of the same tiny run in bf16 autocast (fp32 master weights) follow the fp32 losses; on a CPU
     without AVX512-BF16/AMX the key is refused with one line instead of running emulated bf16."""
-    import leanbert.cpu_features as cpu_features
+    import leanbert.train.cpu_features as cpu_features
 
     monkeypatch.setattr(cpu_features, "cpu_flags", lambda *a: frozenset({"avx512f", "avx512_bf16"}))
     losses = {}

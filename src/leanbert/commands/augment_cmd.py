@@ -63,9 +63,9 @@ def _resolve_input(args) -> tuple[str, str, tuple, bool]:
 
     from leanbert.distill.unlabeled import unlabeled_format
     from leanbert.errors import UserError
-    from leanbert.finetune.custom import parse_columns
-    from leanbert.finetune.readers import detect_format
-    from leanbert.finetune.tasks import get_task, resolve_task_dir
+    from leanbert.tasks.custom import parse_columns
+    from leanbert.tasks.glue import get_task, resolve_task_dir
+    from leanbert.tasks.readers import detect_format
 
     if args.task and args.text_columns:
         raise UserError("give either --task (a GLUE task) or --text-columns (your own file), not both")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from leanbert.config import ConfigError, check_integer, check_number, check_seed, load_config_file
+from leanbert.tasks.sequence_data import load_task_data
 
 SPEC_KEYS = ("data", "budget", "base", "seeds", "baseline", "entries", "evaluate")
 BUDGET_KINDS = ("flops", "minutes", "steps")
@@ -64,8 +65,6 @@ class TaskRef:
     max_seq_len: int = 128  # probe
 
     def load(self):
-        from leanbert.finetune.data import load_task_data
-
         return load_task_data(self.task, data=self.data, train=self.train, dev=self.dev,
                               text_columns=self.text_columns, label_column=self.label_column,
                               regression=self.regression)

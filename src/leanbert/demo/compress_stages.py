@@ -20,14 +20,14 @@ from leanbert.distill.config import load_task_config
 from leanbert.distill.run import distill_task
 from leanbert.distill.student import build_student
 from leanbert.export.onnx import export_onnx
-from leanbert.finetune.data import load_task_data
-from leanbert.finetune.encode import PairEncoder
 from leanbert.finetune.run import finetune
 from leanbert.finetune.task_job import TaskJobResult
-from leanbert.finetune.tasks import Example, TaskData
 from leanbert.interop.hf import export_to_hf
 from leanbert.model_dir import load_model, save_model
 from leanbert.predict import predict_file
+from leanbert.tasks.encode import PairEncoder
+from leanbert.tasks.glue import Example, TaskData
+from leanbert.tasks.sequence_data import load_task_data
 
 Log = Callable[[str], Any]
 LATENCY_THREADS = 1  # batch-1 latency is measured with one thread per model (PyTorch and onnxruntime)

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from leanbert.export.onnx import ONNX_NAME, OnnxRunner
-from leanbert.finetune.encode import Features
 from leanbert.model_dir import load_model
+from leanbert.tasks.encode import Features
 
 # one encoded sentence -> its (1, C) logits
 RunOne = Callable[[Features], object]

@@ -36,7 +36,6 @@ from leanbert.demo.data import (
     write_lines,
     write_tsv,
 )
-from leanbert.finetune.data import load_task_data
 from leanbert.finetune.run import finetune
 from leanbert.finetune.task_job import TaskJobResult
 from leanbert.jobs import JobSpec, run_job
@@ -44,6 +43,7 @@ from leanbert.model_dir import load_model
 from leanbert.objectives import build_objective
 from leanbert.pretrain import pretrain
 from leanbert.pretrain_config import load_pretrain_config
+from leanbert.tasks.sequence_data import load_task_data
 from leanbert.train.metrics import read_metrics
 
 

@@ -1,2 +1,3 @@
-"""TinyBERT-style distillation (Jiao et al., 2020): stateless losses (losses.py), declarative layer matches
-(matches.py) and data augmentation for task distillation (augment.py, ``leanbert augment``)."""
+"""TinyBERT-style distillation (Jiao et al., 2020): stateless layer-matching losses (losses.py; the
+prediction-layer loss is per task type: tasks/prediction_loss.py), declarative layer matches (matches.py) and
+data augmentation for task distillation (augment.py, ``leanbert augment``)."""

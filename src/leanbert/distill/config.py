@@ -41,8 +41,9 @@ from leanbert.data.config import DataConfig
 from leanbert.distill.labels import parse_label_map
 from leanbert.distill.matches import FEATURES, STRATEGIES, LayerMatch, generate_matches, parse_matches
 from leanbert.distill.student import INITS
-from leanbert.finetune.config import FinetuneConfig, FinetuneDataConfig, FinetuneTrainConfig, Recipe
+from leanbert.finetune.config import FinetuneConfig, FinetuneTrainConfig
 from leanbert.presets import PRESETS
+from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from leanbert.train.config import TrainConfig
 
 GROUPS = ("student", "model", "distill", "data", "train")

@@ -17,8 +17,9 @@ from typing import Any
 
 from leanbert.config import ConfigError
 from leanbert.errors import UserError
-from leanbert.finetune.tasks import TaskData
 from leanbert.model_dir import read_model_config
+from leanbert.tasks import get_task_type
+from leanbert.tasks.glue import TaskData
 
 KEY = "data.label_map"
 
@@ -56,7 +57,7 @@ def teacher_labels(teacher_dir: str | Path, num_labels: int) -> tuple[str, ...] 
 def align_task_labels(task: TaskData, teacher: tuple[str, ...] | None, label_map: dict[str, str],
                       teacher_dir: str | Path) -> TaskData:
     """``task`` with its labels numbered in the teacher's order (module docstring); refused when they differ."""
-    if task.kind != "sequence":  # QA has no classes; tag and option labels are not renumbered (yet)
+    if not get_task_type(task.kind).named_classes:  # QA has no classes; tag and option labels are not renumbered
         if label_map:
             raise UserError(f"{KEY} is for sentence classification; the task is a {task.kind} task")
         return task

@@ -49,11 +49,11 @@ from leanbert.finetune.task_job import (
     encode_task,
     task_files,
 )
-from leanbert.finetune.tasks import TaskData
 from leanbert.jobs import CONFIG_FILE, Job, JobSpec, Log, run_job, seed_everything
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import check_tokenizer_files, save_model, tokenizer_fingerprint
 from leanbert.tasks import TaskType, get_task_type
+from leanbert.tasks.glue import TaskData
 from leanbert.train.distributed import DistEnv
 from leanbert.train.loop import LoopResult
 
@@ -172,8 +172,8 @@ def ratio_to_teacher(student: list[dict[str, float]], teacher: dict[str, float])
 
 def rows_are_sentences(task: TaskData | EncodedTask) -> bool:
     """One feature per row with (classes,) logits: the rows the teacher cache and unlabeled text take (QA
-    windows, token tags and option groups are not)."""
-    return getattr(task, "kind", "sequence") == "sequence"
+    windows, token tags and option groups are not): the task type's ``logits_per_row``."""
+    return get_task_type(task.kind).logits_per_row
 
 
 def task_teacher_cache(settings: TaskDistillConfig, teacher: LeanBertModel, data: EncodedTask, matches: list,

@@ -2,7 +2,7 @@
 Plain text (``text``: one example, or a tab-separated pair, per line; no header) is read and written as a
 header-less TSV.
 
-The fine-tuning readers (``finetune/readers.py``) return only the columns a task uses; augmentation must copy
+The fine-tuning readers (``tasks/readers.py``) return only the columns a task uses; augmentation must copy
 every other column (labels, ids, GLUE's extra MNLI fields) unchanged, so it reads whole rows here, with the
 same rules: TSV split on tabs only (no quoting), CSV through the ``csv`` module with a header, JSONL one object
 per line. The output is written to a temporary sibling and renamed at the end: it appears complete or not at
@@ -20,8 +20,8 @@ from typing import Any
 
 from leanbert.atomic import clean_stale_temp_dirs, current_umask, temp_file_path
 from leanbert.errors import UserError
-from leanbert.finetune.readers import Column, read_tsv
 from leanbert.safe_io import json_object_line
+from leanbert.tasks.readers import Column, read_tsv
 
 Record = list[str] | dict[str, Any]
 

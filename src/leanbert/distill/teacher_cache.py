@@ -41,8 +41,8 @@ from tqdm import tqdm
 
 from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.distill.matches import LayerMatch
-from leanbert.finetune.encode import Collator, Features
 from leanbert.model.model import LeanBertModel
+from leanbert.tasks.encode import Collator, Features
 from leanbert.train.frozen import module_fingerprint
 
 CACHE_DIR = "teacher-cache"

@@ -1,7 +1,7 @@
 """Unlabeled text for task distillation (``leanbert distill --stage task --unlabeled FILE``).
 
 The teacher labels these rows with its soft targets; they carry no gold label, marked as ``UNLABELED``
-(IGNORE_INDEX) for classification and NaN for regression, so ``losses.prediction_loss`` applies the
+(IGNORE_INDEX) for classification and NaN for regression, so ``tasks.prediction_loss`` applies the
 gold-label share only to the labelled rows. A file is read as:
 
 * .tsv / .csv / .jsonl: a table with the task's text columns (by header name; by field index for a task
@@ -19,11 +19,11 @@ from pathlib import Path
 from leanbert.batch import IGNORE_INDEX
 from leanbert.distill.table import read_records, record_texts, text_keys
 from leanbert.errors import UserError
-from leanbert.finetune.encode import PairEncoder
-from leanbert.finetune.readers import decoded_lines, detect_format
 from leanbert.finetune.task_job import EncodedTask
-from leanbert.finetune.tasks import Example, TaskSpec
 from leanbert.paths import check_regular_file
+from leanbert.tasks.encode import PairEncoder
+from leanbert.tasks.glue import Example, TaskSpec
+from leanbert.tasks.readers import decoded_lines, detect_format
 
 UNLABELED = IGNORE_INDEX  # the label of an unlabeled classification row
 

@@ -33,13 +33,17 @@ from leanbert.atomic import make_temp_dir, write_json_atomically
 from leanbert.batch import Batch
 from leanbert.config import ConfigError, ModelConfig, from_dict, to_dict
 from leanbert.errors import UserError
-from leanbert.finetune.encode import Collator, Features, PairEncoder
 from leanbert.inference import DEFAULT_MAX_LEN, Predictor, id2label_names, run_in_order
 from leanbert.model.model import LeanBertModel
 from leanbert.model.padding import set_unpadding
 from leanbert.model_dir import copy_tokenizer_files, load_model, read_model_config
 from leanbert.outdir import check_out_dir, publish_dir
+from leanbert.safe_io import read_json_object
 from leanbert.tasks import task_type_of
+from leanbert.tasks.encode import Collator, Features, PairEncoder
+from leanbert.tasks.glue import GLUE_TASKS, TaskSpec, read_examples, resolve_task_dir
+from leanbert.tasks.metrics import predictions_from_logits
+from leanbert.tasks.readers import detect_format
 
 ONNX_NAME = "model.onnx"
 FORMAT = "leanbert-onnx"
@@ -190,9 +194,6 @@ class OnnxRunner:
 def dev_examples(task_meta: dict[str, Any], dev: Path):
     """(TaskSpec, dev Examples) for a fine-tuned model's task: a GLUE task folder (or the GLUE root), or a
     file in the task's own layout (a custom task's dev file needs its label in a column named ``label``)."""
-    from leanbert.finetune.readers import detect_format
-    from leanbert.finetune.tasks import GLUE_TASKS, TaskSpec, read_examples, resolve_task_dir
-
     name = task_meta.get("name")
     if name in GLUE_TASKS:
         spec = GLUE_TASKS[name]
@@ -214,8 +215,6 @@ def dev_examples(task_meta: dict[str, Any], dev: Path):
 
 def compare_on_dev(model_dir: Path, fp32: Path, int8: Path, dev: Path, log=print) -> dict[str, Any]:
     """Score the fp32 and int8 graphs on ``dev``; log and return both metrics and their change."""
-    from leanbert.finetune.metrics import predictions_from_logits
-
     config, meta = read_model_config(model_dir)
     task = meta.get("task")
     if not isinstance(task, dict):
@@ -307,8 +306,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, quantize: str | None
 
 
 def read_onnx_config(directory: Path) -> dict[str, Any]:
-    from leanbert.safe_io import read_json_object
-
+    """An ONNX directory's config.json, checked to be one (UserError otherwise)."""
     path = directory / "config.json"
     if not path.is_file():
         raise UserError(f"{path}: missing (an ONNX directory from `leanbert export --format onnx` has one)")

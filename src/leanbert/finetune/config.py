@@ -1,9 +1,8 @@
 """``FinetuneConfig``: the ``train.*`` and ``data.*`` keys of ``leanbert finetune``, and their defaults.
 
-The defaults (written once, in the dataclasses below) follow ELECTRA's GLUE recipe (Clark et al., 2020,
-appendix A: batch 32, warm-up 10 %, max length 128, 3 epochs) with lr 1e-4, ELECTRA-Base's rate, which suits
-the compact encoders this project trains. A task's ``Recipe`` changes some of them (tasks.py: more epochs on
-small sets); the user's ``key=value`` overrides come last::
+The defaults of the keys a task may change are written once, in ``leanbert.tasks.recipe`` (ELECTRA's GLUE
+recipe: ``Recipe``, and the ``data.*`` keys: ``FinetuneDataConfig``); a task's ``Recipe`` changes some of them
+(tasks/glue.py: more epochs on small sets); the user's ``key=value`` overrides come last::
 
     train.lr=1e-4 train.epochs=3 train.batch_size=32 train.warmup_ratio=0.1 train.weight_decay=0.01
     train.layer_decay=0.8 train.seeds=[1,2,3] train.precision=bf16 data.max_seq_len=128
@@ -14,7 +13,6 @@ small sets); the user's ``key=value`` overrides come last::
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +25,9 @@ from leanbert.config import (
     check_number,
     check_seed,
     from_dict,
+    to_dict,
 )
+from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from leanbert.train.config import DEVICES, OPTIMIZERS, PRECISIONS, TrainConfig
 
 
@@ -53,12 +53,12 @@ class FinetuneTrainConfig:
     unpad:           projections and FFN on real tokens only (speed only; false: no data-dependent shapes).
     """
 
-    lr: float = 1e-4
-    epochs: float = 3.0
-    batch_size: int = 32
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    layer_decay: float = 1.0
+    lr: float = Recipe.lr
+    epochs: float = Recipe.epochs
+    batch_size: int = Recipe.batch_size
+    warmup_ratio: float = Recipe.warmup_ratio
+    weight_decay: float = Recipe.weight_decay
+    layer_decay: float = Recipe.layer_decay
     seeds: list[int] = field(default_factory=lambda: [0])
     precision: str = "fp32"
     device: str = "auto"
@@ -107,44 +107,11 @@ class FinetuneTrainConfig:
 
 
 @dataclass
-class FinetuneDataConfig:
-    """max_seq_len:        tokens per example, [CLS]/[SEP] included (longer texts are truncated).
-    max_train_examples: use only the first N training examples (0 = all); quick experiments."""
-
-    max_seq_len: int = 128
-    max_train_examples: int = 0
-
-    def __post_init__(self) -> None:
-        check_integer("data.max_seq_len", self.max_seq_len, 4)
-        check_integer("data.max_train_examples", self.max_train_examples, 0)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A task's default hyperparameters: the config defaults above unless the task changes them;
-    ``overrides()`` gives them as dotted config keys."""
-
-    lr: float = FinetuneTrainConfig.lr
-    epochs: float = FinetuneTrainConfig.epochs
-    batch_size: int = FinetuneTrainConfig.batch_size
-    max_seq_len: int = FinetuneDataConfig.max_seq_len
-    warmup_ratio: float = FinetuneTrainConfig.warmup_ratio
-    weight_decay: float = FinetuneTrainConfig.weight_decay
-    layer_decay: float = FinetuneTrainConfig.layer_decay  # 1.0 = off; ELECTRA uses 0.8 for Small/Base
-
-    def overrides(self) -> dict[str, Any]:
-        keys = {"max_seq_len": "data.max_seq_len"}
-        return {keys.get(f.name, f"train.{f.name}"): getattr(self, f.name) for f in dataclasses.fields(self)}
-
-
-@dataclass
 class FinetuneConfig:
     train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
     data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        from leanbert.config import to_dict
-
         return to_dict(self)
 
 

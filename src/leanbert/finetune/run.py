@@ -23,10 +23,10 @@ from leanbert.finetune.task_job import (
     encode_task,
     task_files,
 )
-from leanbert.finetune.tasks import TaskData
 from leanbert.jobs import Job, JobSpec, run_job
 from leanbert.model.model import LeanBertModel
 from leanbert.tasks import TaskType, get_task_type
+from leanbert.tasks.glue import TaskData
 from leanbert.train.distributed import DistEnv
 
 

@@ -13,8 +13,8 @@ Every workflow goes through a ``TaskType`` instead of assuming a classifier:
   head's weights map through ``hf_names[family]``; the remote-code class is ``LeanBert<hf_suffix>``; the ONNX
   graph returns ``graph_outputs(out)`` named ``onnx_outputs``.
 * ``leanbert predict``: ``predict`` (a ``PredictSpec``, when set) reads the input, encodes it and formats the
-  model's outputs; predict.py opens the model on any backend. The sequence type leaves it None and uses
-  predict.py's classifier path.
+  model's outputs; predict/tasks.py opens the model on any backend. The sequence type leaves it None and
+  uses predict/classifier.py.
 
 Plugging in a task type (developer note, e.g. token classification or multiple choice):
 
@@ -24,11 +24,12 @@ Plugging in a task type (developer note, e.g. token classification or multiple c
    ``leanbert.tasks``). Its output is a new ``ModelOutput`` name (``token_logits``) or ``logits``.
 2. One file ``leanbert/tasks/<name>.py`` that builds a ``TaskType`` (all fields below) and calls
    ``register_task_type(...)`` at import time; add the module name to ``BUILT_IN`` in ``tasks/__init__.py``.
-   ``load`` returns a finetune ``TaskData`` with ``kind`` = your type's name and ``files`` (or examples with a
-   ``path``); its spec needs ``name``, ``main_metric``, ``metric_names`` and ``recipe`` (a finetune ``Recipe``:
-   the type's default settings). Task-specific ``data.*`` keys: subclass ``FinetuneDataConfig`` and pass it
-   as ``data_config``. Targets travel in ``Batch.targets`` (a dict of tensors your collator fills). See
-   ``tasks/sequence.py`` (thin, delegating to finetune/), ``tasks/qa.py`` (a full example: windows,
+   ``load`` returns a ``TaskData`` (tasks/glue.py) with ``kind`` = your type's name and ``files`` (or
+   examples with a ``path``); its spec needs ``name``, ``main_metric``, ``metric_names`` and ``recipe`` (a
+   ``Recipe``, tasks/recipe.py: the type's default settings). Task-specific ``data.*`` keys: subclass
+   ``FinetuneDataConfig`` (tasks/recipe.py) and pass it as ``data_config``. Targets travel in
+   ``Batch.targets`` (a dict of tensors your collator fills). See
+   ``tasks/sequence.py`` (classification, its pieces beside it), ``tasks/qa.py`` (a full example: windows,
    post-processing, own metrics) and tests/tasks/test_toy_task_type.py (a whole type in one test file).
 3. Export needs nothing else for the native classes when ``hf_names`` is right; the remote-code wrapper
    ``LeanBert<hf_suffix>`` comes from one row in ``export/remote_wrapper.TASK_CLASSES``.
@@ -77,7 +78,7 @@ class EncodedTask:
 
 
 # Signatures of the TaskType callables (``Any`` where the value is the type's own class).
-Loader = Callable[[TaskRequest], Any]  # -> finetune TaskData (spec, train, dev, kind=name, files)
+Loader = Callable[[TaskRequest], Any]  # -> a TaskData (tasks/glue.py) (spec, train, dev, kind=name, files)
 Encode = Callable[[Any, Path, Any, Any, bool], EncodedTask]  # (TaskData, tokenizer dir, data config, ModelConfig, progress)
 Loss = Callable[[Any, Any], Any]  # (ModelOutput, Batch) -> objectives.base.Output
 DistillLoss = Callable[[Any, Any, Any, float, float], torch.Tensor]  # (student, teacher ModelOutput, Batch, T, w)
@@ -87,8 +88,8 @@ WritePredictions = Callable[[Path, EncodedTask, dict[str, Any]], None]  # (OUT_D
 
 @dataclass(frozen=True)
 class PredictSpec:
-    """How ``leanbert predict`` runs a model of a task type; predict.py opens the model (leanbert, Hugging Face
-    or ONNX), runs it and writes the file, the type does the rest:
+    """How ``leanbert predict`` runs a model of a task type; predict/tasks.py opens the model (leanbert,
+    Hugging Face or ONNX), runs it and writes the file, the type does the rest:
 
     read(source, stdin) -> examples          the input file (``-``: stdin); bad rows raise UserError.
     encode(examples, tokenizer_dir, task_meta) -> (features, collator, context)   task_meta: the model's
@@ -118,7 +119,13 @@ class TaskType:
     task_meta:      EncodedTask -> the "task" dict saved with the model (``type`` is added for you).
     onnx_outputs:   output name -> dynamic axes, in graph order; ``graph_outputs`` returns the tensors.
     hf_config:      ModelConfig -> extra transformers config keys (num_labels, problem_type).
-    predict:        None (predict.py's classifier path), or a ``PredictSpec``.
+    predict:        None (predict/classifier.py's path), or a ``PredictSpec``.
+    logits_per_row: each encoded row is one example scored by one (num_labels,) logits vector (a classifier
+                    over a text or text pair). Task distillation then caches the teacher's logits per row
+                    (distill.teacher_cache) and lets ``--unlabeled`` text join as extra rows; QA windows,
+                    token tags and option groups are not such rows.
+    named_classes:  the examples' ``label`` indexes ``spec.labels``, class names that task distillation
+                    matches to the teacher's saved label names (renumbering, ``data.label_map``).
     """
 
     name: str
@@ -140,6 +147,8 @@ class TaskType:
     hf_config: Callable[[Any], dict[str, Any]]
     aliases: tuple[str, ...] = ()
     predict: PredictSpec | None = None
+    logits_per_row: bool = False
+    named_classes: bool = False
 
 
 TASK_TYPES: dict[str, TaskType] = {}

@@ -25,12 +25,12 @@ from leanbert.atomic import write_text_atomically
 from leanbert.batch import IGNORE_INDEX, Batch
 from leanbert.config import ModelConfig
 from leanbert.errors import UserError
-from leanbert.finetune.config import FinetuneDataConfig, Recipe
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type, require_train_dev
 from leanbert.tasks.choice_encode import ChoiceCollator, ChoiceEncoder, ChoiceFeatures, masked_scores
 from leanbert.tasks.choice_files import ChoiceExample, read_choices
 from leanbert.tasks.choice_predict import CHOICE_PREDICT, prediction_rows
+from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from leanbert.tasks.row_outputs import row_outputs
 from leanbert.tasks.sequence import check_model_fit
 

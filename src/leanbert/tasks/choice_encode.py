@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from leanbert.batch import IGNORE_INDEX, Batch
-from leanbert.finetune.encode import PairEncoder
 from leanbert.tasks.choice_files import ChoiceExample
+from leanbert.tasks.encode import PairEncoder
 
 _CHUNK = 512  # examples per tokenizer call
 

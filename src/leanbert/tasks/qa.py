@@ -23,15 +23,15 @@ import torch.nn.functional as F
 
 from leanbert.batch import Batch
 from leanbert.config import ConfigError, ModelConfig, check_integer, check_number
-from leanbert.distill.losses import soft_cross_entropy
 from leanbert.errors import UserError
-from leanbert.finetune.config import FinetuneDataConfig, Recipe
-from leanbert.finetune.tasks import TaskData
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, PredictSpec, TaskRequest, TaskType, register_task_type
+from leanbert.tasks.glue import TaskData
+from leanbert.tasks.prediction_loss import soft_cross_entropy
 from leanbert.tasks.qa_data import QAExample, read_questions, read_squad
 from leanbert.tasks.qa_features import QACollator, QAFeatures, WindowEncoder
 from leanbert.tasks.qa_postprocess import QAPrediction, predict_answers
+from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from leanbert.tasks.sequence import check_model_fit, check_vocab, full_precision
 from leanbert.tasks.squad_metrics import squad_v1, squad_v2
 from leanbert.train.distributed import DistEnv, gather_rows

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from leanbert.batch import Batch
 from leanbert.errors import UserError
-from leanbert.finetune.encode import PairEncoder, load_any_tokenizer
+from leanbert.tasks.encode import PairEncoder, load_any_tokenizer
 from leanbert.tasks.qa_data import QAExample
 
 NOT_CONTEXT = -1  # offsets of question and special tokens

@@ -1,7 +1,7 @@
 """The sequence task type: classification / regression of a text or text pair (GLUE tasks and ``custom``
-files), the first entry of the task-type registry. It delegates to the code that always did this job:
-reading in finetune/tasks.py, custom.py and data.py, encoding in finetune/encode.py, metrics in
-finetune/metrics.py and scoring in inference.py.
+files), the first entry of the task-type registry. Its pieces sit beside it: reading in glue.py, custom.py
+and sequence_data.py, encoding in encode.py, metrics in metrics.py; scoring below (``score``,
+over leanbert/inference.py's ``predict_logits``).
 
 Head ``classifier`` (``num_labels`` outputs; 1 = regression), cross-entropy or MSE as transformers'
 *ForSequenceClassification; OUT_DIR/predictions.tsv holds index, prediction, gold.
@@ -9,6 +9,7 @@ Head ``classifier`` (``num_labels`` outputs; 1 = regression), cross-entropy or M
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,18 @@ import torch.nn.functional as F
 
 from leanbert.batch import Batch
 from leanbert.config import ModelConfig
-from leanbert.distill.losses import prediction_loss
 from leanbert.errors import UserError
-from leanbert.finetune.config import FinetuneDataConfig
-from leanbert.finetune.data import load_task_data
-from leanbert.finetune.encode import Collator, PairEncoder
-from leanbert.finetune.tasks import TaskData, TaskSpec
-from leanbert.inference import gold_labels, score
+from leanbert.inference import predict_logits
+from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type
+from leanbert.tasks.encode import Collator, Features, PairEncoder
+from leanbert.tasks.glue import TaskData, TaskSpec
+from leanbert.tasks.metrics import predictions_from_logits
+from leanbert.tasks.prediction_loss import prediction_loss
+from leanbert.tasks.recipe import FinetuneDataConfig
+from leanbert.tasks.sequence_data import load_task_data
+from leanbert.train.distributed import DistEnv
 
 
 def load(request: TaskRequest) -> TaskData:
@@ -92,6 +96,26 @@ def distill_loss(student: Any, teacher: Any, batch: Batch, temperature: float, h
                            temperature, hard_weight, regression=student.logits.shape[-1] == 1)
 
 
+def predict(model: LeanBertModel, features: Sequence[Features], collator: Collator, batch_size: int,
+            regression: bool, env: DistEnv | None = None) -> np.ndarray:
+    """(N,) predictions in input order: class indices, or scores for a regression model."""
+    return predictions_from_logits(predict_logits(model, features, collator, batch_size, env), regression)
+
+
+def gold_labels(features: Sequence[Features]) -> np.ndarray:
+    """(N,) the labels carried by ``features``."""
+    return np.asarray([f.label for f in features])
+
+
+def score(model: LeanBertModel, spec: TaskSpec, dev: Mapping[str, Sequence[Features]], collator: Collator,
+          batch_size: int, env: DistEnv | None = None) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """``spec``'s metrics of ``model`` on every dev split, and the predictions (split -> (N,))."""
+    predictions = {split: predict(model, features, collator, batch_size, spec.regression, env)
+                   for split, features in dev.items()}
+    outputs = {split: (predictions[split], gold_labels(dev[split])) for split in predictions}
+    return spec.compute_metrics(outputs), predictions
+
+
 def score_task(model: Any, data: EncodedTask, batch_size: int, env: Any) -> tuple[dict[str, float], dict]:
     return score(model, data.spec, data.dev, data.collator, batch_size, env)
 
@@ -129,6 +153,7 @@ SEQUENCE = TaskType(
     head_options=lambda spec: {"num_labels": spec.num_labels},
     data_config=FinetuneDataConfig, load=load, encode=encode, loss=loss, distill_loss=distill_loss,
     score=score_task, write_predictions=write_predictions, task_meta=task_meta,
-    onnx_outputs={"logits": {0: "batch"}}, graph_outputs=lambda out: (out.logits,), hf_config=hf_config)
+    onnx_outputs={"logits": {0: "batch"}}, graph_outputs=lambda out: (out.logits,), hf_config=hf_config,
+    logits_per_row=True, named_classes=True)
 
 register_task_type(SEQUENCE)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leanbert.errors import UserError
-from leanbert.finetune.readers import decoded_lines
 from leanbert.paths import check_regular_file
 from leanbert.safe_io import json_object_line
+from leanbert.tasks.readers import decoded_lines
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 DOCSTART = "-DOCSTART-"

@@ -23,12 +23,12 @@ import torch.nn.functional as F
 from leanbert.atomic import write_text_atomically
 from leanbert.batch import IGNORE_INDEX, Batch
 from leanbert.config import ModelConfig
-from leanbert.distill.losses import prediction_loss
 from leanbert.errors import UserError
-from leanbert.finetune.config import FinetuneDataConfig, Recipe
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type, require_train_dev
 from leanbert.tasks.entities import entity_report
+from leanbert.tasks.prediction_loss import prediction_loss
+from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from leanbert.tasks.row_outputs import row_outputs
 from leanbert.tasks.sequence import check_model_fit, check_vocab, full_precision
 from leanbert.tasks.tag_files import TaggedSentence, check_known_tags, conll_lines, label_list, read_tagged

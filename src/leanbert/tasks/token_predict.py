@@ -27,10 +27,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from leanbert.errors import UserError
-from leanbert.finetune.encode import load_any_tokenizer
 from leanbert.paths import check_regular_file
 from leanbert.safe_io import read_json_object
 from leanbert.tasks.base import PredictSpec
+from leanbert.tasks.encode import load_any_tokenizer
 from leanbert.tasks.entities import extract_entities
 from leanbert.tasks.predict_length import predict_max_len
 from leanbert.tasks.tag_files import JSONL_SUFFIXES, TaggedSentence, conll_lines, read_conll, read_tag_jsonl

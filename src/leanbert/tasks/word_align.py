@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from leanbert.batch import IGNORE_INDEX, Batch
-from leanbert.finetune.encode import PairEncoder
+from leanbert.tasks.encode import PairEncoder
 
 _CHUNK = 512  # sentences per tokenizer call
 

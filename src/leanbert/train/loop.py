@@ -39,10 +39,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from leanbert.batch import Batch
-from leanbert.cpu_features import require_bf16
 from leanbert.errors import UserError
 from leanbert.train import checkpoint as ckpt
 from leanbert.train.config import TrainConfig
+from leanbert.train.cpu_features import require_bf16
 from leanbert.train.distributed import (
     DistEnv,
     all_reduce_mean,

@@ -34,15 +34,10 @@ import numpy as np
 import torch
 
 from leanbert.atomic import make_temp_dir
-from leanbert.cpu_features import require_bf16
 from leanbert.errors import UserError
 from leanbert.export.onnx import ONNX_NAME, open_onnx_predictor
-from leanbert.finetune.custom import parse_columns
-from leanbert.finetune.encode import Collator, Features, PairEncoder
-from leanbert.finetune.readers import detect_format, read_rows
 from leanbert.finetune.source import resolve_model_dir
-from leanbert.finetune.tasks import Example
-from leanbert.inference import (  # noqa: F401 - DEFAULT_MAX_LEN, label_names, id2label_names: re-exported
+from leanbert.inference import (
     DEFAULT_MAX_LEN,
     DEFAULT_MAX_TOKENS,
     PRECISIONS,
@@ -54,9 +49,14 @@ from leanbert.inference import (  # noqa: F401 - DEFAULT_MAX_LEN, label_names, i
 )
 from leanbert.model.padding import set_unpadding
 from leanbert.model_dir import load_model, read_model_config
-from leanbert.predict_tasks import STDIN, predict_task_file, saved_heads, write_output
+from leanbert.predict.tasks import STDIN, predict_task_file, saved_heads, write_output
 from leanbert.safe_io import read_json_object
 from leanbert.tasks import task_type_of
+from leanbert.tasks.custom import parse_columns
+from leanbert.tasks.encode import Collator, Features, PairEncoder
+from leanbert.tasks.glue import Example
+from leanbert.tasks.readers import detect_format, read_rows
+from leanbert.train.cpu_features import require_bf16
 
 CHECK_ROWS = 512  # rows a lower precision is checked on against fp32 (spread over the whole input)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from leanbert.errors import UserError
-from leanbert.finetune.custom import load_custom
-from leanbert.finetune.tasks import TaskData, load_task
+from leanbert.tasks.custom import load_custom
+from leanbert.tasks.glue import TaskData, load_task
 
 
 def load_task_data(task: str, data: str | Path | None = None, train: str | Path | None = None,

@@ -1,7 +1,7 @@
 """``leanbert predict`` for task types with their own ``PredictSpec`` (leanbert.tasks: QA, NER, multiple
 choice): the type reads the input, encodes it and formats the outputs; this module opens the model on its
 backend (leanbert, Hugging Face, ONNX), runs it with length-sorted batches and writes the result.
-``predict.predict_file`` dispatches here after checking ``--out``."""
+``predict.classifier.predict_file`` dispatches here after checking ``--out``."""
 
 from __future__ import annotations
 

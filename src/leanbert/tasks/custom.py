@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from leanbert.errors import UserError
-from leanbert.finetune.config import Recipe
-from leanbert.finetune.readers import FORMATS, detect_format, read_rows
-from leanbert.finetune.tasks import TaskData, TaskSpec, label_key, read_examples
+from leanbert.tasks.glue import TaskData, TaskSpec, label_key, read_examples
+from leanbert.tasks.readers import FORMATS, detect_format, read_rows
+from leanbert.tasks.recipe import Recipe
 
 
 def parse_columns(text: str | Sequence[str]) -> tuple[str, ...]:

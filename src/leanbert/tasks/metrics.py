@@ -1,4 +1,4 @@
-"""GLUE metrics in numpy, checked against scikit-learn and scipy in tests/finetune/test_metrics.py.
+"""GLUE metrics in numpy, checked against scikit-learn and scipy in tests/finetune/test_finetune_metrics.py.
 
 All functions take ``(predictions, labels)`` as array-likes of equal, non-zero length and return a float.
 Degenerate inputs follow scikit-learn where it defines a value and return 0.0 otherwise, so a metrics dict

@@ -4,7 +4,7 @@ Column layouts follow the official GLUE distribution (``download_glue_data.py``)
 read by header names, CoLA (no header) by position. ``load_task`` returns typed ``Example``s;
 ``load_custom`` does the same for a user's own TSV/CSV/JSONL files (see ``custom.py``).
 
-Each task's recipe (``config.Recipe``) starts from the fine-tuning defaults in config.py (ELECTRA's GLUE
+Each task's recipe (``recipe.Recipe``) starts from the fine-tuning defaults in recipe.py (ELECTRA's GLUE
 recipe) and changes only the epochs: 10 for the small RTE and STS-B sets (as ELECTRA does), 5 for CoLA and
 MRPC because compact models need more passes over them. Every value can be overridden with ``key=value``.
 """
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import leanbert.tasks.metrics as metrics_lib
 from leanbert.errors import UserError
-from leanbert.finetune import metrics as metrics_lib
-from leanbert.finetune.config import Recipe
-from leanbert.finetune.readers import Column, read_rows
+from leanbert.tasks.readers import Column, read_rows
+from leanbert.tasks.recipe import Recipe
 
 
 @dataclass(frozen=True)

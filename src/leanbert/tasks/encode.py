@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from leanbert.batch import Batch
 from leanbert.errors import UserError
-from leanbert.finetune.tasks import Example
+from leanbert.tasks.glue import Example
 
 _CHUNK = 2048  # examples per tokenizer call: large enough for the Rust batch encoder, small for progress
 
