@@ -29,6 +29,8 @@ def test_every_model_module_ships_with_what_it_imports():
     assert not any(m.startswith(("leanbert.objectives", "leanbert.train", "leanbert.export")) for m in modules)
     files = bundle_files()
     assert set(files) == {flat_name(m) for m in modules} | {MODELING_FILE}
+    siblings = {n.module for n in ast.parse(files[MODELING_FILE]).body if isinstance(n, ast.ImportFrom) and n.level}
+    assert siblings >= {flat_name(m)[:-3] for m in modules}  # transformers copies and runs each of them
     for name, text in files.items():  # no import statement names leanbert any more (prose may)
         imported = [n.module or "" for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ImportFrom)]
         imported += [a.name for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Import) for a in n.names]

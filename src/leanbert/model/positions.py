@@ -18,15 +18,17 @@ scheme is asked from its entry (``hf_reason``, ``shareable_across_widths``), nev
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from leanbert.config import ModelConfig
+from leanbert.model.registries import POSITION_SCHEMES, PositionSchemeSpec, register_position_scheme
 from leanbert.model.relative_buckets import RelativeOptions, relative_bias_or_none
+
+__all__ = ["POSITION_SCHEMES", "AbsoluteOptions", "AbsolutePositions", "PositionScheme", "PositionSchemeSpec",
+           "build_position_scheme", "register_position_scheme"]
 
 
 class PositionScheme(nn.Module):
@@ -44,32 +46,6 @@ class PositionScheme(nn.Module):
     def attention_bias(self, length: int) -> torch.Tensor | None:
         """(1|B, heads, T, T) added to every layer's attention logits, or None. Called once per forward."""
         return None
-
-
-@dataclass(frozen=True)
-class PositionSchemeSpec:
-    """scheme_class(config) builds the module; options: the dataclass of ``model.position_options``.
-    hf_reason(options): why transformers' own BERT/ALBERT/ELECTRA classes cannot hold the scheme (so the export
-        needs remote code), or None.
-    shareable_across_widths(options): whether ELECTRA's narrower generator may use the discriminator's module
-        (False when it holds per-head or hidden-width parts)."""
-
-    name: str
-    scheme_class: Callable[[ModelConfig], nn.Module]
-    options: type
-    hf_reason: Callable[[Any], str | None]
-    shareable_across_widths: Callable[[Any], bool]
-
-
-POSITION_SCHEMES: dict[str, PositionSchemeSpec] = {}
-
-
-def register_position_scheme(spec: PositionSchemeSpec) -> PositionSchemeSpec:
-    known = POSITION_SCHEMES.get(spec.name)
-    if known is not None and known != spec:
-        raise ValueError(f"position scheme {spec.name!r} is already registered by {known.scheme_class!r}")
-    POSITION_SCHEMES[spec.name] = spec
-    return spec
 
 
 def build_position_scheme(config: ModelConfig) -> PositionScheme:

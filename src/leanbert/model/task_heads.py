@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from leanbert.config import ModelConfig
-from leanbert.model.heads import register_head
+from leanbert.model.registries import register_head
 
 
 class SpanHead(nn.Module):
