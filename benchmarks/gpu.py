@@ -32,7 +32,6 @@ import train_speed  # benchmarks/ is on sys.path when this file runs as a script
 import yaml
 
 from leanbert import cli
-from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
 from leanbert.finetune.encode import Collator, PairEncoder
 from leanbert.finetune.objective import SequenceClassification
@@ -40,6 +39,7 @@ from leanbert.finetune.source import classifier_from
 from leanbert.finetune.tasks import Example
 from leanbert.inference import run_in_order, torch_forward
 from leanbert.interop.hf import build_hf_model, export_to_hf, import_from_hf
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, save_model
 from leanbert.objectives.registry import training_flops_per_token

@@ -29,9 +29,9 @@ import time
 import torch
 from train_speed import make_batches
 
-from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
 from leanbert.data.loader import build_loader, resolve_tokenizer
+from leanbert.model.config import ModelConfig
 from leanbert.objectives import build_objective, objective_config
 from leanbert.objectives.registry import training_flops_per_token
 from leanbert.train.distributed import DistEnv

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from leanbert.config import ModelConfig
 from leanbert.distill.matches import LayerMatch
 from leanbert.distill.objective import PredictionTarget, TransformerDistillation
 from leanbert.distill.student import copy_teacher_layers, teacher_layers_config
 from leanbert.distill.teacher_cache import prepare_cache
 from leanbert.finetune.encode import Collator, Features, iterate_batches
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 
 MATCHES = [LayerMatch(0, 0, "embedding"), LayerMatch(1, 3, "attention"), LayerMatch(1, 3, "hidden"),

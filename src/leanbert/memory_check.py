@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
 from leanbert.errors import UserError
+from leanbert.model.config import ModelConfig
 
 BYTES_PER_PARAMETER = 4  # float32 weights
 TRAINING_COPIES = 4  # weights, gradients and AdamW/LAMB's two moments

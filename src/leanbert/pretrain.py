@@ -24,10 +24,11 @@ import torch
 import yaml
 
 from leanbert.atomic import write_dir_atomically, write_text_atomically
-from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
+from leanbert.config import ConfigError, load_config_file, to_dict
 from leanbert.errors import UserError
 from leanbert.jobs import seed_everything, train_objective
 from leanbert.memory_check import check_model_fits
+from leanbert.model.config import ModelConfig
 from leanbert.model_dir import ROLES_FILE, check_tokenizer_files, save_model, write_model_files
 from leanbert.outdir import open_run_dir, write_marker
 from leanbert.pretrain_config import PretrainConfig, load_pretrain_config

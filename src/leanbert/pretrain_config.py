@@ -20,16 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leanbert.config import (
-    ConfigError,
-    ModelConfig,
-    apply_overrides,
-    from_dict,
-    load_config_file,
-    parse_value,
-    to_dict,
-)
+from leanbert.config import ConfigError, apply_overrides, from_dict, load_config_file, parse_value, to_dict
 from leanbert.data.config import DataConfig
+from leanbert.model.config import ModelConfig
 from leanbert.objectives import (
     ADDONS,
     ObjectiveConfig,

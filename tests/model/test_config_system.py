@@ -1,13 +1,7 @@
 import pytest
 
-from leanbert.config import (
-    ConfigError,
-    ModelConfig,
-    apply_overrides,
-    from_dict,
-    load_config_file,
-    parse_value,
-)
+from leanbert.config import ConfigError, apply_overrides, from_dict, load_config_file, parse_value
+from leanbert.model.config import ModelConfig
 
 
 def test_overrides_parse_yaml_scalars_without_eval():

@@ -28,7 +28,6 @@ from typing import Any
 
 from leanbert.config import (
     ConfigError,
-    ModelConfig,
     apply_overrides,
     check_integer,
     check_number,
@@ -41,6 +40,7 @@ from leanbert.distill.labels import parse_label_map
 from leanbert.distill.matches import FEATURES, STRATEGIES, LayerMatch, generate_matches, parse_matches
 from leanbert.distill.student import INITS
 from leanbert.finetune.config import FinetuneConfig, FinetuneDataConfig, FinetuneTrainConfig, Recipe
+from leanbert.model.config import ModelConfig
 from leanbert.presets import PRESETS
 from leanbert.train.config import TrainConfig
 

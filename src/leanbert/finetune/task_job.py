@@ -39,13 +39,13 @@ from torch import nn
 
 from leanbert import outdir
 from leanbert.atomic import write_json_atomically
-from leanbert.config import ModelConfig
 from leanbert.finetune.config import FinetuneConfig, FinetuneDataConfig, to_train_config
 from leanbert.finetune.encode import Collator, Features, iterate_batches
 from leanbert.finetune.layer_decay import layer_lr_scales
 from leanbert.finetune.metrics import aggregate_seeds
 from leanbert.finetune.tasks import TaskData, TaskSpec
 from leanbert.jobs import Log, main_process_only, seed_per_rank, train_objective, write_on_main
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import check_tokenizer_files, save_model
 from leanbert.tasks import EncodedTask, TaskType, get_task_type

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig
 from leanbert.model.attention import AttentionBias, FeedForward, SelfAttention
+from leanbert.model.config import ModelConfig
 from leanbert.model.padding import Unpadding, padding_bias
 from leanbert.model.positions import PositionScheme, build_position_scheme
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig
 from leanbert.model.attention import ACTIVATION_FUNCTIONS
+from leanbert.model.config import ModelConfig
 from leanbert.model.registries import HEADS, register_head
 
 __all__ = ["HEADS", "MaskedLMHead", "ReplacedTokenHead", "SentencePairHead", "SequenceClassifierHead",

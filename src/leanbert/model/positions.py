@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig
+from leanbert.model.config import ModelConfig
 from leanbert.model.registries import POSITION_SCHEMES, PositionSchemeSpec, register_position_scheme
 from leanbert.model.relative_buckets import RelativeOptions, relative_bias_or_none
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig
+from leanbert.model.config import ModelConfig
 from leanbert.model.registries import register_head
 
 

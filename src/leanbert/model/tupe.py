@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig, check_choice
+from leanbert.config import check_choice
+from leanbert.model.config import ModelConfig
 from leanbert.model.positions import PositionScheme, PositionSchemeSpec, register_position_scheme
 from leanbert.model.relative_buckets import PREFIX, RelativeOptions, relative_bias_or_none
 

@@ -51,7 +51,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from leanbert.batch import IGNORE_INDEX, Batch, RareWords
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, ObjectiveWrapper, Output
 from leanbert.objectives.registry import KEPT_HIDDEN, AddonConfig, AddonSpec, DataNeeds, register_addon

@@ -22,11 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from leanbert.batch import Batch
-from leanbert.config import ConfigError, ModelConfig, check_integer, check_number
+from leanbert.config import ConfigError, check_integer, check_number
 from leanbert.distill.losses import soft_cross_entropy
 from leanbert.errors import UserError
 from leanbert.finetune.config import FinetuneDataConfig, Recipe
 from leanbert.finetune.tasks import TaskData
+from leanbert.model.config import ModelConfig
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, PredictSpec, TaskRequest, TaskType, register_task_type
 from leanbert.tasks.qa_data import QAExample, read_questions, read_squad

@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 
 from leanbert.batch import Batch
-from leanbert.config import ModelConfig
 from leanbert.distill.losses import prediction_loss
 from leanbert.errors import UserError
 from leanbert.finetune.config import FinetuneDataConfig
@@ -25,6 +24,7 @@ from leanbert.finetune.data import load_task_data
 from leanbert.finetune.encode import Collator, PairEncoder
 from leanbert.finetune.tasks import TaskData, TaskSpec
 from leanbert.inference import gold_labels, score
+from leanbert.model.config import ModelConfig
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type
 
