@@ -2,7 +2,8 @@
 dotted ``key=value`` overrides (``train.lr=1e-3``). Nothing here evaluates config text as code.
 
 Every config class is a plain dataclass; the helpers below work for any of them, including nested ones
-(a field whose type is another dataclass).
+(a field whose type is another dataclass). The encoder's own config, ``ModelConfig``, lives in the model package
+(``leanbert.model.config``): this module imports nothing of it, so the model package can import this one.
 """
 
 from __future__ import annotations
@@ -247,12 +248,3 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
     return data
 
-
-def __getattr__(name: str) -> Any:
-    """TRANSITIONAL (removed by the next commit, once every import site names ``leanbert.model.config``)."""
-    if name in ("ModelConfig", "ACTIVATIONS", "SHARING_MODES", "FAMILIES"):
-        from leanbert.model.config import ACTIVATIONS, FAMILIES, SHARING_MODES, ModelConfig
-
-        return {"ModelConfig": ModelConfig, "ACTIVATIONS": ACTIVATIONS, "SHARING_MODES": SHARING_MODES,
-                "FAMILIES": FAMILIES}[name]
-    raise AttributeError(name)
