@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from leanbert.batch import IGNORE_INDEX, Batch
-from leanbert.config import ModelConfig
 from leanbert.finetune.objective import SequenceClassification
 from leanbert.finetune.source import classifier_from
 from leanbert.interop.hf import import_from_hf
+from leanbert.model.config import ModelConfig
 from leanbert.model_dir import load_model
 from leanbert.objectives import build_objective, objective_config
 from leanbert.plots import pyplot, save_figure

@@ -32,12 +32,12 @@ import train_speed  # benchmarks/ is on sys.path when this file runs as a script
 import yaml
 
 from leanbert import cli
-from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
 from leanbert.finetune.objective import SequenceClassification
 from leanbert.finetune.source import classifier_from
 from leanbert.inference import run_in_order, torch_forward
 from leanbert.interop.hf import build_hf_model, export_to_hf, import_from_hf
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, save_model
 from leanbert.objectives.registry import training_flops_per_token

@@ -31,9 +31,9 @@ from train_speed import make_batches
 
 from leanbert.addons.tnf.addon import TnfConfig, wrap_with_notes
 from leanbert.addons.tnf.rare_words import RARE_WORDS_FEATURE
-from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
 from leanbert.data.loader import build_loader, resolve_tokenizer
+from leanbert.model.config import ModelConfig
 from leanbert.objectives import build_objective, objective_config, objective_spec
 from leanbert.objectives.registry import training_flops_per_token
 from leanbert.train.distributed import DistEnv

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from leanbert.config import ModelConfig
 from leanbert.distill.matches import LayerMatch
 from leanbert.distill.objective import PredictionTarget, TransformerDistillation
 from leanbert.distill.student import copy_teacher_layers, teacher_layers_config
 from leanbert.distill.teacher_cache import prepare_cache
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.tasks.encode import Collator, Features, iterate_batches
 

@@ -24,8 +24,8 @@ import time
 import torch
 
 from leanbert.batch import IGNORE_INDEX, Batch
-from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
+from leanbert.model.config import ModelConfig
 from leanbert.objectives import build_objective, objective_config
 from leanbert.objectives.registry import training_flops_per_token
 from leanbert.presets import model_config

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from leanbert.config import ModelConfig
+from leanbert.model.config import ModelConfig
 
 
 def tiny_config(**fields) -> ModelConfig:

@@ -9,9 +9,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from leanbert.batch import IGNORE_INDEX, Batch
-from leanbert.config import ModelConfig
 from leanbert.data.config import DataConfig
 from leanbert.flops import TRAIN_FACTOR
+from leanbert.model.config import ModelConfig
 from leanbert.objectives import build_objective, objective_config
 from leanbert.objectives.registry import training_flops_per_token
 

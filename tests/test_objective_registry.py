@@ -15,9 +15,10 @@ import yaml
 from torch import nn
 
 from leanbert.batch import IGNORE_INDEX, Batch
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
 from leanbert.data.prepare import prepare_dataset
 from leanbert.data.tokenizer import train_tokenizer
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives import (
     ADDONS,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from leanbert.config import ModelConfig
+from leanbert.model.config import ModelConfig
 
 if TYPE_CHECKING:
     from leanbert.data.config import DataConfig

@@ -9,9 +9,13 @@ import torch, so the data commands can check a tokenizer's vocabulary size with 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
 from leanbert.errors import UserError
+
+if TYPE_CHECKING:  # importing the model package imports torch (see count_parameters)
+    from leanbert.model.config import ModelConfig
 
 BYTES_PER_PARAMETER = 4  # float32 weights
 TRAINING_COPIES = 4  # weights, gradients and AdamW/LAMB's two moments
@@ -22,7 +26,9 @@ MAX_VOCAB_SIZE = 2**32  # prepared shards store ids as uint32 at most
 
 
 def count_parameters(config: ModelConfig) -> int:
-    """Exact parameter count of ``LeanBertModel(config)``, heads included, without allocating it."""
+    """Exact parameter count of ``LeanBertModel(config)``, heads included, without allocating it. torch and the
+    model package are imported here, not with the module, so ``leanbert tokenizer`` (which checks a vocabulary
+    size here) starts without torch."""
     import torch
 
     from leanbert.model.model import LeanBertModel

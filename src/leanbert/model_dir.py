@@ -15,10 +15,11 @@ import torch
 from safetensors.torch import save_file
 
 from leanbert.atomic import write_dir_atomically, write_json_atomically
-from leanbert.config import ConfigError, ModelConfig, from_dict, to_dict
+from leanbert.config import ConfigError, from_dict, to_dict
 from leanbert.data.tokenizer import fingerprint_file
 from leanbert.errors import UserError
 from leanbert.memory_check import check_model_fits
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.paths import regular_file_inside
 from leanbert.safe_io import read_json_object, read_safetensors

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leanbert.config import ConfigError, ModelConfig, from_dict
+from leanbert.config import ConfigError, from_dict
+from leanbert.model.config import ModelConfig
 
 
 def _bert(layers: int, hidden: int, heads: int, **extra: Any) -> dict[str, Any]:

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from leanbert.atomic import write_dir_atomically
-from leanbert.config import ConfigError, ModelConfig, load_config_file, to_dict
+from leanbert.config import ConfigError, load_config_file, to_dict
 from leanbert.data.loader import build_loader, resolve_tokenizer
 from leanbert.errors import UserError
 from leanbert.jobs import CONFIG_FILE, Job, JobSpec, check_resume_compatible, run_job, seed_everything
 from leanbert.memory_check import check_model_fits
+from leanbert.model.config import ModelConfig
 from leanbert.model_dir import ROLES_FILE, check_tokenizer_files, save_model, write_model_files
 from leanbert.objectives import apply_addons, build_objective, objective_spec
 from leanbert.pretrain_config import PretrainConfig, load_pretrain_config

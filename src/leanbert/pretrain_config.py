@@ -21,16 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import leanbert.addons  # noqa: F401  (registers the built-in add-ons' config groups and batch features)
-from leanbert.config import (
-    ConfigError,
-    ModelConfig,
-    apply_overrides,
-    from_dict,
-    load_config_file,
-    parse_value,
-    to_dict,
-)
+from leanbert.config import ConfigError, apply_overrides, from_dict, load_config_file, parse_value, to_dict
 from leanbert.data.config import DataConfig
+from leanbert.model.config import ModelConfig
 from leanbert.objectives import (
     ADDONS,
     ObjectiveConfig,

@@ -19,16 +19,20 @@ from leanbert.export.remote_bundle import (
     shipped_modules,
 )
 
-SHIPPED = {"leanbert.config", "leanbert.model.encoder", "leanbert.model.tupe"}
+SHIPPED = {"leanbert.config", "leanbert.model.config", "leanbert.model.encoder", "leanbert.model.positions.tupe"}
 
 
 def test_every_model_module_ships_with_what_it_imports():
     modules = shipped_modules()
-    model_files = {f"leanbert.model.{p.stem}" for p in (PACKAGE_DIR / "model").glob("*.py") if p.stem != "__init__"}
+    assert {"leanbert.model", "leanbert.model.positions", "leanbert.model.positions.tupe"} <= set(modules)
+    model_files = {".".join(("leanbert", *p.relative_to(PACKAGE_DIR).with_suffix("").parts)).removesuffix(".__init__")
+                   for p in (PACKAGE_DIR / "model").rglob("*.py")}
     assert model_files <= set(modules) and "leanbert.config" in modules
     assert not any(m.startswith(("leanbert.objectives", "leanbert.train", "leanbert.export")) for m in modules)
     files = bundle_files()
     assert set(files) == {flat_name(m) for m in modules} | {MODELING_FILE}
+    siblings = {n.module for n in ast.parse(files[MODELING_FILE]).body if isinstance(n, ast.ImportFrom) and n.level}
+    assert siblings >= {flat_name(m)[:-3] for m in modules}  # transformers copies and runs each of them
     for name, text in files.items():  # no import statement names leanbert any more (prose may)
         imported = [n.module or "" for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ImportFrom)]
         imported += [a.name for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Import) for a in n.names]
@@ -37,13 +41,13 @@ def test_every_model_module_ships_with_what_it_imports():
 
 def test_rewrite_turns_leanbert_imports_into_sibling_imports_and_nothing_else():
     source = ('"""from leanbert.config import X stays prose."""\n'
-              "from leanbert.config import ModelConfig\n"
+              "from leanbert.model.config import ModelConfig\n"
               "from leanbert.model.encoder import (\n    Encoder,\n)\n\n\n"
-              "def late():\n    from leanbert.model.tupe import TupePositions\n    return TupePositions\n")
+              "def late():\n    from leanbert.model.positions.tupe import TupePositions\n    return TupePositions\n")
     out = rewrite_imports(source, SHIPPED)
-    assert "from .lb_config import ModelConfig\n" in out
+    assert "from .lb_model_config import ModelConfig\n" in out
     assert "from .lb_model_encoder import (\n    Encoder,\n)" in out
-    assert "    from .lb_model_tupe import TupePositions\n" in out
+    assert "    from .lb_model_positions_tupe import TupePositions\n" in out
     assert out.startswith('"""from leanbert.config import X stays prose."""')  # not at a line start
 
 

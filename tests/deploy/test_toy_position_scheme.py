@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
 from leanbert.data.prepare import prepare_dataset
 from leanbert.data.tokenizer import train_tokenizer
 from leanbert.export.remote import remote_code_reason
 from leanbert.interop.hf import export_to_hf
 from leanbert.model import POSITION_SCHEMES
+from leanbert.model.config import ModelConfig
 from leanbert.model_dir import load_model
 from leanbert.pretrain import pretrain
 from leanbert.pretrain_config import load_pretrain_config

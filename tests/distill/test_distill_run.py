@@ -15,9 +15,9 @@ import yaml
 
 from helpers import shared_data_dir
 from leanbert.cli import main
-from leanbert.config import ModelConfig
 from leanbert.data.prepare import prepare_dataset
 from leanbert.data.tokenizer import train_tokenizer
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, save_model
 from leanbert.outdir import read_marker

@@ -1,13 +1,11 @@
+import dataclasses
+import subprocess
+import sys
+
 import pytest
 
-from leanbert.config import (
-    ConfigError,
-    ModelConfig,
-    apply_overrides,
-    from_dict,
-    load_config_file,
-    parse_value,
-)
+from leanbert.config import ConfigError, apply_overrides, from_dict, load_config_file, parse_value
+from leanbert.model.config import ModelConfig
 
 
 def test_overrides_parse_yaml_scalars_without_eval():
@@ -17,6 +15,27 @@ def test_overrides_parse_yaml_scalars_without_eval():
     assert data["model"]["heads"] == ["mlm", "sop"] and data["x"]["flag"] is True
     assert data["y"]["code"] == "__import__('os')"  # stays a string
     assert parse_value("0.5") == 0.5 and parse_value("bert-base") == "bert-base"
+
+
+# The shape every encoder has, plus each component's choice and its options (ARCHITECTURE 2.3, bar B11): a
+# method's own knob belongs in position_options / head_options, never at the top level.
+CORE_FIELDS = {"vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+               "hidden_act", "hidden_dropout", "attention_dropout", "max_positions", "type_vocab_size",
+               "layer_norm_eps", "initializer_range", "sharing", "num_groups", "position", "position_options",
+               "family", "pad_token_id", "heads", "head_options", "num_labels"}
+
+
+def test_model_config_holds_only_the_core_shape_and_component_choices():
+    assert {f.name for f in dataclasses.fields(ModelConfig)} <= CORE_FIELDS
+
+
+def test_the_schema_and_the_vocabulary_check_load_without_the_model_package():
+    # leanbert.config imports nothing of leanbert.model (no circle), and `leanbert tokenizer`, which checks a
+    # vocabulary size in memory_check, starts without torch
+    probe = ("import sys, leanbert.config, leanbert.memory_check, leanbert.commands.tokenizer_cmd\n"
+             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('leanbert.model')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
 
 
 def test_unknown_key_lists_allowed_keys():

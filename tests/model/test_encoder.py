@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from helpers import random_inputs, randomize_, tiny_config
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
 from leanbert.model.attention import AttentionBias
+from leanbert.model.config import ModelConfig
 from leanbert.model.encoder import block_indices
 from leanbert.model.model import LeanBertModel
 from leanbert.model.positions import POSITION_SCHEMES, AbsoluteOptions, AbsolutePositions, PositionSchemeSpec

@@ -13,7 +13,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
+from leanbert.model.config import ModelConfig
 from leanbert.model_dir import load_model
 from leanbert.pretrain import load_run_config
 from leanbert.pretrain_config import load_pretrain_config

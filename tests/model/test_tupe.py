@@ -14,7 +14,7 @@ from leanbert.config import ConfigError
 from leanbert.finetune.layer_decay import parameter_depths
 from leanbert.model.model import LeanBertModel
 from leanbert.model.padding import set_unpadding
-from leanbert.model.relative_buckets import relative_bucket_ids
+from leanbert.model.positions.relative import relative_bucket_ids
 
 SCHEMES = {  # the paper's four rows, plus the untied-[CLS] variants
     "bert-a": dict(position="absolute"),

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from leanbert.batch import Batch
-from leanbert.config import ModelConfig
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 

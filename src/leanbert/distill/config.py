@@ -29,7 +29,6 @@ from typing import Any
 import leanbert.addons  # noqa: F401  (their batch features: older config.yaml files name them in data)
 from leanbert.config import (
     ConfigError,
-    ModelConfig,
     apply_overrides,
     check_integer,
     check_number,
@@ -42,6 +41,7 @@ from leanbert.distill.labels import parse_label_map
 from leanbert.distill.matches import FEATURES, STRATEGIES, LayerMatch, generate_matches, parse_matches
 from leanbert.distill.student import INITS
 from leanbert.finetune.config import FinetuneConfig, FinetuneTrainConfig
+from leanbert.model.config import ModelConfig
 from leanbert.presets import PRESETS
 from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from leanbert.train.config import TrainConfig

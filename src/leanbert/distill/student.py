@@ -18,10 +18,11 @@ from typing import Any
 
 import torch
 
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
 from leanbert.errors import UserError
 from leanbert.finetune.source import load_source, resolve_model_dir
 from leanbert.memory_check import check_model_fits
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import read_model_config, tokenizer_fingerprint
 from leanbert.presets import model_config

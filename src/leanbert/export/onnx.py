@@ -31,9 +31,10 @@ from torch import nn
 
 from leanbert.atomic import make_temp_dir, write_json_atomically
 from leanbert.batch import Batch
-from leanbert.config import ConfigError, ModelConfig, from_dict, to_dict
+from leanbert.config import ConfigError, from_dict, to_dict
 from leanbert.errors import UserError
 from leanbert.inference import DEFAULT_MAX_LEN, Predictor, id2label_names, run_in_order
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model.padding import set_unpadding
 from leanbert.model_dir import copy_tokenizer_files, load_model, read_model_config

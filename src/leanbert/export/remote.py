@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
-from leanbert.config import ModelConfig, to_dict
+from leanbert.config import to_dict
 from leanbert.export import remote_wrapper
 from leanbert.export.remote_bundle import MODEL_PACKAGE, MODELING_FILE, write_bundle
 from leanbert.model import HEADS, POSITION_SCHEMES
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import copy_tokenizer_files
 

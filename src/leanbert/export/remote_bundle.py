@@ -1,13 +1,13 @@
 """The source files a remote-code export ships: leanbert's own model code, not a copy of it.
 
-The bundle is every module of the model package, plus the modules of the config's registered components that
-live elsewhere (a position scheme or head registered from its own file: ``extra`` modules), plus the leanbert
-modules they import (the config schema and what it needs), found by reading their imports, plus the
-transformers wrapper (``remote_wrapper.py``, shipped as ``modeling_leanbert.py``, which imports the extra
-modules so they register when transformers loads it). transformers' dynamic-module loader only follows ``from .name import`` to
-``name.py`` in the same folder, so each module becomes a flat sibling file (``leanbert.model.encoder`` ->
-``lb_model_encoder.py``) and each ``from leanbert.x.y import N`` becomes ``from .lb_x_y import N``; nothing
-else in the source changes. A module that imports anything but the standard library, torch, PyYAML (a
+The bundle is every module of the model package (sub-packages included), plus the modules of the config's
+registered components that live elsewhere (a position scheme or head registered from its own file: ``extra``
+modules), plus the leanbert modules they import (the config schema and what it needs), found by reading their
+imports, plus the transformers wrapper (``remote_wrapper.py``, shipped as ``modeling_leanbert.py``, which imports
+every shipped module so its components register when transformers loads it). transformers' dynamic-module
+loader only follows ``from .name import`` to ``name.py`` in the same folder, so each module becomes a flat
+sibling file (``leanbert.model.encoder`` -> ``lb_model_encoder.py``) and each ``from leanbert.x.y import N``
+becomes ``from .lb_x_y import N``; nothing else in the source changes. A module that imports anything but the standard library, torch, PyYAML (a
 dependency of transformers) or another shipped module is refused: the export must load without leanbert.
 """
 
@@ -62,11 +62,19 @@ def _imports(source: str) -> list[tuple[str, int]]:
     return found
 
 
+def model_modules() -> list[str]:
+    """Every module of the model package: its face, its sub-packages' faces and their modules."""
+    names = []
+    for path in sorted((PACKAGE_DIR / "model").rglob("*.py")):
+        parts = path.relative_to(PACKAGE_DIR).with_suffix("").parts
+        names.append(".".join((PACKAGE, *(parts[:-1] if parts[-1] == "__init__" else parts))))
+    return names
+
+
 def shipped_modules(extra: Sequence[str] = ()) -> list[str]:
     """The modules the export ships (the wrapper excepted): every module of the model package, the ``extra``
     modules and, transitively, the leanbert modules they import."""
-    todo = sorted(f"{MODEL_PACKAGE}.{path.stem}" for path in (PACKAGE_DIR / "model").glob("*.py")
-                  if path.stem != "__init__") + list(extra)
+    todo = model_modules() + list(extra)
     seen: set[str] = set()
     while todo:
         module = todo.pop()
@@ -117,10 +125,12 @@ def bundle_files(extra: Sequence[str] = ()) -> dict[str, str]:
         source = module_file(module).read_text(encoding="utf-8")
         check_pure(module, source, shipped, WRAPPER_THIRD_PARTY if module == WRAPPER else THIRD_PARTY)
         files[MODELING_FILE if module == WRAPPER else flat_name(module)] = rewrite_imports(source, shipped)
-    if extra:  # static sibling imports: transformers copies only what the modeling file imports this way
-        files[MODELING_FILE] += "\n# components registered outside leanbert's model package: imported to register\n"
-        files[MODELING_FILE] += "".join(f"from .{flat_name(m)[:-3]} import __name__ as _{flat_name(m)[:-3]}\n"
-                                        for m in extra)
+    # Static sibling imports of every shipped module: transformers copies only what the modeling file imports
+    # this way, and importing a module registers its components. (The package faces find their components
+    # by listing their folder; a flat sibling file has no folder to list.)
+    files[MODELING_FILE] += "\n# every shipped module, imported so that its components register\n"
+    files[MODELING_FILE] += "".join(f"from .{flat_name(m)[:-3]} import __name__ as _{flat_name(m)[:-3]}\n"
+                                    for m in modules)
     return files
 
 

@@ -30,7 +30,8 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 
-from leanbert.config import ModelConfig, from_dict
+from leanbert.config import from_dict
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel as LeanBertNetwork
 from leanbert.model.model import ModelOutput
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from leanbert.config import ModelConfig
 from leanbert.errors import UserError
 from leanbert.interop.hf import import_from_hf
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import CONFIG_NAME, FORMAT, ROLES_FILE, load_model
 from leanbert.safe_io import read_json_object

@@ -41,10 +41,10 @@ from typing import Any
 from torch import nn
 
 from leanbert.atomic import write_json_atomically
-from leanbert.config import ModelConfig
 from leanbert.finetune.config import FinetuneConfig, to_train_config
 from leanbert.finetune.layer_decay import layer_lr_scales
 from leanbert.jobs import Log, main_process_only, seed_per_rank, train_objective
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import check_tokenizer_files, save_model
 from leanbert.tasks import EncodedTask, TaskType, get_task_type

@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from leanbert.config import ACTIVATIONS, ModelConfig
 from leanbert.errors import UserError
 from leanbert.export.remote import fill_remote_dir, remote_code_reason
 from leanbert.inference import hf_label_names
 from leanbert.model import POSITION_SCHEMES
+from leanbert.model.config import ACTIVATIONS, ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import (
     TOKENIZER_FILES,

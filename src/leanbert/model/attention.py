@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from leanbert.config import ModelConfig
+from leanbert.model.config import ModelConfig
 from leanbert.model.padding import TokenLayout
 
 ACTIVATION_FUNCTIONS = {

@@ -5,7 +5,7 @@
 - ``sharing``: the four settings of ALBERT's ablation (Table 4): ``none``, ``attention`` (one attention block
   reused by every layer), ``ffn`` (one FFN block reused), ``all`` (both). With ``num_groups = G``, layer i uses
   block ``i * G // num_layers`` (Hugging Face's ``num_hidden_groups`` layout).
-- ``position``: the position scheme (``model/positions.py``), stored at ``embeddings.position_embeddings``:
+- ``position``: the position scheme (``model/positions/``), stored at ``embeddings.position_embeddings``:
   ``absolute`` = learned position embeddings added to the input (BERT). A scheme may also give a per-head
   attention bias (TUPE); the encoder asks for it once per forward and combines it with the padding bias once.
 - Unpadding (``model/padding.py``) runs the position-wise work on real tokens only; ``set_unpadding`` turns it
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig
 from leanbert.model.attention import AttentionBias, FeedForward, SelfAttention
+from leanbert.model.config import ModelConfig
 from leanbert.model.padding import Unpadding, padding_bias
-from leanbert.model.positions import PositionScheme, build_position_scheme
+from leanbert.model.positions.base import PositionScheme, build_position_scheme
 
 # Called on the summed (B, T, E) input embeddings before the embedding LayerNorm (TNF mixes its notes in here).
 EmbeddingHook = Callable[[torch.Tensor], torch.Tensor]

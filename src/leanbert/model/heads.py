@@ -8,7 +8,7 @@
 - ``SequenceClassifierHead``: classification/regression; on the pooled vector when the encoder has a pooler
   (BERT, ALBERT), else ELECTRA's dense-GELU-dense head on the [CLS] hidden state.
 
-Heads are chosen by name (``model.heads``) from ``HEADS``. Each registration says what the head consumes and
+Heads are chosen by name (``model.heads``) from ``HEADS`` (``model/registries.py``). Each registration says what the head consumes and
 which ``ModelOutput`` name its result gets, so ``LeanBertModel`` runs any head without knowing it: a new head
 (e.g. MC-BERT's multi-choice head, fed candidate ids from the batch) is one class plus one ``register_head``
 call, wherever the class lives.
@@ -16,13 +16,15 @@ call, wherever the class lives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig
 from leanbert.model.attention import ACTIVATION_FUNCTIONS
+from leanbert.model.config import ModelConfig
+from leanbert.model.registries import HEADS, register_head
+
+__all__ = ["HEADS", "MaskedLMHead", "ReplacedTokenHead", "SentencePairHead", "SequenceClassifierHead",
+           "register_head"]
 
 
 class MaskedLMHead(nn.Module):
@@ -82,36 +84,6 @@ class SequenceClassifierHead(nn.Module):
             x = self.dropout(hidden[:, 0])
             x = torch.nn.functional.gelu(self.dense(x))  # (B, H)
         return self.classifier(self.dropout(x))  # (B, num_labels)
-
-
-# What LeanBertModel can hand a head: hidden (B, T, H); pooled (B, H) or None; word_embeddings (V, E), the
-# input table; input_ids, attention_mask, token_type_ids (B, T) as given; mlm_positions (B, T) bool or None;
-# plus any tensor the caller passes in ``head_inputs`` (e.g. candidate ids).
-# ModelOutput fields that are not head outputs.
-RESERVED_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states", "attention_scores", "extra")
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """``head_class(config)`` is called with the named ``inputs`` (positionally, in this order); its result
-    becomes ``ModelOutput.<output>``."""
-
-    head_class: type[nn.Module]
-    inputs: tuple[str, ...]
-    output: str
-
-
-HEADS: dict[str, HeadSpec] = {}
-
-
-def register_head(name: str, head_class: type[nn.Module], inputs: tuple[str, ...], output: str) -> None:
-    """Make ``name`` a valid ``model.heads`` entry. ``output`` may be an existing ModelOutput field (``logits``,
-    ``mlm_logits``, ...) or a new name, carried in ``ModelOutput.extra`` and readable as an attribute."""
-    if name in HEADS:
-        raise ValueError(f"head {name!r} is already registered")
-    if output in RESERVED_OUTPUTS:
-        raise ValueError(f"head {name!r}: output {output!r} is a ModelOutput field that heads do not fill")
-    HEADS[name] = HeadSpec(head_class, tuple(inputs), output)
 
 
 register_head("mlm", MaskedLMHead, ("hidden", "word_embeddings", "mlm_positions"), "mlm_logits")

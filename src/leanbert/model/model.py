@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
+from leanbert.model.config import ModelConfig
 from leanbert.model.encoder import EmbeddingHook, Encoder
 from leanbert.model.heads import HEADS
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig
-from leanbert.model.heads import register_head
+from leanbert.model.config import ModelConfig
+from leanbert.model.registries import register_head
 
 
 class SpanHead(nn.Module):

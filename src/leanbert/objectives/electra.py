@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from leanbert.batch import Batch
-from leanbert.config import ConfigError, ModelConfig, check_number
+from leanbert.config import ConfigError, check_number
 from leanbert.flops import (
     TRAIN_FACTOR,
     encoder_forward_flops,
@@ -35,6 +35,7 @@ from leanbert.flops import (
     rtd_head_forward_flops,
 )
 from leanbert.model import POSITION_SCHEMES
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig, check_weights

@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from leanbert.batch import Batch
-from leanbert.config import ConfigError, ModelConfig, check_integer
+from leanbert.config import ConfigError, check_integer
 from leanbert.flops import TRAIN_FACTOR, encoder_forward_flops, masked_fraction
 from leanbert.model.attention import ACTIVATION_FUNCTIONS
+from leanbert.model.config import ModelConfig
 from leanbert.model.heads import HEADS, register_head
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output

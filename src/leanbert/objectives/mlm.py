@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from leanbert.batch import IGNORE_INDEX, Batch
-from leanbert.config import ModelConfig
 from leanbert.flops import TRAIN_FACTOR, encoder_forward_flops, masked_fraction, mlm_head_forward_flops
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.objectives.config import ObjectiveConfig, check_weights

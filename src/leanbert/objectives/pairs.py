@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from leanbert.batch import Batch
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
 from leanbert.flops import TRAIN_FACTOR, pair_head_forward_flops
+from leanbert.model.config import ModelConfig
 from leanbert.objectives.base import Output
 from leanbert.objectives.config import check_weights
 from leanbert.objectives.metrics import mean_over

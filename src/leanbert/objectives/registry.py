@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leanbert.config import ConfigError, ModelConfig, from_dict
+from leanbert.config import ConfigError, from_dict
+from leanbert.model.config import ModelConfig
 from leanbert.objectives.base import Objective
 from leanbert.objectives.config import ObjectiveConfig
 

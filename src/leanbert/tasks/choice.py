@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from leanbert.atomic import write_text_atomically
 from leanbert.batch import IGNORE_INDEX, Batch
-from leanbert.config import ModelConfig
 from leanbert.errors import UserError
+from leanbert.model.config import ModelConfig
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type, require_train_dev
 from leanbert.tasks.choice_encode import ChoiceCollator, ChoiceEncoder, ChoiceFeatures, masked_scores

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from leanbert.batch import Batch
-from leanbert.config import ConfigError, ModelConfig, check_integer, check_number
+from leanbert.config import ConfigError, check_integer, check_number
 from leanbert.errors import UserError
+from leanbert.model.config import ModelConfig
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, PredictSpec, TaskRequest, TaskType, register_task_type
 from leanbert.tasks.glue import TaskData

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from leanbert.batch import Batch
-from leanbert.config import ModelConfig
 from leanbert.errors import UserError
 from leanbert.inference import predict_logits
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type

@@ -52,7 +52,8 @@ from torch import nn
 
 from leanbert.addons.tnf.rare_words import RARE_WORDS_FEATURE, RareWords
 from leanbert.batch import IGNORE_INDEX, Batch
-from leanbert.config import ConfigError, ModelConfig
+from leanbert.config import ConfigError
+from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, ObjectiveWrapper, Output
 from leanbert.objectives.registry import KEPT_HIDDEN, AddonConfig, AddonSpec, DataNeeds, register_addon

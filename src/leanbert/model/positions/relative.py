@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanbert.config import ConfigError, ModelConfig, check_integer
+from leanbert.config import ConfigError, check_integer
+from leanbert.model.config import ModelConfig
 
 PREFIX = "model.position_options."
 

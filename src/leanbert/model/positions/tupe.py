@@ -20,7 +20,7 @@ theta_1 for "[CLS] to others" (row 0, written last so it also covers [CLS] to it
 - ``learned``: the paper's description, free per-head scalars (initialised to 0: [CLS] starts with no
   positional preference).
 
-TUPE-R adds T5 relative buckets (``relative_buckets.py``) AFTER the reset, as the reference does (the paper
+TUPE-R adds T5 relative buckets (``relative.py``) AFTER the reset, as the reference does (the paper
 writes the reset around the sum; guolinke/TUPE issue #12 leaves it open).
 
 ELECTRA: U_Q, U_K and the table live in the encoder's hidden width and the term has one row per head, both
@@ -36,9 +36,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from leanbert.config import ModelConfig, check_choice
-from leanbert.model.positions import PositionScheme, PositionSchemeSpec, register_position_scheme
-from leanbert.model.relative_buckets import PREFIX, RelativeOptions, relative_bias_or_none
+from leanbert.config import check_choice
+from leanbert.model.config import ModelConfig
+from leanbert.model.positions.base import PositionScheme
+from leanbert.model.positions.relative import PREFIX, RelativeOptions, relative_bias_or_none
+from leanbert.model.registries import PositionSchemeSpec, register_position_scheme
 
 CLS_THETAS = ("derived", "learned")
 
@@ -56,7 +58,7 @@ class TupeOptions(RelativeOptions):
 
 
 class TupePositions(PositionScheme):
-    """The ``tupe`` position scheme (see ``positions.py`` for the protocol): no input term, and a per-head
+    """The ``tupe`` position scheme (see ``base.py`` for the protocol): no input term, and a per-head
     attention bias (1, heads, T, T) = untied absolute term (+ relative buckets)."""
 
     def __init__(self, config: ModelConfig):
