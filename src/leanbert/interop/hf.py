@@ -16,7 +16,7 @@ import torch
 from leanbert.errors import UserError
 from leanbert.export.remote import fill_remote_dir, remote_code_reason
 from leanbert.inference import hf_label_names
-from leanbert.model import POSITION_SCHEMES
+from leanbert.model import HEADS, POSITION_SCHEMES
 from leanbert.model.config import ACTIVATIONS, ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import (
@@ -60,17 +60,6 @@ LAYER_NAMES = {
                "qkv": ("attention.query", "attention.key", "attention.value")},
 }
 
-# Pretraining head module names: leanbert "heads.<name>.<sub>" -> HF name, per family (task heads: each task
-# type's ``hf_names``; ``head_names`` joins both).
-HEAD_NAMES = {
-    "bert": {"mlm.dense": "cls.predictions.transform.dense", "mlm.norm": "cls.predictions.transform.LayerNorm",
-             "mlm.bias": "cls.predictions.bias", "nsp.classifier": "cls.seq_relationship"},
-    "albert": {"mlm.dense": "predictions.dense", "mlm.norm": "predictions.LayerNorm",
-               "mlm.bias": "predictions.bias", "sop.classifier": "sop_classifier.classifier"},
-    "electra": {"mlm.dense": "generator_predictions.dense", "mlm.norm": "generator_predictions.LayerNorm",
-                "mlm.bias": "generator_lm_head.bias", "rtd.dense": "discriminator_predictions.dense",
-                "rtd.classifier": "discriminator_predictions.dense_prediction"},
-}
 # Tied copies Hugging Face also expects in its state dict: HF name -> leanbert name.
 TIED_NAMES = {
     "bert": {"cls.predictions.decoder.weight": "encoder.embeddings.word_embeddings.weight",
@@ -82,8 +71,9 @@ TIED_NAMES = {
 
 
 def head_names(family: str) -> dict[str, str]:
-    """leanbert head path -> transformers module name for every head of ``family``."""
-    names = dict(HEAD_NAMES[family])
+    """leanbert head path (``<head>.<sub-module>``) -> transformers module name for every head of ``family``:
+    the pretraining heads' own ``hf_names`` (model/heads) and the task types'."""
+    names = {f"{head}.{sub}": hf for head, spec in HEADS.items() for sub, hf in spec.hf_names.get(family, {}).items()}
     for task_type in TASK_TYPES.values():
         names.update(task_type.hf_names.get(family, {}))
     return names

@@ -1,7 +1,7 @@
 """The model package: torch, the standard library and the config schema only, so a remote-code export can ship
 it as it is (``export/remote_bundle.py``).
 
-``config.py`` holds ``ModelConfig``; ``registries.py`` the position schemes and heads, which each component
+``config.py`` holds ``ModelConfig``; ``registries.py`` the position schemes and heads (``heads/`` holds the built-in heads), which each component
 registers from its own file. Importing this face imports the built-in components (the ``positions`` package
 imports every scheme in its folder), so ``ModelConfig`` validation sees every position scheme and head: any
 ``import leanbert.model.<x>`` runs this face first.
@@ -11,7 +11,6 @@ from leanbert.model.config import ModelConfig
 from leanbert.model.heads import HEADS, register_head
 from leanbert.model.model import LeanBertModel, ModelOutput
 from leanbert.model.positions import POSITION_SCHEMES, PositionSchemeSpec, register_position_scheme
-from leanbert.model.task_heads import SpanHead  # noqa: F401  (registers the task heads: span, token, choice)
 
 __all__ = ["HEADS", "POSITION_SCHEMES", "LeanBertModel", "ModelConfig", "ModelOutput", "PositionSchemeSpec",
            "register_head", "register_position_scheme"]

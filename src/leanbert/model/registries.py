@@ -9,7 +9,7 @@ face first, so validation always sees them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -51,21 +51,24 @@ RESERVED_OUTPUTS = ("last_hidden_state", "pooler_output", "hidden_states", "atte
 @dataclass(frozen=True)
 class HeadSpec:
     """``head_class(config)`` is called with the named ``inputs`` (positionally, in this order); its result
-    becomes ``ModelOutput.<output>``."""
+    becomes ``ModelOutput.<output>``. ``hf_names``: per family, the head's sub-module -> transformers' module
+    name in that family's pretraining class (how import/export rename its weights)."""
 
     head_class: type[nn.Module]
     inputs: tuple[str, ...]
     output: str
+    hf_names: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 HEADS: dict[str, HeadSpec] = {}
 
 
-def register_head(name: str, head_class: type[nn.Module], inputs: tuple[str, ...], output: str) -> None:
+def register_head(name: str, head_class: type[nn.Module], inputs: tuple[str, ...], output: str,
+                  hf_names: dict[str, dict[str, str]] | None = None) -> None:
     """Make ``name`` a valid ``model.heads`` entry. ``output`` may be an existing ModelOutput field (``logits``,
     ``mlm_logits``, ...) or a new name, carried in ``ModelOutput.extra`` and readable as an attribute."""
     if name in HEADS:
         raise ValueError(f"head {name!r} is already registered")
     if output in RESERVED_OUTPUTS:
         raise ValueError(f"head {name!r}: output {output!r} is a ModelOutput field that heads do not fill")
-    HEADS[name] = HeadSpec(head_class, tuple(inputs), output)
+    HEADS[name] = HeadSpec(head_class, tuple(inputs), output, dict(hf_names or {}))

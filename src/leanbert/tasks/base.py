@@ -20,7 +20,7 @@ Plugging in a task type (developer note, e.g. token classification or multiple c
 
 1. The head: a ``nn.Module`` taking what ``LeanBertModel`` offers (``hidden``, ``pooled``, ``attention_mask``,
    or tensors passed as ``head_inputs``) and a ``register_head(name, cls, inputs, output)`` call in
-   ``leanbert/model/task_heads.py`` (imported by the model package, so saved models load without importing
+   ``leanbert/model/heads/task.py`` (imported by the model package, so saved models load without importing
    ``leanbert.tasks``). Its output is a new ``ModelOutput`` name (``token_logits``) or ``logits``.
 2. One file ``leanbert/tasks/<name>.py`` that builds a ``TaskType`` (all fields below) and calls
    ``register_task_type(...)`` at import time; add the module name to ``BUILT_IN`` in ``tasks/__init__.py``.

@@ -1,12 +1,10 @@
-"""Prediction heads on top of the encoder.
+"""The pretraining heads, with the names transformers gives their weights in each family.
 
 - ``MaskedLMHead``: dense H -> E, activation, LayerNorm(E), then the word-embedding matrix (tied) + bias.
   With ``positions`` it scores only the selected tokens (sparse prediction): the V-sized projection, the
   most expensive matmul of pretraining, never runs on the ~85% of tokens that carry no target.
 - ``SentencePairHead``: 2-way logits on the pooled [CLS] vector (BERT's NSP, ALBERT's SOP).
 - ``ReplacedTokenHead``: ELECTRA's discriminator, one "replaced?" logit per token.
-- ``SequenceClassifierHead``: classification/regression; on the pooled vector when the encoder has a pooler
-  (BERT, ALBERT), else ELECTRA's dense-GELU-dense head on the [CLS] hidden state.
 
 Heads are chosen by name (``model.heads``) from ``HEADS`` (``model/registries.py``). Each registration says what the head consumes and
 which ``ModelOutput`` name its result gets, so ``LeanBertModel`` runs any head without knowing it: a new head
@@ -21,10 +19,9 @@ from torch import nn
 
 from leanbert.model.attention import ACTIVATION_FUNCTIONS
 from leanbert.model.config import ModelConfig
-from leanbert.model.registries import HEADS, register_head
+from leanbert.model.registries import register_head
 
-__all__ = ["HEADS", "MaskedLMHead", "ReplacedTokenHead", "SentencePairHead", "SequenceClassifierHead",
-           "register_head"]
+__all__ = ["MaskedLMHead", "ReplacedTokenHead", "SentencePairHead"]
 
 
 class MaskedLMHead(nn.Module):
@@ -68,26 +65,15 @@ class ReplacedTokenHead(nn.Module):
         return self.classifier(self.activation(self.dense(hidden))).squeeze(-1)  # (B, T)
 
 
-class SequenceClassifierHead(nn.Module):
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.uses_pooler = config.has_pooler
-        self.dropout = nn.Dropout(config.hidden_dropout)
-        # ELECTRA has no pooler: it classifies from [CLS] through its own dense + GELU layer.
-        self.dense = None if self.uses_pooler else nn.Linear(config.hidden_size, config.hidden_size)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-
-    def forward(self, hidden: torch.Tensor, pooled: torch.Tensor | None) -> torch.Tensor:
-        if self.uses_pooler:
-            x = pooled  # (B, H)
-        else:
-            x = self.dropout(hidden[:, 0])
-            x = torch.nn.functional.gelu(self.dense(x))  # (B, H)
-        return self.classifier(self.dropout(x))  # (B, num_labels)
-
-
-register_head("mlm", MaskedLMHead, ("hidden", "word_embeddings", "mlm_positions"), "mlm_logits")
-register_head("nsp", SentencePairHead, ("pooled",), "seq_relationship_logits")
-register_head("sop", SentencePairHead, ("pooled",), "sop_logits")
-register_head("rtd", ReplacedTokenHead, ("hidden",), "rtd_logits")
-register_head("classifier", SequenceClassifierHead, ("hidden", "pooled"), "logits")
+register_head("mlm", MaskedLMHead, ("hidden", "word_embeddings", "mlm_positions"), "mlm_logits", hf_names={
+    "bert": {"dense": "cls.predictions.transform.dense", "norm": "cls.predictions.transform.LayerNorm",
+             "bias": "cls.predictions.bias"},
+    "albert": {"dense": "predictions.dense", "norm": "predictions.LayerNorm", "bias": "predictions.bias"},
+    "electra": {"dense": "generator_predictions.dense", "norm": "generator_predictions.LayerNorm",
+                "bias": "generator_lm_head.bias"}})
+register_head("nsp", SentencePairHead, ("pooled",), "seq_relationship_logits",
+              hf_names={"bert": {"classifier": "cls.seq_relationship"}})
+register_head("sop", SentencePairHead, ("pooled",), "sop_logits",
+              hf_names={"albert": {"classifier": "sop_classifier.classifier"}})
+register_head("rtd", ReplacedTokenHead, ("hidden",), "rtd_logits", hf_names={
+    "electra": {"dense": "discriminator_predictions.dense", "classifier": "discriminator_predictions.dense_prediction"}})

@@ -1,6 +1,8 @@
-"""Heads of the fine-tuning task types beyond sequence classification (leanbert.tasks), registered here so that
-a saved model with one of them loads without importing the task package.
+"""The heads of the fine-tuning task types (leanbert.tasks), registered here so that a saved model with one of
+them loads without importing the task package.
 
+- ``SequenceClassifierHead`` (head ``classifier``): classification/regression; on the pooled vector when the
+  encoder has a pooler (BERT, ALBERT), else ELECTRA's dense-GELU-dense head on the [CLS] hidden state.
 - ``SpanHead`` (extractive QA, head ``span``): one Linear(H, 2) per token, (B, T, 2) start/end logits as
   ``ModelOutput.span_logits``; transformers' ``qa_outputs`` in Bert/Albert/ElectraForQuestionAnswering.
 
@@ -19,6 +21,27 @@ from torch import nn
 
 from leanbert.model.config import ModelConfig
 from leanbert.model.registries import register_head
+
+
+class SequenceClassifierHead(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.uses_pooler = config.has_pooler
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        # ELECTRA has no pooler: it classifies from [CLS] through its own dense + GELU layer.
+        self.dense = None if self.uses_pooler else nn.Linear(config.hidden_size, config.hidden_size)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, hidden: torch.Tensor, pooled: torch.Tensor | None) -> torch.Tensor:
+        if self.uses_pooler:
+            x = pooled  # (B, H)
+        else:
+            x = self.dropout(hidden[:, 0])
+            x = torch.nn.functional.gelu(self.dense(x))  # (B, H)
+        return self.classifier(self.dropout(x))  # (B, num_labels)
+
+
+register_head("classifier", SequenceClassifierHead, ("hidden", "pooled"), "logits")
 
 
 class SpanHead(nn.Module):
