@@ -2,20 +2,16 @@
 
 A typo such as ``model.hidden_size=10000000`` or ``model.vocab_size=1000000000000`` would otherwise end in an
 allocator RuntimeError, or an abort (exit 134) with no message at all. Parameters are counted on the meta device
-(no memory touched) and compared with the memory the machine has available. Importing this module does not
-import torch, so the data commands can check a tokenizer's vocabulary size with it.
+(no memory touched, ``model_dir.check_model_fits``) and compared here with the memory the machine has available.
+This module does not import torch, so the data commands can check a tokenizer's vocabulary size with it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from leanbert.config import ConfigError
 from leanbert.errors import UserError
-
-if TYPE_CHECKING:  # importing the model package imports torch (see count_parameters)
-    from leanbert.model.config import ModelConfig
 
 BYTES_PER_PARAMETER = 4  # float32 weights
 TRAINING_COPIES = 4  # weights, gradients and AdamW/LAMB's two moments
@@ -23,18 +19,6 @@ TRAINING_COPIES = 4  # weights, gradients and AdamW/LAMB's two moments
 # vocab_size=10**8), and an out-of-memory there aborts the process without a Python exception
 TOKENIZER_TRAINER_BYTES_PER_ENTRY = 48
 MAX_VOCAB_SIZE = 2**32  # prepared shards store ids as uint32 at most
-
-
-def count_parameters(config: ModelConfig) -> int:
-    """Exact parameter count of ``LeanBertModel(config)``, heads included, without allocating it. torch and the
-    model package are imported here, not with the module, so ``leanbert tokenizer`` (which checks a vocabulary
-    size here) starts without torch."""
-    import torch
-
-    from leanbert.model.model import LeanBertModel
-
-    with torch.device("meta"):
-        return sum(p.numel() for p in LeanBertModel(config).parameters())
 
 
 def available_bytes() -> int | None:
@@ -56,19 +40,15 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:,.1f} GiB"
 
 
-def check_model_fits(config: ModelConfig, training: bool, source: str = "the model config") -> int:
-    """Raise ConfigError when ``config`` needs more memory than is available (weights, and for ``training``
-    gradients and optimizer moments too); returns the parameter count."""
-    params = count_parameters(config)
+def check_parameters_fit(params: int, training: bool, shape: str, source: str) -> None:
+    """Raise ConfigError when ``params`` float32 parameters (and for ``training`` their gradients and optimizer
+    moments) need more memory than is available; ``shape`` and ``source`` name the config in the message."""
     needed = params * BYTES_PER_PARAMETER * (TRAINING_COPIES if training else 1)
     have = available_bytes()
     if have is not None and needed > have:
-        shape = (f"vocab_size={config.vocab_size}, hidden_size={config.hidden_size}, "
-                 f"num_layers={config.num_layers}, intermediate_size={config.intermediate_size}")
         purpose = "weights, gradients and optimizer state" if training else "its weights"
         raise ConfigError(f"{source}: a model with {shape} has {params:,} parameters and needs about "
                           f"{_gib(needed)} for {purpose}; this machine has {_gib(have)} available")
-    return params
 
 
 def check_tokenizer_vocab_fits(vocab_size: int, flag: str = "--vocab-size") -> None:

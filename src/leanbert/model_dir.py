@@ -18,7 +18,7 @@ from leanbert.atomic import write_dir_atomically, write_json_atomically
 from leanbert.config import ConfigError, from_dict, to_dict
 from leanbert.data.tokenizer import fingerprint_file
 from leanbert.errors import UserError
-from leanbert.memory_check import check_model_fits
+from leanbert.memory_check import check_parameters_fit
 from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.paths import regular_file_inside
@@ -32,6 +32,18 @@ FORMAT_VERSION = 1
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                    "spiece.model")
 
+
+
+def check_model_fits(config: ModelConfig, training: bool, source: str = "the model config") -> int:
+    """Refuse ``config`` before allocating it when the machine lacks the memory for it (weights, and for
+    ``training`` gradients and optimizer moments too; ``memory_check``); returns the parameter count, counted on
+    the meta device (no memory touched)."""
+    with torch.device("meta"):
+        params = sum(p.numel() for p in LeanBertModel(config).parameters())
+    shape = (f"vocab_size={config.vocab_size}, hidden_size={config.hidden_size}, "
+             f"num_layers={config.num_layers}, intermediate_size={config.intermediate_size}")
+    check_parameters_fit(params, training, shape, source)
+    return params
 
 def copy_tokenizer_files(src: str | Path | None, dst: Path) -> list[str]:
     """Copy the tokenizer files that exist in ``src`` into ``dst``; returns their names. Only regular files

@@ -24,9 +24,14 @@ from leanbert.config import ConfigError, load_config_file, to_dict
 from leanbert.data.loader import build_loader, resolve_tokenizer
 from leanbert.errors import UserError
 from leanbert.jobs import CONFIG_FILE, Job, JobSpec, check_resume_compatible, run_job, seed_everything
-from leanbert.memory_check import check_model_fits
 from leanbert.model.config import ModelConfig
-from leanbert.model_dir import ROLES_FILE, check_tokenizer_files, save_model, write_model_files
+from leanbert.model_dir import (
+    ROLES_FILE,
+    check_model_fits,
+    check_tokenizer_files,
+    save_model,
+    write_model_files,
+)
 from leanbert.objectives import apply_addons, build_objective, objective_spec
 from leanbert.pretrain_config import PretrainConfig, load_pretrain_config
 from leanbert.train.distributed import DistEnv

@@ -21,10 +21,9 @@ import torch
 from leanbert.config import ConfigError
 from leanbert.errors import UserError
 from leanbert.finetune.source import load_source, resolve_model_dir
-from leanbert.memory_check import check_model_fits
 from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
-from leanbert.model_dir import read_model_config, tokenizer_fingerprint
+from leanbert.model_dir import check_model_fits, read_model_config, tokenizer_fingerprint
 from leanbert.presets import model_config
 
 INITS = ("preset", "teacher-layers")

@@ -26,9 +26,15 @@ from leanbert.interop.hf import import_from_hf
 from leanbert.model.config import ModelConfig
 from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import CONFIG_NAME, FORMAT, ROLES_FILE, load_model
+from leanbert.objectives import OBJECTIVES
 from leanbert.safe_io import read_json_object
 
-_SUBDIRS = ("model/discriminator", "model", "discriminator")  # runs without roles.json
+
+def _registered_kept_subdirs() -> tuple[str, ...]:
+    """Where a run without roles.json (written before it existed) keeps its network: RUN/model/<role> for each
+    registered objective's kept role other than "model", then RUN/model, then a bare <role> folder."""
+    roles = list(dict.fromkeys(spec.kept for spec in OBJECTIVES.values() if spec.kept != "model"))
+    return (*(f"model/{role}" for role in roles), "model", *roles)
 
 
 def _kept_subdirs(model: Path) -> tuple[str, ...]:
@@ -41,7 +47,7 @@ def _kept_subdirs(model: Path) -> tuple[str, ...]:
             if not isinstance(folder, str) or Path(folder).is_absolute() or ".." in Path(folder).parts:
                 raise UserError(f"{path}: \"path\" must be a folder inside {path.parent}, got {folder!r}")
             return ((Path(prefix) / folder).as_posix(),)
-    return _SUBDIRS
+    return _registered_kept_subdirs()
 
 
 def _config_kind(directory: Path) -> str | None:
@@ -76,7 +82,7 @@ def resolve_model_dir(model: str | Path, tmp_dir: Path, log=print) -> Path:
                 log(f"using {chosen}")
                 break
     if kind is None:
-        raise UserError(f"{model}: no {CONFIG_NAME} here or in {', '.join(_SUBDIRS)} (expected a leanbert model "
+        raise UserError(f"{model}: no {CONFIG_NAME} here or in {', '.join(_kept_subdirs(model))} (expected a leanbert model "
                         "directory, a pretraining run, or a Hugging Face model directory)")
     if kind == "hf":
         imported = tmp_dir / "imported"
