@@ -60,7 +60,7 @@ def test_hidden_and_embedding_mse_over_real_tokens_with_projection():
     for fn in (losses.hidden_loss, losses.embedding_loss):
         got = fn(student, teacher, mask, projection)
         assert got.dtype == DT
-        assert math.isclose(float(got), expected, rel_tol=1e-12)
+        assert math.isclose(got.item(), expected, rel_tol=1e-12)
 
 
 def test_representation_loss_without_projection_needs_equal_widths():
