@@ -164,6 +164,22 @@ class PairEncoder:
         return Features(np.asarray(ids, dtype=np.int64), np.asarray(types, dtype=np.int64), label)
 
 
+def pad_rows(features: Sequence, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, token_type_ids, attention_mask), each (B, T) long, of rows that carry ``input_ids`` and
+    ``token_type_ids`` arrays, padded to the longest row (``pad_id``, type 0, mask 0) - what every task's
+    collator starts from."""
+    if not features:
+        raise ValueError("cannot collate an empty batch")
+    width = max(f.input_ids.shape[0] for f in features)
+    input_ids = np.full((len(features), width), pad_id, dtype=np.int64)  # (B, T)
+    token_types = np.zeros((len(features), width), dtype=np.int64)  # (B, T)
+    mask = np.zeros((len(features), width), dtype=np.int64)  # (B, T)
+    for row, f in enumerate(features):
+        n = f.input_ids.shape[0]
+        input_ids[row, :n], token_types[row, :n], mask[row, :n] = f.input_ids, f.token_type_ids, 1
+    return torch.from_numpy(input_ids), torch.from_numpy(token_types), torch.from_numpy(mask)
+
+
 @dataclass(frozen=True)
 class Collator:
     """Pads a list of Features to its longest row and stacks them into a Batch (usable as a DataLoader
@@ -173,21 +189,10 @@ class Collator:
     regression: bool = False
 
     def __call__(self, features: Sequence[Features]) -> Batch:
-        if not features:
-            raise ValueError("cannot collate an empty batch")
-        width = max(f.input_ids.shape[0] for f in features)
-        input_ids = np.full((len(features), width), self.pad_id, dtype=np.int64)  # (B, T)
-        token_types = np.zeros((len(features), width), dtype=np.int64)  # (B, T)
-        mask = np.zeros((len(features), width), dtype=np.int64)  # (B, T)
-        for row, f in enumerate(features):
-            n = f.input_ids.shape[0]
-            input_ids[row, :n] = f.input_ids
-            token_types[row, :n] = f.token_type_ids
-            mask[row, :n] = 1
+        input_ids, token_types, mask = pad_rows(features, self.pad_id)
         dtype = torch.float32 if self.regression else torch.long
         labels = torch.tensor([f.label for f in features], dtype=dtype)  # (B,)
-        return Batch(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask),
-                     token_type_ids=torch.from_numpy(token_types), class_labels=labels)
+        return Batch(input_ids=input_ids, attention_mask=mask, token_type_ids=token_types, class_labels=labels)
 
 
 def iterate_batches(features: Sequence[Features], batch_size: int, collator: Collator, shuffle: bool = False,

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from leanbert.batch import Batch
 from leanbert.errors import UserError
-from leanbert.tasks.encode import PairEncoder, load_any_tokenizer
+from leanbert.tasks.encode import PairEncoder, load_any_tokenizer, pad_rows
 from leanbert.tasks.qa_data import QAExample
 
 NOT_CONTEXT = -1  # offsets of question and special tokens
@@ -118,16 +118,7 @@ class QACollator:
     pad_id: int
 
     def __call__(self, features: Sequence[QAFeatures]) -> Batch:
-        if not features:
-            raise ValueError("cannot collate an empty batch")
-        width = max(f.input_ids.shape[0] for f in features)
-        input_ids = np.full((len(features), width), self.pad_id, dtype=np.int64)  # (B, T)
-        types = np.zeros((len(features), width), dtype=np.int64)  # (B, T)
-        mask = np.zeros((len(features), width), dtype=np.int64)  # (B, T)
-        for row, f in enumerate(features):
-            n = f.input_ids.shape[0]
-            input_ids[row, :n], types[row, :n], mask[row, :n] = f.input_ids, f.token_type_ids, 1
+        input_ids, types, mask = pad_rows(features, self.pad_id)
         targets = {"start_positions": torch.tensor([f.start for f in features], dtype=torch.long),
                    "end_positions": torch.tensor([f.end for f in features], dtype=torch.long)}  # (B,) each
-        return Batch(input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask),
-                     token_type_ids=torch.from_numpy(types), targets=targets)
+        return Batch(input_ids=input_ids, attention_mask=mask, token_type_ids=types, targets=targets)
