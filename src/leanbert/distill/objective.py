@@ -33,13 +33,10 @@ from leanbert.model.model import LeanBertModel
 from leanbert.objectives.base import Objective, Output
 from leanbert.tasks import TaskType, get_task_type
 from leanbert.train.frozen import FrozenModule
+from leanbert.train.precision import full_precision
 
 REPRESENTATIONS = ("embedding", "hidden")
 
-
-def full_precision(x: torch.Tensor) -> torch.Tensor:
-    """Losses in float32 at least (bf16 autocast outputs are widened; float64 stays float64)."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 @dataclass(frozen=True)

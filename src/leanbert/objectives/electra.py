@@ -42,7 +42,7 @@ from leanbert.objectives.config import ObjectiveConfig, check_weights
 from leanbert.objectives.metrics import mean_over
 from leanbert.objectives.mlm import flat_positions, masked_positions, mlm_loss
 from leanbert.objectives.registry import NEEDS_MLM_TARGETS, DataNeeds, ObjectiveSpec, register_objective
-from leanbert.objectives.vocab_softmax import full_precision
+from leanbert.train.precision import full_precision
 
 # Embedding submodules the generator takes from the discriminator (its "project" stays its own).
 SHARED_EMBEDDINGS = ("word_embeddings", "position_embeddings", "token_type_embeddings", "norm")

@@ -45,7 +45,8 @@ from leanbert.objectives.config import ObjectiveConfig, check_weights
 from leanbert.objectives.metrics import mean_over
 from leanbert.objectives.mlm import flat_positions, masked_positions, mlm_loss
 from leanbert.objectives.registry import DataNeeds, ObjectiveSpec, register_objective
-from leanbert.objectives.vocab_softmax import full_precision, vocab_softmax
+from leanbert.objectives.vocab_softmax import vocab_softmax
+from leanbert.train.precision import full_precision
 
 NEITHER = -1  # candidate id of slot 0, "neither: the input token is the original" (the reference's <neither>)
 CHOICE_HEAD = "multi_choice"

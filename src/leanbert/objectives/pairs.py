@@ -23,7 +23,7 @@ from leanbert.objectives.config import check_weights
 from leanbert.objectives.metrics import mean_over
 from leanbert.objectives.mlm import MaskedLM, MaskedLMConfig, mlm_flops_per_token, mlm_loss
 from leanbert.objectives.registry import NEEDS_MLM_TARGETS, DataNeeds, ObjectiveSpec, register_objective
-from leanbert.objectives.vocab_softmax import full_precision
+from leanbert.train.precision import full_precision
 
 TASKS = {"mlm+nsp": "nsp", "mlm+sop": "sop"}  # objective.name -> the sentence task (and data.pairs)
 

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import torch
 
+from leanbert.train.precision import full_precision
+
 _CPU_BLOCK_BYTES = 1 << 20  # CPU blocks hold ~1 MiB of float32 logits (they stay in cache); 1 MiB-4 MiB measured alike
 
-
-def full_precision(x: torch.Tensor) -> torch.Tensor:
-    """bf16/fp16 -> float32 for losses and sampling; float32/float64 unchanged (float64 tests stay exact)."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def _vocab_pass(logits, targets, uniforms, temperature, need_grad):

@@ -33,9 +33,10 @@ from leanbert.tasks.qa_data import QAExample, read_questions, read_squad
 from leanbert.tasks.qa_features import QACollator, QAFeatures, WindowEncoder
 from leanbert.tasks.qa_postprocess import QAPrediction, predict_answers
 from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
-from leanbert.tasks.sequence import check_model_fit, check_vocab, full_precision
+from leanbert.tasks.sequence import check_model_fit, check_vocab
 from leanbert.tasks.squad_metrics import squad_v1, squad_v2
 from leanbert.train.distributed import DistEnv, gather_rows
+from leanbert.train.precision import full_precision
 
 QA_RECIPE = Recipe(lr=5e-5, epochs=2.0, batch_size=32, max_seq_len=384)  # run_qa's, lr for compact models
 

@@ -31,6 +31,7 @@ from leanbert.tasks.prediction_loss import prediction_loss
 from leanbert.tasks.recipe import FinetuneDataConfig
 from leanbert.tasks.sequence_data import load_task_data
 from leanbert.train.distributed import DistEnv
+from leanbert.train.precision import full_precision
 
 
 def load(request: TaskRequest) -> TaskData:
@@ -83,10 +84,6 @@ def loss(out: Any, batch: Batch) -> Output:
         accuracy = (logits.argmax(dim=-1) == batch.class_labels).float().mean()
     return Output(value, {"task_loss": value.detach(), "task_accuracy": accuracy, "task_count": count})
 
-
-def full_precision(x: torch.Tensor) -> torch.Tensor:
-    """Losses in float32 at least (bf16 autocast outputs are widened; float64 stays float64)."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def distill_loss(student: Any, teacher: Any, batch: Batch, temperature: float, hard_weight: float

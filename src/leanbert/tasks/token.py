@@ -30,10 +30,11 @@ from leanbert.tasks.entities import entity_report
 from leanbert.tasks.prediction_loss import prediction_loss
 from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from leanbert.tasks.row_outputs import row_outputs
-from leanbert.tasks.sequence import check_model_fit, check_vocab, full_precision
+from leanbert.tasks.sequence import check_model_fit, check_vocab
 from leanbert.tasks.tag_files import TaggedSentence, check_known_tags, conll_lines, label_list, read_tagged
 from leanbert.tasks.token_predict import TOKEN_PREDICT
 from leanbert.tasks.word_align import WordCollator, WordEncoder, continuation_labels, word_predictions
+from leanbert.train.precision import full_precision
 
 METRICS = ("entity_f1", "entity_precision", "entity_recall", "token_accuracy")
 
