@@ -22,30 +22,13 @@ from leanbert.config import ConfigError
 from leanbert.errors import UserError
 from leanbert.finetune.source import load_source, resolve_model_dir
 from leanbert.model.config import ModelConfig
-from leanbert.model.model import LeanBertModel
+from leanbert.model.model import LeanBertModel, with_heads
 from leanbert.model_dir import check_model_fits, read_model_config, tokenizer_fingerprint
 from leanbert.presets import model_config
 
 INITS = ("preset", "teacher-layers")
 # Fields a student must share with its teacher: they describe the tokenizer, not the network's shape.
 TOKENIZER_FIELDS = ("vocab_size", "pad_token_id", "type_vocab_size")
-
-
-def with_heads(model: LeanBertModel, heads: list[str], num_labels: int = 2, seed: int = 0,
-               dropout: float | None = None) -> LeanBertModel:
-    """``model``'s encoder under new, freshly initialised ``heads`` (seeded by ``seed``); ``dropout`` (if
-    given) replaces the hidden and attention dropout."""
-    changes: dict[str, Any] = {"heads": list(heads), "num_labels": num_labels}
-    if dropout is not None:
-        changes.update(hidden_dropout=dropout, attention_dropout=dropout)
-    torch.manual_seed(seed)
-    fresh = LeanBertModel(dataclasses.replace(model.config, **changes))
-    encoder = {k: v for k, v in model.state_dict().items() if k.startswith("encoder.")}
-    result = fresh.load_state_dict(encoder, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith("heads.")]
-    if missing or result.unexpected_keys:  # both come from one config, so this is a bug, not bad input
-        raise RuntimeError(f"encoder transfer failed: missing {missing}, unexpected {result.unexpected_keys}")
-    return fresh
 
 
 def kept_teacher_layers(teacher_layers: int, keep_every: int) -> list[int]:
@@ -135,7 +118,7 @@ def build_student(init: str, *, teacher: LeanBertModel, teacher_dir: Path, heads
     student_dir = student_model_dir(init, work, log)
     source = load_source(student_dir)
     check_same_tokenizer(teacher_dir, student_dir, teacher.config, source.config)
-    return with_heads(source, heads, num_labels, seed, dropout)
+    return with_heads(source, heads, seed, dropout, num_labels=num_labels)
 
 
 def student_model_dir(init: str, work: Path, log=print) -> Path:

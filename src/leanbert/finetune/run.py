@@ -15,7 +15,7 @@ import torch
 
 from leanbert.finetune.config import FinetuneConfig, finetune_config
 from leanbert.finetune.objective import TaskObjective
-from leanbert.finetune.source import load_source, resolve_model_dir, task_config, task_model_from
+from leanbert.finetune.source import load_source, resolve_model_dir, task_config
 from leanbert.finetune.task_job import (
     SeedResult,
     TaskJob,
@@ -24,7 +24,7 @@ from leanbert.finetune.task_job import (
     task_files,
 )
 from leanbert.jobs import Job, JobSpec, run_job
-from leanbert.model.model import LeanBertModel
+from leanbert.model.model import LeanBertModel, with_heads
 from leanbert.tasks import TaskType, get_task_type
 from leanbert.tasks.glue import TaskData
 from leanbert.train.distributed import DistEnv
@@ -37,7 +37,7 @@ def starting_model(source: LeanBertModel, task_type: TaskType, head_options: dic
     if from_scratch:
         torch.manual_seed(seed)
         return LeanBertModel(task_config(source.config, task_type.head, head_options, dropout))
-    return task_model_from(source, task_type.head, head_options, seed, dropout)
+    return with_heads(source, [task_type.head], seed, dropout, **head_options)
 
 
 def finetune(model: str | Path, task: TaskData, out_dir: str | Path, overrides: list[str] | None = None,

@@ -15,16 +15,13 @@ the run's seed.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from leanbert.errors import UserError
 from leanbert.interop.hf import import_from_hf
 from leanbert.model.config import ModelConfig
-from leanbert.model.model import LeanBertModel
+from leanbert.model.model import LeanBertModel, config_with_heads, with_heads
 from leanbert.model_dir import CONFIG_NAME, FORMAT, ROLES_FILE, load_model
 from leanbert.objectives import OBJECTIVES
 from leanbert.safe_io import read_json_object
@@ -97,24 +94,7 @@ def task_config(config: ModelConfig, head: str, head_options: dict[str, Any], dr
                 ) -> ModelConfig:
     """``config`` with only the task head ``head`` and its options (``num_labels``); ``dropout`` (if given)
     replaces the hidden/attention dropout."""
-    changes: dict[str, Any] = {"heads": [head], **head_options}
-    if dropout is not None:
-        changes.update(hidden_dropout=dropout, attention_dropout=dropout)
-    return dataclasses.replace(config, **changes)
-
-
-def task_model_from(source: LeanBertModel, head: str, head_options: dict[str, Any], seed: int,
-                    dropout: float | None = None) -> LeanBertModel:
-    """A model with only a fresh ``head`` on ``source``'s encoder (``task_config``); ``seed`` initialises the
-    head."""
-    torch.manual_seed(seed)
-    model = LeanBertModel(task_config(source.config, head, head_options, dropout))
-    encoder_state = {k: v for k, v in source.state_dict().items() if k.startswith("encoder.")}
-    result = model.load_state_dict(encoder_state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith(f"heads.{head}.")]
-    if missing or result.unexpected_keys:  # both come from one config, so this is a bug, not bad input
-        raise RuntimeError(f"encoder transfer failed: missing {missing}, unexpected {result.unexpected_keys}")
-    return model
+    return config_with_heads(config, [head], dropout, **head_options)
 
 
 def classifier_config(config: ModelConfig, num_labels: int, dropout: float | None = None) -> ModelConfig:
@@ -125,7 +105,7 @@ def classifier_config(config: ModelConfig, num_labels: int, dropout: float | Non
 def classifier_from(source: LeanBertModel, num_labels: int, seed: int, dropout: float | None = None
                     ) -> LeanBertModel:
     """A model with only a fresh ``classifier`` head on ``source``'s encoder; ``seed`` initialises the head."""
-    return task_model_from(source, "classifier", {"num_labels": num_labels}, seed, dropout)
+    return with_heads(source, ["classifier"], seed, dropout, num_labels=num_labels)
 
 
 def load_source(model_dir: Path) -> LeanBertModel:

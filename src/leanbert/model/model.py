@@ -123,3 +123,26 @@ class LeanBertModel(nn.Module):
         total = sum(p.numel() for p in self.parameters())
         embedding = sum(p.numel() for p in self.encoder.embeddings.parameters())
         return {"total": total, "embedding": embedding, "non_embedding": total - embedding}
+
+
+def config_with_heads(config: ModelConfig, heads: Sequence[str], dropout: float | None = None,
+                      **changes) -> ModelConfig:
+    """``config`` with only ``heads`` and the given field ``changes`` (e.g. ``num_labels``); ``dropout`` (if
+    given) replaces the hidden and attention dropout."""
+    if dropout is not None:
+        changes.update(hidden_dropout=dropout, attention_dropout=dropout)
+    return dataclasses.replace(config, heads=list(heads), **changes)
+
+
+def with_heads(source: LeanBertModel, heads: Sequence[str], seed: int, dropout: float | None = None,
+               **changes) -> LeanBertModel:
+    """``source``'s encoder under new, freshly initialised ``heads`` (seeded by ``seed``; ``config_with_heads``):
+    how fine-tuning and task distillation start from a pretrained or distilled encoder."""
+    torch.manual_seed(seed)
+    model = LeanBertModel(config_with_heads(source.config, heads, dropout, **changes))
+    encoder = {k: v for k, v in source.state_dict().items() if k.startswith("encoder.")}
+    result = model.load_state_dict(encoder, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("heads.")]
+    if missing or result.unexpected_keys:  # both come from one config, so this is a bug, not bad input
+        raise RuntimeError(f"encoder transfer failed: missing {missing}, unexpected {result.unexpected_keys}")
+    return model
