@@ -8,6 +8,7 @@ student trained on the labels alone, and the student's batch-1 speed against the
   matches (0: skipped, as the demo does), then --epochs of the prediction layer (the teacher's start and end
   distributions, temperature 1, no gold term). Control: the same starting weights fine-tuned on the gold spans
   for the same number of epochs as the prediction stage, the same lr, batch, windows and seed.
+* --parallel trains the student and the control at the same time (two processes, --threads each).
 * Speed: batch-1 forward milliseconds (median) on the first --latency-windows dev windows at their real length,
   teacher and student alternating window by window, --threads torch threads.
 
@@ -17,7 +18,9 @@ student trained on the labels alone, and the student's batch-1 speed against the
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import shutil
 import statistics
 import tempfile
@@ -71,6 +74,25 @@ def control(args, task, work: Path, out: Path) -> dict:
             "seconds": round(time.perf_counter() - start, 1)}
 
 
+def run_one(name: str, args, train: Path, dev: Path, work: Path) -> dict:
+    torch.set_num_threads(args.threads)
+    task = task_type_for("qa").load(TaskRequest("qa", train=str(train), dev=str(dev)))
+    row = (distilled(args, task, args.out / "student") if name == "student"
+           else control(args, task, work, args.out / "control"))
+    print(f"{name}: {row}", flush=True)
+    return row
+
+
+def train_both(args, train: Path, dev: Path, work: Path) -> dict[str, dict]:
+    """The distilled student and the control, one after the other or (--parallel) in two processes at once."""
+    if not args.parallel:
+        return {name: run_one(name, args, train, dev, work) for name in ("student", "control")}
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
+        futures = {name: pool.submit(run_one, name, args, train, dev, work) for name in ("student", "control")}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def batch1_ms(models: dict[str, Path], task, args) -> dict[str, float]:
     """Median batch-1 forward time per model over the first dev windows, the models alternating per window."""
     windows = WindowEncoder(models["teacher"], args.max_seq_len, args.doc_stride, 64)
@@ -105,6 +127,7 @@ def main() -> None:
     parser.add_argument("--doc-stride", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--parallel", action="store_true", help="train the student and the control at once")
     parser.add_argument("--latency-windows", type=int, default=50)
     parser.add_argument("--latency-rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True, help="folder for the student and the control")
@@ -119,10 +142,7 @@ def main() -> None:
         task = task_type_for("qa").load(TaskRequest("qa", train=str(train), dev=str(dev)))
         teacher = json.loads((args.teacher / "metrics.json").read_text(encoding="utf-8"))
         rows = {"teacher": {"exact_match": teacher["exact_match"], "f1": teacher["f1"]}}
-        rows["student"] = distilled(args, task, args.out / "student")
-        print(f"student: {rows['student']}", flush=True)
-        rows["control"] = control(args, task, work, args.out / "control")
-        print(f"control: {rows['control']}", flush=True)
+        rows.update(train_both(args, train, dev, work))
         speed = batch1_ms({"teacher": args.teacher / "model", "student": args.out / "student" / "model"}, task, args)
         for name, ms in speed.items():
             rows[name]["batch1_ms"] = round(ms, 2)
