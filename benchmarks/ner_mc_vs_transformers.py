@@ -30,6 +30,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -89,11 +90,15 @@ def start_leanbert(args, train: Path, dev: Path, seed: int, out: Path):
            f"train.seeds=[{seed}]", "train.eval_at_start=false", "train.device=cpu"]
     start = time.perf_counter()
     process = subprocess.Popen(cmd)
+    ended: list[float] = []  # when the subprocess exited, even if finish() is called later (--parallel)
+    waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.perf_counter())))
+    waiter.start()
 
     def finish() -> dict:
-        if process.wait() != 0:
+        waiter.join()
+        if process.returncode != 0:
             raise SystemExit(f"leanbert finetune failed (exit status {process.returncode})")
-        seconds = time.perf_counter() - start
+        seconds = ended[0] - start
         metrics = json.loads((out / "metrics.json").read_text())
         key = "entity_f1" if args.task == "ner" else "accuracy"
         return {"metric": metrics[key], "seconds": seconds}
