@@ -3,7 +3,7 @@
 Outputs use Hugging Face's familiar names so users coming from ``transformers`` find their way:
 ``last_hidden_state``, ``pooler_output``, ``logits`` (classifier if present, else the replaced-token
 discriminator, else MLM over all positions), ``mlm_logits``, ``seq_relationship_logits`` (NSP) and
-``sop_logits`` (SOP). Heads are run from their registrations in ``model/heads.py`` (what each consumes, which
+``sop_logits`` (SOP). Heads are run from their registrations in ``model/heads/`` (what each consumes, which
 output it fills); an output name ModelOutput has no field for lands in ``ModelOutput.extra``.
 """
 
