@@ -28,8 +28,9 @@ from leanbert.model.config import ModelConfig
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type, require_train_dev
 from leanbert.tasks.choice_encode import ChoiceCollator, ChoiceEncoder, ChoiceFeatures, masked_scores
-from leanbert.tasks.choice_files import ChoiceExample, read_choices
+from leanbert.tasks.choice_files import read_choices
 from leanbert.tasks.choice_predict import CHOICE_PREDICT, prediction_rows
+from leanbert.tasks.glue import TaskData
 from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from leanbert.tasks.row_outputs import row_outputs
 from leanbert.tasks.sequence import check_model_fit
@@ -44,19 +45,10 @@ class ChoiceSpec:
     num_labels: int = 1  # one score per option row
 
 
-@dataclass
-class ChoiceData:
-    spec: ChoiceSpec
-    train: list[ChoiceExample]
-    dev: dict[str, list[ChoiceExample]]
-    kind: str = "choice"
-    files: list[str] = field(default_factory=list)  # the files read (OUT_DIR must stay clear of them)
-
-
-def load(request: TaskRequest) -> ChoiceData:
+def load(request: TaskRequest) -> TaskData:
     require_train_dev(request, "JSONL with a context and its options", "its fields")
-    return ChoiceData(ChoiceSpec(), read_choices(request.train), {"dev": read_choices(request.dev)},
-                      files=[str(request.train), str(request.dev)])
+    return TaskData(ChoiceSpec(), read_choices(request.train), {"dev": read_choices(request.dev)},
+                      kind="choice", files=(str(request.train), str(request.dev)))
 
 
 def check_vocab(features: list[ChoiceFeatures], tokenizer_dir: Path, model: ModelConfig) -> None:
@@ -70,7 +62,7 @@ def collator_for(encoder: ChoiceEncoder) -> ChoiceCollator:
     return ChoiceCollator(encoder.pad_id, encoder.cls_id, encoder.sep_id)
 
 
-def encode(task: ChoiceData, tokenizer_dir: Path, data: FinetuneDataConfig, model: ModelConfig,
+def encode(task: TaskData, tokenizer_dir: Path, data: FinetuneDataConfig, model: ModelConfig,
            progress: bool = False) -> EncodedTask:
     check_model_fit(data.max_seq_len, model)
     encoder = ChoiceEncoder.from_dir(tokenizer_dir, data.max_seq_len)

@@ -27,6 +27,7 @@ from leanbert.model.config import ModelConfig
 from leanbert.objectives.base import Output
 from leanbert.tasks.base import EncodedTask, TaskRequest, TaskType, register_task_type, require_train_dev
 from leanbert.tasks.entities import entity_report
+from leanbert.tasks.glue import TaskData
 from leanbert.tasks.prediction_loss import prediction_loss
 from leanbert.tasks.recipe import FinetuneDataConfig, Recipe
 from leanbert.tasks.row_outputs import row_outputs
@@ -72,23 +73,14 @@ class TokenSpec:
         return [*METRICS, *(f"f1_{t}" for t in self.types)]
 
 
-@dataclass
-class TokenData:
-    spec: TokenSpec
-    train: list[TaggedSentence]
-    dev: dict[str, list[TaggedSentence]]
-    kind: str = "token"
-    files: list[str] = field(default_factory=list)  # the files read (OUT_DIR must stay clear of them)
-
-
-def load(request: TaskRequest) -> TokenData:
+def load(request: TaskRequest) -> TaskData:
     require_train_dev(request, "CoNLL columns or JSONL {tokens, tags}", "tokens and tags")
     train = read_tagged(request.train)
     dev = read_tagged(request.dev)
     labels = label_list(train)
     check_known_tags(request.dev, dev, labels)
-    return TokenData(TokenSpec("ner", tuple(labels)), train, {"dev": dev},
-                     files=[str(request.train), str(request.dev)])
+    return TaskData(TokenSpec("ner", tuple(labels)), train, {"dev": dev},
+                     kind="token", files=(str(request.train), str(request.dev)))
 
 
 def label_ids(sentences: list[TaggedSentence], labels: tuple[str, ...]) -> list[list[int]]:
@@ -96,7 +88,7 @@ def label_ids(sentences: list[TaggedSentence], labels: tuple[str, ...]) -> list[
     return [[index[tag] for tag in s.tags or ()] for s in sentences]
 
 
-def encode(task: TokenData, tokenizer_dir: Path, data: TokenDataConfig, model: ModelConfig,
+def encode(task: TaskData, tokenizer_dir: Path, data: TokenDataConfig, model: ModelConfig,
            progress: bool = False) -> EncodedTask:
     check_model_fit(data.max_seq_len, model)
     labels = task.spec.labels
