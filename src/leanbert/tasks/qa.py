@@ -6,8 +6,8 @@ token, transformers' ``qa_outputs``), doc-stride windows, n-best post-processing
 Reading: qa_data.py; windows: qa_features.py; answers: qa_postprocess.py; metrics: squad_metrics.py. SQuAD v2
 mode (null answers) is on when any training or dev question is unanswerable. OUT/predictions.json is
 ``{question id: answer}`` ("" = no answer, at ``data.null_threshold``), the official scripts' input. The loss
-is transformers' *ForQuestionAnswering loss: the mean of the start and end cross-entropies; distillation
-matches the teacher's start and end distributions over the window's real tokens.
+is transformers' *ForQuestionAnswering loss, the mean of the start and end cross-entropies, over the window's real
+tokens (padding masked); distillation matches the teacher's start and end distributions over the same tokens.
 """
 
 from __future__ import annotations
@@ -133,8 +133,13 @@ def split_logits(out: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def loss(out: Any, batch: Batch) -> Output:
-    """transformers' QA loss: positions outside the window are clamped to T and ignored."""
-    start, end = (full_precision(x) for x in split_logits(out))
+    """transformers' QA loss (the mean of the start and end cross-entropies; positions outside the window are
+    clamped to T and ignored) over each window's real tokens. Padding is kept out of the softmax: transformers
+    scores its padded positions too, which makes the loss depend on how much padding a batch carries, and under
+    unpadding (whose padded hidden states are zeros) it gave every pad the head's bias as its logit, a different
+    objective that trained worse on SQuAD (BENCHMARKS.md)."""
+    pad = batch.attention_mask == 0  # (B, T)
+    start, end = (full_precision(x).masked_fill(pad, -1e4) for x in split_logits(out))
     width = start.shape[1]
     start_gold = batch.targets["start_positions"].clamp(0, width)
     end_gold = batch.targets["end_positions"].clamp(0, width)
