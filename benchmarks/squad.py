@@ -18,7 +18,8 @@ with a plain PyTorch loop, the same recipe, data, windows and post-processing, a
   alone can move the gap; seed noise (another init and batch order) comes on top.
 * --parallel runs a round's two contenders at the same time, in two processes with --threads each: on a shared
   machine whose load drifts, both then train under the same load.
-* --results FILE appends one JSON line per run; --keep DIR keeps leanbert's fine-tuned output directory (the
+* --only CONTENDER runs one side (e.g. again after a change to it); --results FILE appends one JSON line per run,
+  dev answers included (so any two runs' paired F1 gap can be computed later); --keep DIR keeps leanbert's fine-tuned output directory (the
   last round's), e.g. as the teacher for `leanbert distill --stage task --task qa`.
 
   python benchmarks/squad.py --train-questions 400 --dev-questions 300 --rounds 1
@@ -218,6 +219,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--results", type=Path, help="append one JSON line per run to this file")
     parser.add_argument("--keep", type=Path, help="copy leanbert's fine-tuned output directory here")
+    parser.add_argument("--only", choices=("leanbert", "transformers"), help="run this contender alone")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -233,6 +235,7 @@ def main() -> None:
         results: dict[str, list[dict]] = {"leanbert": [], "transformers": []}
         for r in range(args.rounds):
             order = ["leanbert", "transformers"] if r % 2 == 0 else ["transformers", "leanbert"]
+            order = [name for name in order if args.only in (None, name)]
             rows = run_round(order, minilm, train, dev, args, work)
             for name in order:
                 row = rows[name]
@@ -242,8 +245,10 @@ def main() -> None:
                                                           for k, v in shown.items()), flush=True)
                 if args.results:
                     with args.results.open("a", encoding="utf-8") as handle:
-                        handle.write(json.dumps({"round": r, "contender": name, **shown, **vars(args)},
-                                                default=str) + "\n")
+                        handle.write(json.dumps({"round": r, "contender": name, **shown, **vars(args),
+                                                 "answers": row["answers"]}, default=str) + "\n")
+        if args.only:
+            return
         ours, theirs = (statistics.median(x["tokens_per_s"] for x in results[k]) for k in results)
         gap, error = paired_f1_gap(dev, results["leanbert"][0]["answers"], results["transformers"][0]["answers"])
         print(f"median training tokens/s: leanbert {ours:.0f}, transformers {theirs:.0f} "
