@@ -115,5 +115,6 @@ def describe_mix(mix: dict[str, object]) -> str:
     """One line for the log: sizes and shares."""
     files = mix["unlabeled_files"]
     parts = ", ".join(f"{Path(p).name} {n:,}" for p, n in files.items())  # type: ignore[union-attr]
-    return (f"training rows: {mix['labelled']:,} labelled + {mix['unlabeled']:,} unlabeled ({parts}) = "
+    parts = f" ({parts})" if parts else ""
+    return (f"training rows: {mix['labelled']:,} labelled + {mix['unlabeled']:,} unlabeled{parts} = "
             f"{mix['total']:,}, {100 * float(mix['unlabeled_share']):.1f}% without a gold label")
