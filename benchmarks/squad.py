@@ -19,8 +19,8 @@ with a plain PyTorch loop, the same recipe, data, windows and post-processing, a
 * --parallel runs a round's two contenders at the same time, in two processes with --threads each: on a shared
   machine whose load drifts, both then train under the same load.
 * --only CONTENDER runs one side (e.g. again after a change to it); --results FILE appends one JSON line per run,
-  dev answers included (so any two runs' paired F1 gap can be computed later); --keep DIR keeps leanbert's fine-tuned output directory (the
-  last round's), e.g. as the teacher for `leanbert distill --stage task --task qa`.
+  dev answers included (so any two runs' paired F1 gap can be computed later); --keep DIR keeps leanbert's
+  fine-tuned output directory (the last round's), e.g. as the teacher for `leanbert distill --stage task --task qa`.
 
   python benchmarks/squad.py --train-questions 400 --dev-questions 300 --rounds 1
 """
