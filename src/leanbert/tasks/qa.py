@@ -132,14 +132,21 @@ def split_logits(out: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return start, end
 
 
+def window_logits(out: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) start and end logits in full precision with padding at -1e4, so that every softmax over a window
+    (the loss, distillation) sees its real tokens only."""
+    pad = batch.attention_mask == 0  # (B, T)
+    start, end = (full_precision(x).masked_fill(pad, -1e4) for x in split_logits(out))
+    return start, end
+
+
 def loss(out: Any, batch: Batch) -> Output:
     """transformers' QA loss (the mean of the start and end cross-entropies; positions outside the window are
     clamped to T and ignored) over each window's real tokens. Padding is kept out of the softmax: transformers
     scores its padded positions too, which makes the loss depend on how much padding a batch carries, and under
     unpadding (whose padded hidden states are zeros) it gave every pad the head's bias as its logit, a different
     objective that trained worse on SQuAD (BENCHMARKS.md)."""
-    pad = batch.attention_mask == 0  # (B, T)
-    start, end = (full_precision(x).masked_fill(pad, -1e4) for x in split_logits(out))
+    start, end = window_logits(out, batch)
     width = start.shape[1]
     start_gold = batch.targets["start_positions"].clamp(0, width)
     end_gold = batch.targets["end_positions"].clamp(0, width)
@@ -153,12 +160,8 @@ def distill_loss(student: Any, teacher: Any, batch: Batch, temperature: float, h
                  ) -> torch.Tensor:
     """Soft cross-entropy to the teacher's start and end distributions over the real tokens (mean of the
     two), mixed with the gold positions' loss at ``hard_weight``."""
-    pad = batch.attention_mask == 0  # (B, T)
-    terms = []
-    for ours, theirs in zip(split_logits(student), split_logits(teacher)):
-        ours = full_precision(ours).masked_fill(pad, -1e4)
-        theirs = full_precision(theirs).masked_fill(pad, -1e4)
-        terms.append(soft_cross_entropy(ours, theirs, temperature))
+    terms = [soft_cross_entropy(ours, theirs, temperature)
+             for ours, theirs in zip(window_logits(student, batch), window_logits(teacher, batch))]
     soft = (terms[0] + terms[1]) / 2
     if hard_weight == 0:
         return soft
